@@ -1,0 +1,1 @@
+"""The `sslaudit` command line: one verb per lens over a run directory."""

@@ -1,0 +1,61 @@
+"""Options shared by every verb, and helpers that turn them into library calls."""
+from __future__ import annotations
+
+import functools
+
+import click
+
+from ..errors import UserError
+from ..progress import set_enabled
+
+
+def common(f):
+    """--seed, --device, --quiet on any verb."""
+
+    @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw; same seed, same result.")
+    @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 … or auto (CUDA when present).")
+    @click.option("--quiet", "-q", is_flag=True, help="No progress bars or status lines.")
+    @functools.wraps(f)
+    def wrapper(*args, seed, device, quiet, **kw):
+        set_enabled(not quiet)
+        return f(*args, seed=seed, device=resolve_device(device), **kw)
+
+    return wrapper
+
+
+def resolve_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise UserError(f"unknown --device {name!r}: use cpu, cuda, cuda:N or auto")
+    return name
+
+
+def data_options(f):
+    """Options that choose and shape the dataset."""
+
+    @click.option("--data", "data", required=True, help="digits, fashion-mnist, adult, adult-1m, or a path to a .csv or .npz file.")
+    @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Folder with the dataset files (else $SSLAUDIT_DATA, then system locations).")
+    @click.option("--label", default=None, help="CSV: the label column (used only for evaluation).")
+    @click.option("--protected", multiple=True, help="CSV: a protected attribute column for group analyses (repeatable).")
+    @click.option("--exclude", multiple=True, help="CSV: a column kept out of the encoder's inputs (repeatable).")
+    @click.option("--categorical", multiple=True, help="CSV: declare a column categorical (repeatable; default: inferred).")
+    @click.option("--test-fraction", type=click.FloatRange(0.01, 0.9), default=0.2, show_default=True, help="Held-out share when the data has no test split.")
+    @functools.wraps(f)
+    def wrapper(*args, data, data_dir, label, protected, exclude, categorical, test_fraction, **kw):
+        from ..run import data_config
+
+        dcfg = data_config(data, label=label, protected=protected, exclude=exclude, categorical=list(categorical) or None, test_fraction=test_fraction, seed=kw.get("seed", 0), data_dir=data_dir)
+        return f(*args, data_cfg=dcfg, **kw)
+
+    return wrapper
+
+
+def sample_refs(values) -> list[tuple[str, int]]:
+    from ..data.dataset import parse_sample_ref
+
+    return [parse_sample_ref(v) for v in values]

@@ -1,0 +1,88 @@
+"""`sslaudit train`, `sslaudit import` and `sslaudit info`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..errors import UserError
+from .options import common, data_options
+
+
+@click.command("train")
+@data_options
+@click.option("--objective", type=click.Choice(["simclr", "byol", "vicreg", "barlow", "simvae", "vae", "betavae"]), default="simclr", show_default=True, help="The SSL objective.")
+@click.option("--arch", type=click.Choice(["auto", "mlp", "convnet", "resnet"]), default="auto", show_default=True, help="Encoder: auto = MLP for tables, small ConvNet for images.")
+@click.option("--epochs", type=click.IntRange(1), default=None, help="Passes over the training data [default: sized to the data].")
+@click.option("--batch-size", type=int, default=256, show_default=True, help="Samples per SSL batch (≥ 2, ≤ the training set).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True, help="Peak learning rate (AdamW, warm-up then cosine).")
+@click.option("--out", required=True, type=click.Path(), help="Run directory to write (resumed if it holds the same unfinished run).")
+@click.option("--force", is_flag=True, help="Replace a different run already at --out.")
+@common
+def command(data_cfg, objective, arch, epochs, batch_size, lr, out, force, seed, device):
+    """Train an SSL encoder and store it as a run: weights, config, metrics and a manifest.
+
+    An interrupted training resumes from its last epoch when the same command is run again, and
+    ends with the same weights as an uninterrupted run. Labels are used only for the evaluation
+    in metrics.json (linear probe, k-NN).
+    """
+    from ..models.trainer import TrainConfig
+    from ..run import load_data, train_run
+
+    dataset = load_data(data_cfg)
+    if epochs is None:
+        epochs = default_epochs(len(dataset.train), dataset.kind)
+    cfg = TrainConfig(objective=objective, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    path = train_run(data_cfg, cfg, out, force=force, device=device, arch=arch, dataset=dataset)
+    print_metrics(path)
+
+
+def default_epochs(n: int, kind: str) -> int:
+    """Enough passes for a useful encoder within minutes on a CPU."""
+    if n <= 5_000:
+        return 60
+    if n <= 100_000:
+        return 15
+    return 3
+
+
+def print_metrics(path: Path) -> None:
+    m = json.loads((Path(path) / "metrics.json").read_text())
+    acc = m.get("linear_probe_accuracy")
+    knn = m.get("knn_accuracy")
+    parts = [f"run: {path}"]
+    if acc is not None:
+        parts.append(f"linear probe {acc:.4f}, k-NN {knn:.4f}")
+    parts.append(f"collapse_std {m['collapse_std']:.3f}")
+    if m.get("train_seconds"):
+        parts.append(f"{m['train_seconds']:.1f} s")
+    click.echo(" · ".join(parts))
+
+
+@click.command("import")
+@data_options
+@click.option("--encoder", "encoder", required=True, help="A torch.export program (.pt2), a TorchScript file (.pt/.ts), or package.module:factory.")
+@click.option("--weights", type=click.Path(dir_okay=False), default=None, help="With a factory: its state dict (loaded with weights_only=True).")
+@click.option("--objective", type=click.Choice(["simclr", "byol", "vicreg", "barlow"]), default="simclr", show_default=True, help="The objective the encoder was trained with (KREPES' Gauss–Newton step uses it).")
+@click.option("--out", required=True, type=click.Path(), help="Run directory to write.")
+@click.option("--force", is_flag=True, help="Replace a different run already at --out.")
+@common
+def import_command(data_cfg, encoder, weights, objective, out, force, seed, device):
+    """Make a run from your own encoder, so that every lens can audit it."""
+    from ..run import import_run
+
+    path = import_run(data_cfg, encoder, weights, objective, out, force=force, device=device, seed=seed)
+    print_metrics(path)
+
+
+@click.command("info")
+@click.argument("run", type=click.Path())
+def info_command(run):
+    """Show a run's configuration, metrics and stored artefacts."""
+    from ..store import RunStore
+
+    store = RunStore(run)
+    click.echo(json.dumps({"config": store.config, "stages": sorted(store.manifest["stages"]), "artefacts": len(store.manifest["artefacts"])}, indent=1))
+    if (Path(run) / "metrics.json").is_file():
+        click.echo((Path(run) / "metrics.json").read_text())

@@ -1,0 +1,116 @@
+"""Seeded, resumable training of an SSL method on augmented views.
+
+Reproducibility: the sample order and the augmentation draws of epoch e come from generators
+derived from (seed, e), never from global state, so a run resumed from its epoch-e checkpoint
+continues exactly as an uninterrupted run would (bit-identical weights on CPU). The checkpoint
+(weights, optimiser, BYOL's EMA target) is written atomically after every epoch.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from ..data.dataset import Dataset
+from ..errors import UserError
+from ..progress import info, progress
+from ..seeding import numpy_rng, torch_generator
+from ..store import RunStore
+from .methods import Method
+
+CHECKPOINT = "train/checkpoint.pt"
+
+
+@dataclass
+class TrainConfig:
+    """What a training run does; saved in RUN/config.json."""
+
+    objective: str = "simclr"
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    seed: int = 0
+    arch: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)  # objective hyper-parameters
+    augment: dict = field(default_factory=dict)  # overrides of the default augmentation
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def check_batch_size(batch_size: int, n: int) -> None:
+    if batch_size < 2:
+        raise UserError(f"--batch-size {batch_size} is too small: SSL losses compare samples within a batch, use at least 2 (e.g. 256)")
+    if batch_size > n:
+        raise UserError(f"--batch-size {batch_size} is larger than the {n} training samples; use at most {n}")
+
+
+def lr_at(step: int, total: int, base: float, warmup: int) -> float:
+    """Linear warm-up then cosine decay to 0."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    t = (step - warmup) / max(total - warmup, 1)
+    return base * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def train(method: Method, dataset: Dataset, cfg: TrainConfig, store: RunStore, *, augment, device: str = "cpu", extra_loss=None) -> dict:
+    """Train `method` in place; resume from RUN/train/checkpoint.pt if it matches `cfg`.
+
+    `extra_loss(method, views) -> tensor` is added to the method's loss (Q-Score regulariser).
+    Returns timing statistics. Must be called inside `with store.lock()`.
+    """
+    x_all = torch.as_tensor(dataset.train.x, dtype=torch.float32)
+    n = len(x_all)
+    check_batch_size(cfg.batch_size, n)
+    steps_per_epoch = n // cfg.batch_size
+    total = steps_per_epoch * cfg.epochs
+    warmup = min(steps_per_epoch, max(total // 10, 1))
+    method.to(device)
+    opt = torch.optim.AdamW(method.trainable_parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    start_epoch, seconds = 0, 0.0
+    ckpt_cfg = {"train": cfg.to_json()}
+    if store.stage_done("train/checkpoint", ckpt_cfg):
+        state = store.read_torch(CHECKPOINT, map_location=device)
+        method.load_state_dict(state["method"])
+        opt.load_state_dict(state["optimizer"])
+        start_epoch, seconds = int(state["epoch"]) + 1, float(state["seconds"])
+        info(f"resuming training from the checkpoint after epoch {start_epoch} of {cfg.epochs}")
+
+    step = start_epoch * steps_per_epoch
+    bar = progress(total=total, initial=step, desc=f"train {cfg.objective}")
+    last_loss = float("nan")
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        method.train()
+        order = torch.as_tensor(numpy_rng(cfg.seed, "order", epoch).permutation(n))
+        g = torch_generator(cfg.seed, "augment", epoch)
+        for b in range(steps_per_epoch):
+            xb = x_all[order[b * cfg.batch_size : (b + 1) * cfg.batch_size]].to(device)
+            views = [augment(xb, g) for _ in range(method.n_views)]
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, total, cfg.lr, warmup)
+            loss = method.loss(views)
+            if extra_loss is not None:
+                loss = loss + extra_loss(method, views)
+            if not torch.isfinite(loss):
+                raise UserError(f"training diverged (loss {loss.item()} at epoch {epoch + 1}); lower --lr or change --batch-size")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            method.on_step_end(step / total)
+            last_loss = float(loss.detach())
+            bar.update(1)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{last_loss:.4f}")
+        seconds += time.perf_counter() - t0
+        state = {"method": method.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "seconds": seconds, "loss": last_loss}
+        store.write_torch(CHECKPOINT, state, stage="train/checkpoint")
+        store.mark_done("train/checkpoint", ckpt_cfg, [CHECKPOINT], {"epoch": epoch})
+    bar.close()
+    samples = steps_per_epoch * cfg.batch_size * cfg.epochs
+    return {"train_seconds": seconds, "samples_per_second": samples / seconds if seconds > 0 else None, "final_loss": last_loss, "steps": total}

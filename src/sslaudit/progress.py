@@ -1,0 +1,29 @@
+"""Progress bars on long work, silenced by `--quiet` (or SSLAUDIT_QUIET=1)."""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Iterable
+
+_enabled = os.environ.get("SSLAUDIT_QUIET", "") not in ("1", "true", "yes")
+
+
+def set_enabled(flag: bool) -> None:
+    global _enabled
+    _enabled = bool(flag)
+
+
+def enabled() -> bool:
+    return _enabled
+
+
+def progress(iterable: Iterable | None = None, *, desc: str | None = None, total: int | None = None, leave: bool = False, **kw):
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, leave=leave, disable=not _enabled, file=sys.stderr, dynamic_ncols=True, **kw)
+
+
+def info(msg: str) -> None:
+    """A status line on stderr (suppressed by --quiet)."""
+    if _enabled:
+        print(msg, file=sys.stderr, flush=True)
