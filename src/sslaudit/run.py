@@ -153,11 +153,20 @@ def evaluate_run(run_store: RunStore, encoder: nn.Module, dataset, device: str, 
     return metrics
 
 
+def build_seeded_method(train_cfg):
+    """The method with its initial weights drawn from a generator derived from the seed."""
+    from .models.methods import build_method
+    from .seeding import derive_seed
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(train_cfg.seed, "init"))
+        return build_method(train_cfg.objective, train_cfg.arch, train_cfg.params)
+
+
 def train_run(data: dict, train_cfg, out: str | Path, *, force: bool = False, device: str = "cpu", arch: str | None = None, dataset=None, init: str | None = None, extra_loss=None) -> Path:
     """Train an encoder into a run directory (resuming an interrupted run with the same config)."""
     from .data.augment import make_augment
     from .models.encoders import default_arch
-    from .models.methods import build_method
     from .models.trainer import train
 
     dataset = dataset if dataset is not None else load_data(data)
@@ -173,12 +182,11 @@ def train_run(data: dict, train_cfg, out: str | Path, *, force: bool = False, de
             info(f"{store.root} is already trained with this configuration; nothing to do")
             return store.root
         store.set_config(config)
-        method = build_method(train_cfg.objective, train_cfg.arch, train_cfg.params)
+        method = build_seeded_method(train_cfg)
         if init is not None:
             src = load(init, device=device)
             method.load_state_dict(src.method.state_dict())
         augment = make_augment(dataset, **train_cfg.augment)
-        torch.manual_seed(train_cfg.seed)
         stats = train(method, dataset, train_cfg, store, augment=augment, device=device, extra_loss=extra_loss)
         store.write_torch(WEIGHTS, method.state_dict(), stage="train")
         metrics = evaluate_run(store, method.encoder, dataset, device, train_cfg.seed)

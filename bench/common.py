@@ -1,0 +1,38 @@
+"""Shared benchmark plumbing: machine description, load, JSON results under bench/results/."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict:
+    import torch
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count(), "cpu": cpu, "torch_threads": torch.get_num_threads(), "python": platform.python_version(), "torch": torch.__version__, "loadavg_start": os.getloadavg()}
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def write(name: str, payload: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {**payload, "loadavg_end": os.getloadavg(), "written": time.strftime("%Y-%m-%d %H:%M:%S")}
+    p = RESULTS / f"{name}.json"
+    p.write_text(json.dumps(payload, indent=1, default=str) + "\n")
+    print(f"wrote {p}")
+    return p
