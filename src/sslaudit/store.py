@@ -23,6 +23,8 @@ import numpy as np
 from .errors import ArtefactError, UserError
 
 FORMAT = "sslaudit-run/1"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 
@@ -48,6 +50,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; artefacts are ordinary files
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

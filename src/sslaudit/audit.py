@@ -1,0 +1,132 @@
+"""`sslaudit audit`: train or load an encoder, run every lens that applies, write the report.
+
+The audit is a list of stages. Each lens runs through its own command (the same code path as
+`sslaudit <lens> RUN ...`), with defaults sized to the data; a lens that does not apply is
+skipped with its reason. Finished stages are recorded in RUN/audit/status.json and in the run's
+manifest, so a rerun skips them. The lowest-Q-Score test samples are passed to KREPES and RELAX so
+that the report can link each to its landmarks and its attribution map.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .errors import UserError
+from .progress import info
+
+STATUS = "audit/status.json"
+
+
+@dataclass
+class AuditPlan:
+    """Sizes of the lens runs, chosen from the data so the whole audit fits a CPU budget."""
+
+    focus: int = 6  # lowest-Q-Score test samples examined by KREPES and RELAX
+    test_points: int = 500  # KREPES test points (plus the focus samples)
+    relax_masks: str = "auto"
+    influence_subsample: int | None = None  # training samples scored by influence (None: all)
+    notes: dict = field(default_factory=dict)
+
+    @classmethod
+    def for_data(cls, n_train: int, n_test: int, kind: str) -> "AuditPlan":
+        p = cls()
+        p.test_points = min(n_test, 1000 if n_train > 20_000 else 300)
+        if n_train > 20_000:
+            p.influence_subsample = 10_000
+            p.notes["influence"] = f"Influence was computed for a seeded subsample of {p.influence_subsample:,} of the {n_train:,} training samples to fit the audit's CPU budget; run `sslaudit influence RUN` for all of them."
+        if p.test_points < n_test:
+            p.notes["krepes"] = f"Landmarks were computed for {p.test_points:,} seeded test points (of {n_test:,}) plus the focus samples."
+        return p
+
+
+def _invoke(verb: str, args: list[str]) -> None:
+    """Run a lens through its CLI command in-process (same code path as the command line)."""
+    from .cli.main import cli
+
+    cmd = cli.get_command(None, verb)
+    if cmd is None:
+        raise UserError(f"the {verb} lens is not installed")
+    cmd.main(args=args, prog_name=f"sslaudit {verb}", standalone_mode=False)
+
+
+class Audit:
+    def __init__(self, run_path: Path, *, seed: int, device: str, quiet: bool, data_dir=None):
+        from .run import load
+
+        self.path = Path(run_path)
+        self.run = load(self.path, data_dir=data_dir, device=device)
+        self.seed, self.device, self.quiet = seed, device, quiet
+        self.store = self.run.store
+        self.status = self.store.read_json(STATUS) if STATUS in self.store.manifest["artefacts"] else {"lenses": {}, "focus": {}}
+        ds = self.run.dataset
+        self.plan = AuditPlan.for_data(len(ds.train), len(ds.test), ds.kind)
+
+    def common(self) -> list[str]:
+        out = ["--seed", str(self.seed), "--device", self.device]
+        return out + (["--quiet"] if self.quiet else [])
+
+    def save(self) -> None:
+        with self.store.lock():
+            self.store.write_json(STATUS, self.status, stage="audit")
+
+    def stage(self, lens: str, args: list[str] | None, reason: str | None = None, after: Callable[[], None] | None = None) -> None:
+        entry = self.status["lenses"].get(lens, {})
+        key = {"args": args, "seed": self.seed}
+        if reason is not None:
+            self.status["lenses"][lens] = {"state": "skipped", "reason": reason}
+            info(f"[audit] {lens}: skipped — {reason}")
+            self.save()
+            return
+        if entry.get("state") == "done" and entry.get("key") == key:
+            info(f"[audit] {lens}: already done, reusing it")
+            return
+        info(f"[audit] {lens} …")
+        t = time.perf_counter()
+        _invoke(lens, [str(self.path), *args, *self.common()])
+        if after:
+            after()
+        self.status["lenses"][lens] = {"state": "done", "key": key, "seconds": round(time.perf_counter() - t, 2), "note": self.plan.notes.get(lens, "")}
+        self.save()
+
+    # --- which lenses apply ----------------------------------------------------------------
+    def applicability(self) -> dict[str, str | None]:
+        ds = self.run.dataset
+        metrics = self.store.read_json("metrics.json")
+        generative = self.run.objective in ("simvae", "vae", "betavae")
+        reasons: dict[str, str | None] = {}
+        reasons["qscore"] = None if metrics.get("nonnegative", True) else "Q-Score needs non-negative features and this representation has negative values (e.g. a VAE posterior mean)"
+        reasons["krepes"] = None
+        reasons["relax"] = None if ds.kind == "image" else "RELAX masks spatial regions and these inputs are table rows (run `sslaudit relax RUN --tabular-groups` for feature-group masks)"
+        reasons["influence"] = None
+        reasons["simvae"] = None if generative else "the model is discriminative; train with --objective simvae for the generative view"
+        if ds.kind == "image":
+            self.plan.notes.setdefault("krepes_alignment", "The Feature Alignment Gap applies to tabular data and is skipped on images.")
+        return reasons
+
+    def focus(self) -> list[str]:
+        """Test samples with the lowest Q-Score (or a seeded sample when Q-Score was skipped)."""
+        if "qscore/scores.parquet" in self.store.manifest["artefacts"]:
+            sc = self.store.read_parquet("qscore/scores.parquet")
+            low = sc[sc["split"] == "test"].sort_values("qscore").head(self.plan.focus)
+            ids = [int(i) for i in low["index"]]
+        else:
+            from .seeding import numpy_rng
+
+            idx = self.run.dataset.test.index
+            ids = sorted(int(i) for i in numpy_rng(self.seed, "audit", "focus").choice(idx, size=min(self.plan.focus, len(idx)), replace=False))
+        self.status["focus"] = {"test": ids}
+        return [f"test:{i}" for i in ids]
+
+    def run_all(self) -> None:
+        reasons = self.applicability()
+        self.stage("qscore", [], reasons["qscore"])
+        focus = self.focus()
+        self.save()
+        idx_args = [a for f in focus for a in ("--index", f)]
+        self.stage("krepes", [*idx_args, "--test-points", str(self.plan.test_points)], reasons["krepes"])
+        self.stage("relax", [*idx_args, "--masks", self.plan.relax_masks], reasons["relax"])
+        inf_args = ["--subsample", str(self.plan.influence_subsample)] if self.plan.influence_subsample else []
+        self.stage("influence", inf_args, reasons["influence"])
+        self.stage("simvae", [], reasons["simvae"])
