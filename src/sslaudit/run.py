@@ -207,7 +207,7 @@ def load_external_encoder(ext: dict, store: RunStore) -> nn.Module:
     data = store.read_bytes(ext["file"])
     if kind == "export":
         prog = torch.export.load(io.BytesIO(data))
-        return prog.module()
+        return ExportedEncoder(prog.module())
     if kind == "torchscript":
         return torch.jit.load(io.BytesIO(data), map_location="cpu")
     if kind == "factory":
@@ -216,6 +216,25 @@ def load_external_encoder(ext: dict, store: RunStore) -> nn.Module:
         module.load_state_dict(state)
         return module
     raise UserError(f"unknown encoder kind {kind!r} in the run's config")
+
+
+class ExportedEncoder(nn.Module):
+    """A torch.export program as an ordinary module (exported graphs refuse `.eval()`).
+
+    Exported programs are traced in one mode; `train()` here only records the flag, so lenses can
+    call `.eval()` as on any encoder. Parameters stay visible for the kernel lenses.
+    """
+
+    def __init__(self, graph: nn.Module):
+        super().__init__()
+        self.graph = graph
+
+    def train(self, mode: bool = True):
+        self.training = mode
+        return self
+
+    def forward(self, x):
+        return self.graph(x)
 
 
 def resolve_factory(spec: str):

@@ -1,0 +1,75 @@
+"""Bringing your own encoder: torch.export, TorchScript, or a factory plus a state dict."""
+import os
+import pickle
+
+import pytest
+import torch
+from torch import nn
+
+from sslaudit.cli.main import main
+from sslaudit.run import load
+
+
+class TinyEncoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU())
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def factory():
+    return TinyEncoder()
+
+
+def test_torchscript_encoder(tmp_path, capsys):
+    torch.manual_seed(0)
+    m = TinyEncoder().eval()
+    path = tmp_path / "enc.pt"
+    torch.jit.save(torch.jit.script(m), str(path))
+    assert main(["import", "--data", "digits", "--encoder", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    run = load(tmp_path / "run")
+    x = torch.as_tensor(run.dataset.test.x[:3])
+    assert torch.allclose(run.encoder(x), m(x))
+    assert "linear probe" in capsys.readouterr().out
+
+
+def test_exported_program_encoder(tmp_path):
+    m = TinyEncoder().eval()
+    prog = torch.export.export(m, (torch.zeros(2, 1, 8, 8),), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    path = tmp_path / "enc.pt2"
+    torch.export.save(prog, str(path))
+    assert main(["import", "--data", "digits", "--encoder", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    run = load(tmp_path / "run")
+    x = torch.as_tensor(run.dataset.test.x[:5])
+    assert torch.allclose(run.encoder(x), m(x), atol=1e-6)
+
+
+def test_factory_with_state_dict_and_pickle_refusal(tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(os.path.dirname(__file__))
+    m = TinyEncoder()
+    torch.save(m.state_dict(), tmp_path / "w.pt")
+    spec = "test_import:factory"
+    assert main(["import", "--data", "digits", "--encoder", spec, "--weights", str(tmp_path / "w.pt"), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    run = load(tmp_path / "run")
+    x = torch.as_tensor(run.dataset.test.x[:2])
+    assert torch.allclose(run.encoder(x), m(x))
+
+    marker = tmp_path / "executed"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"net.1.weight": Evil()}, tmp_path / "evil.pt", pickle_module=pickle)
+    code = main(["import", "--data", "digits", "--encoder", spec, "--weights", str(tmp_path / "evil.pt"), "--out", str(tmp_path / "run2"), "--quiet"])
+    assert code == 2 and not marker.exists()
+    assert "weights_only" in capsys.readouterr().err
+
+
+def test_foreign_file_as_encoder(tmp_path, capsys):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a model at all")
+    assert main(["import", "--data", "digits", "--encoder", str(junk), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert "cannot use" in capsys.readouterr().err
