@@ -16,6 +16,10 @@ _LAZY = {
     "UserError": "sslaudit.errors:UserError",
     "RunStore": "sslaudit.store:RunStore",
     "get_engine": "sslaudit.engine:get_engine",
+    "Krepes": "sslaudit.methods.krepes:Krepes",
+    "QScore": "sslaudit.methods.qscore:QScore",
+    "InfluenceAnalyzer": "sslaudit.methods.influence:InfluenceAnalyzer",
+    "Relax": "sslaudit.methods.relax:Relax",
 }
 
 

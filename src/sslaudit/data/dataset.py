@@ -167,9 +167,10 @@ class Split:
         """Position of the sample whose `index` is `index` (raises a UserError if absent)."""
         hits = np.nonzero(self.index == index)[0]
         if hits.size == 0:
+            sample = ", ".join(str(int(i)) for i in np.sort(self.index)[:5])
             raise UserError(
-                f"{split_name}:{index} is not in the data: the {split_name} split has indices "
-                f"{int(self.index.min()) if len(self) else 0}..{int(self.index.max()) if len(self) else -1}"
+                f"{split_name}:{index} is not in the data: the {split_name} split holds {len(self)} samples "
+                f"whose indices are row numbers of the original data (e.g. {sample}, …); pick one of those"
             )
         return int(hits[0])
 

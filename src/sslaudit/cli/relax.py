@@ -1,0 +1,120 @@
+"""`sslaudit relax`: RELAX maps (importance, uncertainty, U-RELAX) of chosen inputs of a run."""
+from __future__ import annotations
+
+import click
+
+from ..errors import UserError
+from .options import common, sample_refs
+
+
+def parse_masks(text: str) -> int | str:
+    if str(text).strip().lower() == "auto":
+        return "auto"
+    try:
+        n = int(text)
+    except ValueError:
+        raise UserError(f"--masks {text!r}: give a number of masks ≥ 1 (e.g. 3000) or 'auto'") from None
+    if n < 1:
+        raise UserError(f"--masks {n}: the number of masks must be ≥ 1 (e.g. 3000), or 'auto'")
+    return n
+
+
+@click.command("relax")
+@click.argument("run", type=click.Path())
+@click.option("--index", "indices", multiple=True, required=True, help="An input to explain as split:index, e.g. test:17 (repeatable).")
+@click.option("--masks", default="3000", show_default=True, help="Number of random masks N, or 'auto': draw batches until the largest pixelwise standard error of the importance is ≤ --tolerance.")
+@click.option("--tolerance", type=float, default=None, help="With --masks auto: target standard error of the importance (similarity units) [default: 0.002].")
+@click.option("--max-masks", type=click.IntRange(1), default=30_000, show_default=True, help="With --masks auto: stop here even if the tolerance is not reached.")
+@click.option("--batch-size", type=int, default=250, show_default=True, help="Masked inputs per forward pass (inputs × masks are batched together).")
+@click.option("--fill", type=click.Choice(["zero", "mean", "blur"]), default="mean", show_default=True, help="What masked-out pixels become: the training per-channel mean (= the reference's 0 in normalised input space), 0 (black), or a blur of the input. Tables always use the training mean.")
+@click.option("--tabular-groups", is_flag=True, help="Tables: mask whole original features (column groups of the schema) instead of image regions.")
+@click.option("--eval-steps", type=click.IntRange(2), default=20, show_default=True, help="Steps of the deletion / insertion curves in evaluation.json.")
+@click.option("--no-sanity", is_flag=True, help="Skip the model-randomisation sanity check (it reruns RELAX on a re-initialised encoder).")
+@common
+def command(run, indices, masks, tolerance, max_masks, batch_size, fill, tabular_groups, eval_steps, no_sanity, seed, device):
+    """Explain which parts of each chosen input the representation depends on (RELAX).
+
+    Writes RUN/relax/<split>-<index>.npz (importance, uncertainty, u_relax, std_error, n_masks),
+    a PNG per input (input, importance, uncertainty, U-RELAX) and evaluation.json (deletion /
+    insertion AUC of RELAX, U-RELAX, gradient saliency and a random map; complexity; sparseness;
+    the model-randomisation sanity check). Finished inputs are reused by a rerun with the same
+    settings.
+    """
+    import numpy as np
+    import torch
+
+    from ..methods.relax import Relax, schema_masks
+    from ..methods.relax.evaluation import evaluate_relax
+    from ..methods.relax.figures import overlay_png
+    from ..progress import info
+    from ..run import WEIGHTS, load
+
+    n_masks = parse_masks(masks)
+    if tolerance is not None and not tolerance > 0:
+        raise UserError(f"--tolerance {tolerance}: the standard-error target must be > 0 (e.g. 0.002)")
+    if tolerance is not None and n_masks != "auto":
+        raise UserError("--tolerance applies to --masks auto; drop it or pass --masks auto")
+    if n_masks == "auto" and tolerance is None:
+        tolerance = 0.002
+    if batch_size < 1:
+        raise UserError(f"--batch-size {batch_size} must be ≥ 1")
+    refs = list(dict.fromkeys(sample_refs(indices)))
+    r = load(run, device=device)
+    ds = r.dataset
+    spatial = ds.kind == "image" and ds.train.x.ndim in (3, 4)
+    if not spatial and not tabular_groups:
+        raise UserError(f"{run} holds {ds.kind} data without spatial dimensions: RELAX masks image regions; pass --tabular-groups to mask whole features instead")
+    if spatial and tabular_groups:
+        raise UserError("--tabular-groups applies to tables; this run holds images")
+    positions = [(split, int(idx), ds.split(split).position_of(int(idx), split)) for split, idx in refs]
+    x = np.stack([ds.split(split).x[pos] for split, _, pos in positions]).astype(np.float32)
+    names = None
+    if tabular_groups:
+        family, fill_value, names = schema_masks(ds)
+        relax = Relax(r.encoder, fill="mean", fill_value=fill_value, groups=family.groups, batch_size=batch_size, device=device)
+    else:
+        train_mean = ds.train.x.mean(axis=tuple(i for i in range(ds.train.x.ndim) if i != 1))
+        relax = Relax(r.encoder, fill=fill, fill_value=train_mean if fill == "mean" else None, batch_size=batch_size, spatial_dims=ds.train.x.ndim - 2, device=device)
+    weights = r.store.manifest["artefacts"].get(WEIGHTS, {}).get("sha256") or r.config.get("external")
+    cfg = {"masks": n_masks, "tolerance": tolerance, "max_masks": max_masks, "fill": "mean" if tabular_groups else fill, "groups": tabular_groups,
+           "seed": seed, "num_cells": relax.num_cells, "p": relax.p, "weights": weights}
+    store = r.store
+    rel = [f"relax/{split}-{idx:d}" for split, idx, _ in positions]  # built from parsed integers only
+    todo = [i for i, name in enumerate(rel) if not store.stage_done(name, cfg)]
+    with store.lock():
+        if todo:
+            res = relax.attribute(x[todo], n_masks, tolerance=tolerance, seed=seed, max_masks=max_masks)
+            for j, i in enumerate(todo):
+                split, idx, _ = positions[i]
+                arrays = {k: getattr(res, k)[j].cpu().numpy() for k in ("importance", "uncertainty", "u_relax", "std_error", "n_masks", "converged", "threshold")}
+                store.write_npz(f"{rel[i]}.npz", stage=rel[i], **arrays)
+                png = overlay_png(x[i], arrays["importance"], arrays["uncertainty"], arrays["u_relax"], labels=names,
+                                  title=f"{split}:{idx} — N = {int(arrays['n_masks'])} masks, max std. error {float(arrays['std_error'].max()):.4f}")
+                store.write_bytes(f"{rel[i]}.png", png, stage=rel[i])
+                store.mark_done(rel[i], cfg, [f"{rel[i]}.npz", f"{rel[i]}.png"], {"n_masks": int(arrays["n_masks"])})
+                if not bool(arrays["converged"]):
+                    info(f"warning: {split}:{idx} did not reach --tolerance {tolerance} within --max-masks {max_masks}")
+        stored = [store.read_npz(f"{name}.npz") for name in rel]
+        result = _stack(stored)
+        ev = evaluate_relax(relax, x, result, n_masks=n_masks, tolerance=tolerance, seed=seed, steps=eval_steps, sanity=not no_sanity, max_masks=max_masks)
+        ev["inputs"] = [f"{split}:{idx}" for split, idx, _ in positions]
+        ev["n_masks"] = [int(np.asarray(s["n_masks"]).reshape(-1)[0]) for s in stored]
+        ev["settings"] = cfg
+        store.write_json("relax/evaluation.json", ev, stage="relax/evaluation")
+    click.echo(f"RELAX maps of {len(rel)} input(s) written to {store.root / 'relax'} (npz + png per input, evaluation.json)")
+    for name, m in ev["maps"].items():
+        click.echo(f"  {name:9s} deletion AUC {m['deletion_auc']:.4f} · insertion AUC {m['insertion_auc']:.4f}")
+    if "sanity_check" in ev:
+        sc = ev["sanity_check"]
+        click.echo(f"  sanity check (randomised encoder): Spearman {sc['spearman_mean']:.3f}, SSIM {sc['ssim_mean']:.3f} → {'passed' if sc['passed'] else 'FAILED'}")
+
+
+def _stack(stored: list[dict]):
+    import numpy as np
+    import torch
+
+    from ..methods.relax import RelaxResult
+
+    scalars = ("n_masks", "converged", "threshold")  # saved as 1-element arrays
+    t = {k: torch.as_tensor(np.stack([np.asarray(s[k]).reshape(-1)[0] if k in scalars else s[k] for s in stored])) for k in stored[0]}
+    return RelaxResult(t["importance"], t["uncertainty"], t["u_relax"], t["std_error"], t["n_masks"], t["converged"], t["threshold"])

@@ -1,0 +1,87 @@
+"""RELAX's random masks, and the mask families the estimator draws from.
+
+The reference generator (`relax_masks`): a coarse num_cells^d grid of Bernoulli(p) cells
+(1 = keep), upsampled (bi)linearly to exactly the input's spatial size, reflect-padded by
+num_cells // 2 on every side, then cropped back at a random offset in [0, num_cells) per axis.
+Values lie in [0, 1]; every pixel's mean is exactly p (each value is a convex combination of
+cells). A `MaskFamily` turns a seed and a batch number into the batch of weights the estimator
+uses (n × P, one weight per pixel or feature group) and expands weights to the input's shape.
+Batch b of a seed is the same whatever else is drawn, so N masks are a prefix of N' > N masks.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ...errors import UserError
+from ...seeding import torch_generator
+
+
+def check_mask_params(num_cells: int, p: float) -> None:
+    if int(num_cells) != num_cells or num_cells < 1:
+        raise UserError(f"num_cells={num_cells} must be a positive integer (the reference uses 7)")
+    if not 0.0 < float(p) < 1.0:
+        raise UserError(f"p={p} must lie strictly between 0 and 1 (the share of cells kept; the reference uses 0.5)")
+
+
+def relax_masks(n: int, size: tuple[int, ...], *, num_cells: int = 7, p: float = 0.5, generator: torch.Generator | None = None) -> torch.Tensor:
+    """n × 1 × *size float32 masks in [0, 1] (1 = keep), drawn on the CPU from `generator`.
+
+    `size` is (H, W) for images or (L,) for 1-D signals.
+    """
+    check_mask_params(num_cells, p)
+    size = tuple(int(s) for s in size)
+    d = len(size)
+    if d not in (1, 2):
+        raise UserError(f"masks need 1 or 2 spatial dimensions, got the spatial size {size}")
+    pad = num_cells // 2
+    if min(size) <= pad:
+        raise UserError(f"inputs of spatial size {size} are too small for {num_cells}×{num_cells} mask cells; use a smaller num_cells (at most {2 * min(size) - 1})")
+    grid = (torch.rand((n, 1) + (num_cells,) * d, generator=generator) < p).float()
+    up = F.interpolate(grid, size=size, mode="bilinear" if d == 2 else "linear", align_corners=False)
+    up = F.pad(up, (pad, pad) * d, mode="reflect")
+    shifts = torch.randint(0, num_cells, (d, n), generator=generator)
+    rows = shifts[0][:, None] + torch.arange(size[0])
+    if d == 1:
+        return up[torch.arange(n)[:, None], 0, rows].unsqueeze(1)
+    cols = shifts[1][:, None] + torch.arange(size[1])
+    return up[torch.arange(n)[:, None, None], 0, rows[:, :, None], cols[:, None, :]].unsqueeze(1)
+
+
+class MaskFamily:
+    """Where masks come from and how a row of per-unit weights covers an input."""
+
+    units: int  # P: pixels (images, signals) or feature groups (tables)
+
+    def draw(self, seed: int, batch: int, n: int) -> torch.Tensor:
+        """Batch number `batch` of the stream for `seed`: n × P float32 weights in [0, 1]."""
+        raise NotImplementedError
+
+    def expand(self, weights: torch.Tensor) -> torch.Tensor:
+        """k × P weights → a tensor broadcastable against k inputs."""
+        raise NotImplementedError
+
+    def unit_shape(self) -> tuple[int, ...]:
+        raise NotImplementedError
+
+
+class SpatialMasks(MaskFamily):
+    """The reference smooth masks over the spatial dimensions of N×C×H×W (or N×C×L) inputs."""
+
+    def __init__(self, size: tuple[int, ...], num_cells: int = 7, p: float = 0.5):
+        check_mask_params(num_cells, p)
+        self.size, self.num_cells, self.p = tuple(int(s) for s in size), int(num_cells), float(p)
+        self.units = math.prod(self.size)
+        relax_masks(1, self.size, num_cells=self.num_cells, p=self.p)  # validates the size early
+
+    def draw(self, seed: int, batch: int, n: int) -> torch.Tensor:
+        g = torch_generator(seed, "relax", "masks", batch)
+        return relax_masks(n, self.size, num_cells=self.num_cells, p=self.p, generator=g).reshape(n, -1)
+
+    def expand(self, weights: torch.Tensor) -> torch.Tensor:
+        return weights.reshape((len(weights), 1) + self.size)
+
+    def unit_shape(self) -> tuple[int, ...]:
+        return self.size

@@ -1,0 +1,63 @@
+import json
+
+import numpy as np
+import pytest
+
+from sslaudit.cli.main import main
+
+
+def test_cli_writes_maps_png_and_evaluation(digits_run, capsys):
+    import sslaudit
+
+    idx = [int(i) for i in sslaudit.load(digits_run).dataset.test.index[:2]]
+    args = ["relax", str(digits_run), "--index", f"test:{idx[0]}", "--index", f"test:{idx[1]}", "--masks", "200", "--eval-steps", "5", "-q"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "relax" in out and "deletion AUC" in out
+    d = digits_run / "relax"
+    for i in idx:
+        z = np.load(d / f"test-{i}.npz")
+        assert {"importance", "uncertainty", "u_relax", "n_masks"} <= set(z.files)
+        assert z["importance"].shape == (8, 8) and int(z["n_masks"].reshape(-1)[0]) == 200
+        assert (d / f"test-{i}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ev = json.loads((d / "evaluation.json").read_text())
+    assert set(ev["maps"]) == {"relax", "u_relax", "saliency", "random"} and "sanity_check" in ev
+    assert ev["inputs"] == [f"test:{i}" for i in idx]
+    before = (d / f"test-{idx[0]}.npz").stat().st_mtime_ns
+    assert main(args[:-3] + ["--eval-steps", "5", "--no-sanity", "-q"]) == 0  # cached maps reused
+    assert (d / f"test-{idx[0]}.npz").stat().st_mtime_ns == before
+    assert main(["relax", str(digits_run), "--index", f"test:{idx[0]}", "--masks", "auto", "--tolerance", "0.01", "--no-sanity", "-q"]) == 0
+    z = np.load(d / f"test-{idx[0]}.npz")
+    assert z["std_error"].max() <= 0.01 and int(z["n_masks"].reshape(-1)[0]) % 100 == 0
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--index", "test:999999"], "not in the data"),
+    (["--index", "test:../../etc"], "bad sample reference"),
+    (["--index", "valid:1"], "bad sample reference"),
+    (["--masks", "0"], "≥ 1"),
+    (["--masks", "lots"], "number of masks"),
+    (["--masks", "auto", "--tolerance", "0"], "> 0"),
+    (["--masks", "100", "--tolerance", "0.01"], "--masks auto"),
+    (["--batch-size", "0"], "--batch-size"),
+    (["--tabular-groups"], "tables"),
+])
+def test_cli_errors(digits_run, capsys, extra, message):
+    import sslaudit
+
+    i = int(sslaudit.load(digits_run).dataset.test.index[0])
+    args = ["relax", str(digits_run)] + (["--index", f"test:{i}"] if "--index" not in extra else []) + extra + ["-q"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and message in err and "Traceback" not in err
+
+
+def test_cli_tables(adult_run, capsys):
+    assert main(["relax", str(adult_run), "--index", "test:0", "--masks", "100", "-q"]) == 2
+    assert "--tabular-groups" in capsys.readouterr().err
+    assert main(["relax", str(adult_run), "--index", "test:0", "--masks", "100", "--tabular-groups", "--eval-steps", "4", "-q"]) == 0
+    z = np.load(adult_run / "relax" / "test-0.npz")
+    import sslaudit
+
+    assert z["importance"].shape == (len(sslaudit.load(adult_run).dataset.schema.features),)
+    assert (adult_run / "relax" / "test-0.png").is_file()
