@@ -19,6 +19,9 @@ def parse_masks(text: str) -> int | str:
     return n
 
 
+CHUNK = 8  # inputs attributed together before their results are stored
+
+
 @click.command("relax")
 @click.argument("run", type=click.Path())
 @click.option("--index", "indices", multiple=True, required=True, help="An input to explain as split:index, e.g. test:17 (repeatable).")
@@ -82,9 +85,11 @@ def command(run, indices, masks, tolerance, max_masks, batch_size, fill, tabular
     rel = [f"relax/{split}-{idx:d}" for split, idx, _ in positions]  # built from parsed integers only
     todo = [i for i, name in enumerate(rel) if not store.stage_done(name, cfg)]
     with store.lock():
-        if todo:
-            res = relax.attribute(x[todo], n_masks, tolerance=tolerance, seed=seed, max_masks=max_masks)
-            for j, i in enumerate(todo):
+        # chunks of inputs, each stored before the next starts: an interrupted run keeps them
+        # (a map does not depend on which inputs it is batched with)
+        for chunk in [todo[c : c + CHUNK] for c in range(0, len(todo), CHUNK)]:
+            res = relax.attribute(x[chunk], n_masks, tolerance=tolerance, seed=seed, max_masks=max_masks)
+            for j, i in enumerate(chunk):
                 split, idx, _ = positions[i]
                 arrays = {k: getattr(res, k)[j].cpu().numpy() for k in ("importance", "uncertainty", "u_relax", "std_error", "n_masks", "converged", "threshold")}
                 store.write_npz(f"{rel[i]}.npz", stage=rel[i], **arrays)
