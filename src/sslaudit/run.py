@@ -167,9 +167,12 @@ def train_run(data: dict, train_cfg, out: str | Path, *, force: bool = False, de
     """Train an encoder into a run directory (resuming an interrupted run with the same config)."""
     from .data.augment import make_augment
     from .models.encoders import default_arch
+    from .models.methods import GENERATIVE
     from .models.trainer import train
 
     dataset = dataset if dataset is not None else load_data(data)
+    if train_cfg.objective in GENERATIVE:
+        train_cfg.params = {"seed": train_cfg.seed, **train_cfg.params}
     if not train_cfg.arch:
         a = default_arch(dataset.kind, dataset.input_shape, arch)
         if a["arch"] != "mlp":
@@ -195,6 +198,10 @@ def train_run(data: dict, train_cfg, out: str | Path, *, force: bool = False, de
         store.write_json("metrics.json", metrics, stage="train")
         store.write_json("config.json", config, stage="train")
         store.mark_done("train", config, ["config.json", WEIGHTS, "metrics.json"])
+    if train_cfg.objective in GENERATIVE:
+        from .methods.simvae import write_explanations
+
+        write_explanations(load(store.root, device=device))
     return store.root
 
 

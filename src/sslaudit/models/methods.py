@@ -46,6 +46,9 @@ class SSLMethod(Method):
         if objective not in OBJECTIVES:
             raise UserError(f"unknown objective {objective!r}: use one of {', '.join(ALL_OBJECTIVES)}")
         self.objective = objective
+        unknown = sorted(set(params or {}) - set(DEFAULTS[objective]))
+        if unknown:
+            raise UserError(f"unknown {objective} parameter(s) {unknown}: it takes {sorted(DEFAULTS[objective])}")
         self.params = {**DEFAULTS[objective], **(params or {})}
         self.model = SSLModel(arch, predictor=objective == "byol")
         if objective == "byol":
