@@ -1,0 +1,241 @@
+"""`InfluenceAnalyzer`: label-free influence of training examples on an SSL encoder.
+
+    ia = InfluenceAnalyzer(encoder, augment, strategy="ekfac").fit(x_train)
+    s = ia.self_influence()                      # (n,) g·P·g, high = atypical / outlying
+    raw, norm = ia.pairwise(x_query)             # (q, n) influence of each training row on each query
+    dups = ia.duplicates(k=100)                  # DataFrame i < j, score (normalised influence)
+
+Per-sample loss: ℓ_aug (see `loss.py`); curvature: EK-FAC / K-FAC fitted by kronfluence on the
+training rows, or `identity` (gradient dot products). An encoder without Linear/Conv2d layers
+falls back to `identity` over all its parameters, and says so.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ...errors import UserError
+from ...progress import enabled as progress_enabled
+from ...progress import info
+from .curvature import Preconditioner, check_damping, check_strategy
+from .duplicates import check_pairs, nearest_pairs
+from .gradients import Layer, fallback_layers, tracked_layers
+from .loss import AugmentationStability
+from .scores import BlockScores, normalise, stream_scores, whitened
+from .sketch import CountSketch
+
+
+@dataclass
+class InfluenceConfig:
+    """Settings of the Influence-SSL lens (saved beside its results)."""
+
+    strategy: str = field(default="ekfac", metadata={"help": "Curvature: ekfac, kfac or identity (gradient dot product)."})
+    damping: float | None = field(default=None, metadata={"help": "λ in (G + λI)⁻¹; None: 0.1 × each layer's mean eigenvalue (kronfluence's heuristic)."})
+    draws: int = field(default=4, metadata={"help": "K pairs of augmentation draws shared by all examples (common random numbers)."})
+    batch_size: int = field(default=64, metadata={"help": "Examples per block of per-sample gradients (memory ∝ batch_size × parameters)."})
+    sketch_dim: int = field(default=1024, metadata={"help": "Dimension of the sparse projection used for duplicate search."})
+    neighbours: int = field(default=10, metadata={"help": "Nearest neighbours per example searched for duplicate candidates."})
+    seed: int = field(default=0, metadata={"help": "Seed of the augmentation draws and the projection."})
+
+    def __post_init__(self):
+        self.strategy = check_strategy(self.strategy)
+        self.damping = check_damping(self.damping)
+        for name in ("draws", "batch_size", "sketch_dim", "neighbours"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise UserError(f"{name}={v!r} must be a whole number ≥ 1")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+class InfluenceAnalyzer:
+    """Self-, pairwise and duplicate influence for an encoder and its augmentations."""
+
+    def __init__(self, encoder: nn.Module, augment, strategy: str = "ekfac", damping: float | None = None, *, device: str = "cpu", engine: str = "local", **options):
+        self.config = InfluenceConfig(strategy=strategy, damping=damping, **options)
+        self.device = device
+        self.engine = engine
+        self.encoder = encoder.to(device).eval()
+        self.loss = AugmentationStability(augment, self.config.draws, self.config.seed)
+        self.layers: list[Layer] = tracked_layers(self.encoder)
+        self.strategy = self.config.strategy
+        self.fallback = None
+        if not self.layers:
+            self.layers = fallback_layers(self.encoder)
+            if not self.layers:
+                raise UserError("the encoder has no parameters: there is nothing to attribute influence to")
+            if self.strategy != "identity":
+                self.fallback = (f"the encoder has no layer that {self.strategy.upper()} supports (nn.Linear, nn.Conv2d); "
+                                 f"falling back to the identity curvature (gradient dot products over all parameters)")
+                info(f"warning: {self.fallback}")
+                self.strategy = "identity"
+        self.preconditioner: Preconditioner | None = None
+        self.x_train: np.ndarray | None = None
+        self._kron = None
+        self._scores: BlockScores | None = None
+
+    # ---- fitting --------------------------------------------------------------------------------
+    @property
+    def n_parameters(self) -> int:
+        return sum(layer.numel for layer in self.layers)
+
+    def kronfluence(self):
+        """The library's Analyzer for this encoder (fitted on the training rows)."""
+        if self._kron is None:
+            from .task import KronfluenceAnalysis
+
+            if not all(layer.kronecker for layer in self.layers):
+                raise UserError("kronfluence needs nn.Linear or nn.Conv2d layers; this encoder has none")
+            self._kron = KronfluenceAnalysis(self.encoder, self.loss, self.strategy, batch_size=self.config.batch_size, device=self.device, quiet=not progress_enabled())
+            self._kron.fit(torch.as_tensor(self._require_fit()))
+        return self._kron
+
+    def fit(self, x_train, factors: dict[str, np.ndarray] | None = None) -> "InfluenceAnalyzer":
+        """Fit the curvature on the training inputs (or reuse `factors` from `factor_arrays()`)."""
+        x_train = np.asarray(x_train, dtype=np.float32)
+        if len(x_train) < 2:
+            raise UserError(f"influence needs at least 2 training examples, got {len(x_train)}")
+        self.x_train = x_train
+        self._scores = None
+        if self.strategy == "identity":
+            self.preconditioner = Preconditioner("identity", self.layers)
+        elif factors is not None:
+            self.preconditioner = Preconditioner.from_arrays(self.strategy, self.layers, factors, self.config.damping)
+        else:
+            raw = self.kronfluence().factors()
+            self.preconditioner = Preconditioner.from_kronfluence(self.strategy, self.layers, raw, self.config.damping)
+        return self
+
+    def factor_arrays(self) -> dict[str, np.ndarray]:
+        return self._require_prec().to_arrays()
+
+    def _require_fit(self) -> np.ndarray:
+        if self.x_train is None:
+            raise UserError("call fit(x_train) before asking for scores")
+        return self.x_train
+
+    def _require_prec(self) -> Preconditioner:
+        self._require_fit()
+        return self.preconditioner
+
+    # ---- scores ---------------------------------------------------------------------------------
+    def sketcher(self) -> CountSketch:
+        return CountSketch(self.n_parameters, self.config.sketch_dim, self.config.seed)
+
+    def scores(self, x=None, queries=None, sketch: bool = True) -> BlockScores:
+        """One streaming pass: self-influence, sketches and (optionally) query scores of `x`."""
+        x = self._require_fit() if x is None else np.asarray(x, dtype=np.float32)
+        q = None if queries is None else self.whiten(queries)
+        return stream_scores(self.encoder, self.loss, self.layers, self._require_prec(), x, batch_size=self.config.batch_size,
+                             sketch=self.sketcher() if sketch else None, queries=q, device=self.device, engine=self.engine)
+
+    def train_scores(self) -> BlockScores:
+        """Scores of the training rows (computed once, then reused)."""
+        if self._scores is None:
+            self._scores = self.scores()
+        return self._scores
+
+    def set_train_scores(self, scores: BlockScores) -> None:
+        """Reuse scores computed earlier (e.g. a cached stage of a run)."""
+        self._scores = scores
+
+    def whiten(self, x) -> torch.Tensor:
+        """(n, D) whitened gradients of a few inputs: w_iᵀ w_j = g_iᵀ P g_j."""
+        return whitened(self.encoder, self.loss, self.layers, self._require_prec(), np.asarray(x, dtype=np.float32),
+                        batch_size=self.config.batch_size, device=self.device)
+
+    def self_influence(self, x=None) -> np.ndarray:
+        """s(x) = g(x)ᵀ P g(x) for the training rows (default) or the given inputs."""
+        return self.train_scores().self_influence if x is None else self.scores(x, sketch=False).self_influence
+
+    def pairwise(self, x_query, x_train=None) -> tuple[np.ndarray, np.ndarray]:
+        """(raw, normalised) influence I(query, train) = g_trainᵀ P g_query, shapes (q, n)."""
+        wq = self.whiten(x_query)
+        sq = wq.double().pow(2).sum(1).numpy()
+        if x_train is None:
+            res = self.scores(queries=x_query, sketch=False)
+        else:
+            res = self.scores(x_train, queries=x_query, sketch=False)
+        raw = res.pairwise.T
+        return raw, normalise(raw, sq, res.self_influence)
+
+    def pair_scores(self, i: np.ndarray, j: np.ndarray, x=None) -> tuple[np.ndarray, np.ndarray]:
+        """Exact (raw, normalised) influence of the row pairs (i[k], j[k]) of `x` (default: train)."""
+        x = self._require_fit() if x is None else x
+        rows = np.unique(np.concatenate([i, j]))
+        if rows.size == 0:
+            return np.zeros(0), np.zeros(0)
+        w = self.whiten(x[rows]).double()
+        pos = {int(r): k for k, r in enumerate(rows)}
+        wi = w[[pos[int(r)] for r in i]]
+        wj = w[[pos[int(r)] for r in j]]
+        raw = (wi * wj).sum(1)
+        den = (wi.pow(2).sum(1) * wj.pow(2).sum(1)).sqrt()
+        norm = torch.where(den > 0, raw / den.clamp(min=1e-300), torch.zeros_like(raw))
+        return raw.numpy(), norm.numpy()
+
+    def duplicates(self, k: int = 100, candidates: int | None = None) -> pd.DataFrame:
+        """The k most mutually influential training pairs (row positions i < j), exactly rescored.
+
+        Candidates come from a faiss search over sketched whitened gradients (`neighbours` per
+        example, the best `candidates` pairs, default 4k); each is rescored exactly. Columns: i, j,
+        score (normalised influence), score_raw, score_sketch.
+        """
+        k = check_pairs(k)
+        sk = self.train_scores().sketch
+        cand = nearest_pairs(sk, self.config.neighbours).head(candidates or 4 * k)
+        raw, norm = self.pair_scores(cand["i"].to_numpy(), cand["j"].to_numpy())
+        out = pd.DataFrame({"i": cand["i"].to_numpy(), "j": cand["j"].to_numpy(), "score": norm, "score_raw": raw, "score_sketch": cand["score"].to_numpy()})
+        out = out.sort_values(["score", "i", "j"], ascending=[False, True, True], kind="mergesort").head(k)
+        return out.reset_index(drop=True)
+
+    def check_duplicates(self, sample: int = 200, top: int = 20) -> dict:
+        """Compare sketched normalised influence with exact pairwise scores on a seeded sample.
+
+        The exact scores come from kronfluence's `compute_pairwise_scores` when it applies (else
+        from the whitened gradients). Returns Spearman correlation over all sampled pairs, the
+        largest absolute error, and the overlap of the top pairs found by each.
+        """
+        from scipy.stats import spearmanr
+
+        from ...seeding import numpy_rng
+
+        x = self._require_fit()
+        m = min(int(sample), len(x))
+        rows = np.sort(numpy_rng(self.config.seed, "influence", "check").choice(len(x), m, replace=False))
+        if all(layer.kronecker for layer in self.layers):
+            kron = self.kronfluence()
+            xs = torch.as_tensor(x[rows])
+            exact = kron.pairwise_scores(xs, xs, self.config.damping).numpy()
+            s = np.diag(exact).copy()
+            source = "kronfluence.compute_pairwise_scores"
+        else:
+            w = self.whiten(x[rows]).double()
+            exact = (w @ w.t()).numpy()
+            s = np.diag(exact).copy()
+            source = "whitened gradients (no kronfluence layers)"
+        exact_n = normalise(exact, s, s)
+        sk = self.train_scores().sketch[rows]
+        from .duplicates import unit_rows
+
+        u = unit_rows(sk)
+        approx = u @ u.T
+        iu = np.triu_indices(m, 1)
+        e, a = exact_n[iu], approx[iu]
+        t = min(top, len(e))
+        top_e = set(np.argsort(-e, kind="mergesort")[:t].tolist())
+        top_a = set(np.argsort(-a, kind="mergesort")[:t].tolist())
+        return {"sample": int(m), "pairs": int(len(e)), "exact_source": source, "sketch_dim": self.sketcher().dim_out,
+                "sketch_exact": self.sketcher().exact, "spearman": float(spearmanr(e, a).statistic),
+                "max_abs_error": float(np.abs(e - a).max()), "mean_abs_error": float(np.abs(e - a).mean()),
+                f"top{t}_overlap": len(top_e & top_a) / max(t, 1)}
+
+    def close(self) -> None:
+        if self._kron is not None:
+            self._kron.close()
+            self._kron = None

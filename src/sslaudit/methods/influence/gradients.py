@@ -1,0 +1,87 @@
+"""Per-sample gradients of ℓ_aug, laid out per layer the way EK-FAC factors them.
+
+The parameters that influence is computed for are the weights (and biases) of the encoder's
+`nn.Linear` and `nn.Conv2d` layers — the layers `kronfluence` supports. The gradient of one such
+layer is a d_out × (d_in·k_h·k_w [+1]) matrix: the weight reshaped to 2-D with the bias as the last
+column, the layout of kronfluence's Kronecker factors. An encoder with none of these layers falls
+back to every trainable parameter, flattened (only the `identity` curvature applies then).
+Gradients come from `torch.func` (vmap over samples of grad), in eval mode.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+from .loss import AugmentationStability, stability_distance
+
+SUPPORTED = (nn.Linear, nn.Conv2d)
+
+
+@dataclass
+class Layer:
+    """One block of parameters: its module name, parameter names and gradient-matrix shape."""
+
+    name: str
+    params: list[str]
+    shape: tuple[int, int]  # (rows, cols) of the per-sample gradient matrix
+    kronecker: bool = True  # False: a flattened parameter of the fallback (no EK-FAC factors)
+    numel: int = field(init=False)
+
+    def __post_init__(self):
+        self.numel = int(self.shape[0] * self.shape[1])
+
+
+def tracked_layers(encoder: nn.Module) -> list[Layer]:
+    """The Linear and Conv2d layers of `encoder` (empty if it has none)."""
+    layers = []
+    for name, m in encoder.named_modules():
+        if isinstance(m, SUPPORTED) and len(list(m.children())) == 0:
+            w = m.weight
+            rows = w.shape[0]
+            cols = int(w[0].numel()) + (1 if m.bias is not None else 0)
+            params = [f"{name}.weight"] + ([f"{name}.bias"] if m.bias is not None else [])
+            layers.append(Layer(name, params, (rows, cols)))
+    return layers
+
+
+def fallback_layers(encoder: nn.Module) -> list[Layer]:
+    """Every parameter of `encoder` as its own flattened block (for the identity curvature)."""
+    return [Layer(n, [n], (1, int(p.numel())), kronecker=False) for n, p in encoder.named_parameters()]
+
+
+def _stack_views(loss: AugmentationStability, x: torch.Tensor) -> torch.Tensor:
+    return torch.stack(loss.views(x), dim=1)  # (b, 2K, ...)
+
+
+def per_sample_gradients(encoder: nn.Module, loss: AugmentationStability, x: torch.Tensor, layers: list[Layer]) -> dict[str, torch.Tensor]:
+    """∇θ ℓ_aug(x_i) for every row of `x`: {layer name: (b, rows, cols)}."""
+    names = [p for layer in layers for p in layer.params]
+    all_params = dict(encoder.named_parameters())
+    params = {n: all_params[n].detach() for n in names}
+    views = _stack_views(loss, x)
+    k = loss.draws
+
+    def one(p: dict, v: torch.Tensor) -> torch.Tensor:
+        z = functional_call(encoder, p, (v,))  # (2K, d): the 2K views of one example
+        return stability_distance(z[0::2], z[1::2]).sum() / k
+
+    g = vmap(grad(one), in_dims=(None, 0))(params, views)
+    out = {}
+    b = x.shape[0]
+    for layer in layers:
+        if not layer.kronecker:
+            out[layer.name] = g[layer.params[0]].reshape(b, 1, -1)
+            continue
+        parts = [g[layer.params[0]].reshape(b, layer.shape[0], -1)]
+        if len(layer.params) == 2:
+            parts.append(g[layer.params[1]].reshape(b, layer.shape[0], 1))
+        out[layer.name] = torch.cat(parts, dim=2) if len(parts) == 2 else parts[0]
+    return out
+
+
+def flatten(grads: dict[str, torch.Tensor], layers: list[Layer]) -> torch.Tensor:
+    """Concatenate per-layer gradient matrices into (b, D) vectors in `layers` order."""
+    return torch.cat([grads[layer.name].flatten(1) for layer in layers], dim=1)

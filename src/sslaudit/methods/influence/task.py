@@ -1,0 +1,127 @@
+"""ℓ_aug as a `kronfluence` Task, and a small wrapper around the library's Analyzer.
+
+The library's contract, as used here (kronfluence 1.0.1):
+- the factors are fitted on the summed per-example loss Σ ℓ_aug with `use_empirical_fisher=True`
+  (there are no pseudo-targets to sample for an augmentation-stability loss);
+- the encoder is called once per augmented view, so `has_shared_parameters=True` (concatenating
+  the views into one call would be taken as separate samples);
+- the measurement is ℓ_aug itself.
+Two defects of 1.0.1 with `has_shared_parameters=True` are worked around: its pairwise tracker
+keeps only the last call's contribution unless per-sample gradients are post-processed
+(`enable_post_process_per_sample_gradient=True` with the identity routes it through the
+accumulating path), and its self-influence-with-measurement tracker drops the preconditioned
+gradient after the first call (an error for 2K calls). Because the measurement equals the loss,
+self-influence with measurement is g·P·g, exactly what the plain self-influence computes, so the
+plain `compute_self_scores` is used.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from .loss import AugmentationStability
+
+FACTORS = "factors"
+
+
+def _make_task_class():
+    from kronfluence.task import Task
+
+    class AugmentationStabilityTask(Task):
+        """Σ_i ℓ_aug(x_i) as both the training loss and the measurement."""
+
+        enable_post_process_per_sample_gradient = True  # see the module docstring
+
+        def __init__(self, loss: AugmentationStability):
+            self.loss = loss
+
+        def compute_train_loss(self, batch, model: nn.Module, sample: bool = False) -> torch.Tensor:
+            if sample:
+                raise ValueError("ℓ_aug has no targets to sample: fit factors with use_empirical_fisher=True")
+            x = batch[0] if isinstance(batch, (list, tuple)) else batch
+            return self.loss(model, x).sum()
+
+        def compute_measurement(self, batch, model: nn.Module) -> torch.Tensor:
+            return self.compute_train_loss(batch, model)
+
+        def post_process_per_sample_gradient(self, module_name: str, gradient: torch.Tensor) -> torch.Tensor:
+            return gradient
+
+    return AugmentationStabilityTask
+
+
+def make_task(loss: AugmentationStability):
+    """The kronfluence Task for ℓ_aug (kronfluence is imported only when this is called)."""
+    return _make_task_class()(loss)
+
+
+class KronfluenceAnalysis:
+    """kronfluence's Analyzer on a copy of `encoder`, with its files in a temporary folder."""
+
+    def __init__(self, encoder: nn.Module, loss: AugmentationStability, strategy: str, *, batch_size: int = 128, device: str = "cpu", quiet: bool = True):
+        from kronfluence import Analyzer, prepare_model
+
+        self.task = make_task(loss)
+        self.strategy = strategy
+        self.batch_size = int(batch_size)
+        self._tmp = tempfile.TemporaryDirectory(prefix="sslaudit-kronfluence-")
+        model = prepare_model(copy.deepcopy(encoder).eval(), self.task)
+        self.analyzer = Analyzer(
+            "sslaudit", model, self.task, cpu=str(device) == "cpu", output_dir=self._tmp.name,
+            disable_tqdm=quiet, log_level=logging.WARNING,
+        )
+        self._fitted = False
+
+    def factor_args(self):
+        from kronfluence import FactorArguments
+
+        return FactorArguments(strategy=self.strategy, use_empirical_fisher=True, has_shared_parameters=True,
+                               covariance_max_examples=None, lambda_max_examples=None)
+
+    def score_args(self, damping: float | None):
+        from kronfluence import ScoreArguments
+
+        return ScoreArguments(damping_factor=damping)
+
+    def fit(self, x: torch.Tensor) -> "KronfluenceAnalysis":
+        """Covariances, eigendecomposition and (EK-FAC) corrected eigenvalues on the rows of x."""
+        self.analyzer.fit_all_factors(FACTORS, TensorDataset(torch.as_tensor(x)), per_device_batch_size=self.batch_size,
+                                      factor_args=self.factor_args(), overwrite_output_dir=True)
+        self._fitted = True
+        return self
+
+    def factors(self) -> dict[str, dict[str, torch.Tensor]]:
+        """{module name: {activation/gradient eigenvectors and eigenvalues, lambda matrix, count}}."""
+        out: dict[str, dict[str, torch.Tensor]] = {}
+        for group in (self.analyzer.load_eigendecomposition(FACTORS), self.analyzer.load_lambda_matrices(FACTORS)):
+            for kind, per_module in (group or {}).items():
+                for name, t in per_module.items():
+                    out.setdefault(name, {})[kind] = t
+        return out
+
+    def self_scores(self, x: torch.Tensor, damping: float | None) -> torch.Tensor:
+        self.analyzer.compute_self_scores(
+            "self", FACTORS, TensorDataset(torch.as_tensor(x)), per_device_train_batch_size=self.batch_size,
+            score_args=self.score_args(damping), overwrite_output_dir=True)
+        return self.analyzer.load_self_scores("self")["all_modules"].double()
+
+    def pairwise_scores(self, xq: torch.Tensor, xt: torch.Tensor, damping: float | None) -> torch.Tensor:
+        """(queries × train) scores g_qᵀ P g_t computed by the library."""
+        self.analyzer.compute_pairwise_scores(
+            "pairwise", FACTORS, TensorDataset(torch.as_tensor(xq)), TensorDataset(torch.as_tensor(xt)),
+            per_device_query_batch_size=self.batch_size, per_device_train_batch_size=self.batch_size,
+            score_args=self.score_args(damping), overwrite_output_dir=True)
+        return self.analyzer.load_pairwise_scores("pairwise")["all_modules"].double()
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self._tmp.name)
+
+    def close(self) -> None:
+        self._tmp.cleanup()

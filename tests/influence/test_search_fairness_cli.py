@@ -1,0 +1,154 @@
+"""Duplicate search, baselines, fairness statistics, fallback, bad input, CLI and removal."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from sslaudit.errors import UserError
+from sslaudit.methods.influence import InfluenceAnalyzer
+from sslaudit.methods.influence.baselines import knn_distance
+from sslaudit.methods.influence.duplicates import nearest_pairs
+from sslaudit.methods.influence.fairness import fairness_report, group_comparison
+from sslaudit.methods.influence.removal import parse_fraction, removal_sets
+
+
+def test_nearest_pairs_equal_brute_force():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(60, 5)).astype(np.float32)
+    df = nearest_pairs(z, neighbours=59)
+    u = z / np.linalg.norm(z, axis=1, keepdims=True)
+    iu = np.triu_indices(60, 1)
+    ref = (u @ u.T)[iu]
+    assert len(df) == len(ref) and (df["i"] < df["j"]).all()
+    assert not df.duplicated(["i", "j"]).any()
+    np.testing.assert_allclose(df["score"].to_numpy()[:20], np.sort(ref)[::-1][:20], atol=1e-5)
+
+
+def test_knn_distance_flags_an_outlier():
+    rng = np.random.default_rng(1)
+    e = np.abs(rng.normal(size=(50, 4))) + np.array([5, 0, 0, 0])
+    e[10] = [0, 0, 0, 5]
+    d = knn_distance(e, k=5)
+    assert d.argmax() == 10
+
+
+def test_sketched_duplicate_search_agrees_with_exact_pairwise(digits_x, tiny_encoder, augment):
+    x = np.concatenate([digits_x[:80], digits_x[[3, 11]]])  # rows 80, 81 duplicate rows 3, 11
+    ia = InfluenceAnalyzer(tiny_encoder, augment, "ekfac", draws=2, batch_size=82, sketch_dim=384).fit(x)
+    assert not ia.sketcher().exact  # 858 parameters projected to 384
+    chk = ia.check_duplicates(sample=82, top=10)
+    assert chk["exact_source"].startswith("kronfluence")
+    assert chk["top10_overlap"] >= 0.8 and chk["spearman"] > 0.5, chk
+    d = ia.duplicates(k=2)
+    assert {(int(a), int(b)) for a, b in zip(d["i"], d["j"])} == {(3, 80), (11, 81)}
+    ia.close()
+
+
+class NoLayers(nn.Module):
+    """An encoder with no nn.Linear / nn.Conv2d: a raw parameter matrix."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(64, 5, generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, x):
+        return torch.relu(x.flatten(1) @ self.w)
+
+
+def test_no_supported_layer_falls_back_to_identity(digits_x, augment, capsys):
+    from sslaudit.progress import set_enabled
+
+    set_enabled(True)
+    try:
+        ia = InfluenceAnalyzer(NoLayers(), augment, "ekfac", draws=2).fit(digits_x[:20])
+    finally:
+        set_enabled(False)
+    assert ia.strategy == "identity" and "falling back to the identity" in ia.fallback
+    assert "falling back" in capsys.readouterr().err
+    enc = ia.encoder
+    g = []
+    for i in range(20):
+        enc.zero_grad()
+        ia.loss(enc, torch.as_tensor(digits_x[i : i + 1])).sum().backward()
+        g.append(enc.w.grad.flatten().clone())
+    g = torch.stack(g).double()
+    np.testing.assert_allclose(ia.self_influence(), (g * g).sum(1).numpy(), rtol=1e-4)
+
+
+def test_group_comparison_matches_manual_statistics():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(1.0, 1, 40), rng.normal(0.0, 1, 60)
+    res = group_comparison(np.concatenate([a, b]), ["F"] * 40 + ["M"] * 60, "sex")
+    t = res["tests"][0]
+    greater = (a[:, None] > b[None]).mean() - (a[:, None] < b[None]).mean()
+    assert t["cliffs_delta"] == pytest.approx(greater, abs=1e-12)
+    assert t["p_value"] < 0.01 and res["groups"]["F"]["n"] == 40
+    three = group_comparison(np.concatenate([a, b]), ["x"] * 40 + ["y"] * 30 + ["z"] * 30, "race")
+    assert len(three["tests"]) == 3 and "kruskal_wallis" in three and all("p_value_holm" in t for t in three["tests"])
+
+
+def test_empty_group_and_bad_attribute_are_clear_errors():
+    with pytest.raises(UserError, match="no examples"):
+        group_comparison(np.arange(4.0), ["a", "a", "b", "b"], "sex", groups=["a", "c"])
+    with pytest.raises(UserError, match="single group"):
+        group_comparison(np.arange(4.0), ["a"] * 4, "sex")
+    with pytest.raises(UserError, match="not columns"):
+        fairness_report(np.arange(3.0), pd.DataFrame({"sex": ["a", "b", "a"]}), ["race"])
+
+
+def test_removal_sets_and_fraction():
+    assert parse_fraction("5%") == pytest.approx(0.05) and parse_fraction("0.1") == pytest.approx(0.1)
+    with pytest.raises(UserError):
+        parse_fraction("150%")
+    idx = np.arange(100, 120)
+    s = np.arange(20.0)
+    sets = removal_sets(idx, s, 0.1, seed=0)
+    assert sets["top"].tolist() == [118, 119] and sets["bottom"].tolist() == [100, 101] and len(sets["random"]) == 2
+
+
+def test_cli_writes_contract_files_and_reuses_cache(tiny_run):
+    import sslaudit
+    from sslaudit.cli.main import main
+
+    run = sslaudit.load(tiny_run)
+    q = int(run.dataset.test.index[0])
+    args = ["influence", str(tiny_run), "--subsample", "60", "--pairs", "5", "--queries", f"test:{q}", "--draws", "2", "--check", "20", "-q"]
+    assert main(args) == 0
+    d = tiny_run / "influence"
+    si = pd.read_parquet(d / "self_influence.parquet")
+    assert list(si.columns) == ["split", "index", "score", "rank"] and len(si) == 60
+    assert sorted(si["rank"]) == list(range(1, 61)) and set(si["index"]) <= set(run.dataset.train.index.tolist())
+    du = pd.read_parquet(d / "duplicates.parquet")
+    assert list(du.columns[:3]) == ["i", "j", "score"] and (du["i"] < du["j"]).all() and len(du) == 5
+    pw = pd.read_parquet(d / "pairwise.parquet")
+    assert list(pw.columns) == ["query_split", "query_index", "train_index", "score", "score_normalised"] and len(pw) == 60
+    assert json.loads((d / "fairness.json").read_text())["attributes"] == []
+    summary = json.loads((d / "summary.json").read_text())
+    assert summary["strategy_used"] == "ekfac" and summary["duplicate_check"]["sample"] == 20
+    assert main(args) == 0  # rerun: factors and scores come from the cache
+    assert json.loads((d / "summary.json").read_text())["timings"]["scores_seconds"] < summary["timings"]["scores_seconds"]
+    np.testing.assert_array_equal(pd.read_parquet(d / "self_influence.parquet")["score"], si["score"])
+
+
+def test_cli_bad_query_is_a_one_line_error(tiny_run, capsys):
+    from sslaudit.cli.main import main
+
+    assert main(["influence", str(tiny_run), "--queries", "test:999999", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: test:999999 is not in the data") and "Traceback" not in err
+
+
+def test_removal_experiment_end_to_end(tiny_run):
+    import sslaudit
+    from sslaudit.methods.influence.removal import removal_experiment
+
+    run = sslaudit.load(tiny_run)
+    idx = run.dataset.train.index
+    score = np.random.default_rng(0).random(len(idx))  # any scores: the mechanics are tested here
+    out = removal_experiment(run, idx, score, 0.05, arms=("top", "random"))
+    assert set(out["arms"]) == {"top", "random"} and out["removed"] == round(0.05 * len(idx))
+    for arm in out["arms"].values():
+        assert arm["n_train"] == len(idx) - out["removed"] and 0 < arm["linear_probe_accuracy"] <= 1
