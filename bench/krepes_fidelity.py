@@ -1,0 +1,181 @@
+"""KREPES fidelity table (Adult, Fashion-MNIST × SimCLR / VICReg / Barlow Twins × step / fit modes)
+and the Feature Alignment Gap audit on Adult.
+
+    SSLAUDIT_DATA=/work/shared/data .venv/bin/python bench/krepes_fidelity.py [--quick] [--full]
+
+Default (reduced, ~30 min on a shared 2-core machine): Adult full (32,561 train / 16,281 test),
+MLP 108-256-256, 5 epochs; Fashion-MNIST on a seeded 10,000-image training subset (test split
+whole), MLP 784-256-256 (the ConvNet's eNTK costs ~25 ms per sample on this machine), 5 epochs.
+KREPES: m = auto, uniform landmarks, cosine-normalised pNTK, r = min(d, rank), step on a seeded
+4,096-sample subset of two views, SSL batch 256, ≤ 10 CG iterations per λ, λ = auto over
+multiples (1, 10, 100, 1000) of the mean GN eigenvalue (label-free), 1,000 seeded test points.
+`--full`: Fashion-MNIST on all 60,000 images, step_sample 131,072, 50 CG iterations.
+Baselines measured in the same run: the network's own linear probe (Δ accuracy), the
+cosine-nearest landmark in the network's embedding (precision@1), 10 random landmarks
+(confidence drop). Writes bench/results/krepes_fidelity.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def machine() -> dict:
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count(), "cpu": cpu, "torch_threads": torch.get_num_threads(), "python": platform.python_version(), "torch": torch.__version__}
+
+
+def subset_dataset(ds, n, seed):
+    from sslaudit.seeding import numpy_rng
+
+    if n is None or n >= len(ds.train):
+        return ds
+    rows = np.sort(numpy_rng(seed, "bench", "subset").choice(len(ds.train), n, replace=False))
+    ds.train = ds.train.take(rows)
+    ds.source = {**ds.source, "bench_subset": f"seeded {n} of the training split"}
+    return ds
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="tiny smoke configuration (Adult 4,000 rows, 2 epochs, SimCLR only)")
+    ap.add_argument("--full", action="store_true", help="Fashion-MNIST on 60,000 images and the library's default step settings")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "krepes_fidelity.json"))
+    ap.add_argument("--work", default="/tmp/sslaudit_bench_krepes")
+    ap.add_argument("--objectives", default="simclr,vicreg,barlow")
+    ap.add_argument("--datasets", default="adult,fashion-mnist")
+    ap.add_argument("--levers", action="store_true", help="Adult/SimCLR only: the fidelity under the levers (raw kernel, m, selection, r) at step_sample 2048")
+    ap.add_argument("--merge", nargs="+", help="combine result files of runs split by --datasets into --out, then stop")
+    args = ap.parse_args()
+    if args.merge:
+        docs = [json.loads(Path(p).read_text()) for p in args.merge]
+        out = {**docs[0], "rows": [r for d in docs for r in d["rows"]], "timings": {k: v for d in docs for k, v in d["timings"].items()},
+               "adult_audit": {k: v for d in docs for k, v in d.get("adult_audit", {}).items()}, "parts": [
+                   {"file": p, "seconds": d["seconds"], "load_start": d["load_start"], "load_end": d["load_end"]} for p, d in zip(args.merge, docs)]}
+        Path(args.out).write_text(json.dumps(out, indent=1, default=float))
+        print(f"wrote {args.out}")
+        return 0
+    os.environ.setdefault("SSLAUDIT_DATA", "/work/shared/data")
+    os.environ.setdefault("SSLAUDIT_QUIET", "1")
+
+    import sslaudit
+    from sslaudit.data import load_dataset
+    from sslaudit.engine import get_engine
+    from sslaudit.methods.krepes.pipeline import explain_run
+    from sslaudit.models.trainer import TrainConfig
+    from sslaudit.run import data_config, train_run
+
+    start_load = os.getloadavg()
+    t_start = time.time()
+    objectives = args.objectives.split(",")
+    settings = {
+        "epochs": 2 if args.quick else 5, "fashion_train_subset": None if args.full else 10000, "adult_train_subset": 4000 if args.quick else None,
+        "test_points": 300 if args.quick else 1000, "landmarks": "auto", "selection": "uniform", "kernel": "pntk", "normalize": True,
+        "lam": "auto", "lambda_grid": [1.0, 10.0, 100.0, 1000.0], "step_sample": 131072 if args.full else (2048 if args.quick else 4096),
+        "ssl_batch_size": 256, "cg_max_iter": 50 if args.full else 10, "fashion_arch": "mlp", "adult_arch": "mlp",
+    }
+    if args.quick:
+        objectives = ["simclr"]
+    rows, audits, timings = [], {}, {}
+    work = Path(args.work)
+    if args.levers:
+        return levers(args, settings, work)
+    for dname in args.datasets.split(","):
+        ds_full = load_dataset(dname)
+        sub = settings["fashion_train_subset"] if dname == "fashion-mnist" else settings["adult_train_subset"]
+        for obj in objectives:
+            t0 = time.time()
+            ds = subset_dataset(load_dataset(dname), sub, 0)
+            out = work / f"{dname}-{obj}-{settings['epochs']}ep-{sub}"
+            cfg = TrainConfig(objective=obj, epochs=settings["epochs"], batch_size=256)
+            train_run(data_config(dname), cfg, out, dataset=ds, arch="mlp")
+            run = sslaudit.load(out)
+            run.__dict__["dataset"] = ds  # the (sub-sampled) data the encoder was trained on
+            t_train = time.time() - t0
+            t1 = time.time()
+            res = explain_run(run, test_points=settings["test_points"], both_modes=True, lambda_curve=True, engine=get_engine("local"),
+                              mode="step", landmarks="auto", selection="uniform", kernel="pntk", normalize=True, lam="auto",
+                              lambda_grid=tuple(settings["lambda_grid"]), step_sample=settings["step_sample"],
+                              ssl_batch_size=settings["ssl_batch_size"], cg_max_iter=settings["cg_max_iter"], seed=0)
+            fid = res.documents["fidelity"]
+            timings[f"{dname}/{obj}"] = {"train_s": t_train, "krepes_s": time.time() - t1}
+            for mode, rep in fid["modes"].items():
+                rows.append({"dataset": dname, "objective": obj, "mode": mode, "n_train": len(ds.train),
+                             **{k: rep[k] for k in ("network_accuracy", "surrogate_accuracy", "delta_accuracy", "kendall_tau", "precision_at_1",
+                                                    "precision_at_1_baseline", "confidence_drop_top", "confidence_drop_random", "class_coverage", "n_distinct_top1")},
+                             "trusted": fid["trusted_mode"] == mode})
+            for r in rows[-2:]:
+                if r["mode"] == "step":
+                    r["step"] = {k: fid.get(k) for k in ("loss_before", "loss_after", "lambda", "lambda_multiple", "mean_gn_eigenvalue", "cg_residual",
+                                                         "cg_iterations", "step_length", "n_landmarks", "rank", "path_used", "n_step_samples")}
+                    r["lambda_curve"] = fid.get("lambda_curve")
+                else:
+                    r["fit_r2"] = res.krepes.fit_result["r2"] if res.krepes.fit_result else None
+            if dname == "adult":
+                audits[obj] = {"alignment_gap": res.tables["alignment_gap"].to_dict(orient="records"),
+                               "anchoring": res.tables["anchoring"].to_dict(orient="records")}
+            print(json.dumps({k: v for k, v in rows[-1].items() if k != "lambda_curve"}, default=float)[:600], file=sys.stderr, flush=True)
+            print(json.dumps({k: v for k, v in rows[-2].items() if k != "lambda_curve"}, default=float)[:600], file=sys.stderr, flush=True)
+    doc = {"benchmark": "krepes_fidelity", "machine": machine(), "load_start": start_load, "load_end": os.getloadavg(),
+           "seconds": time.time() - t_start, "settings": settings, "timings": timings, "rows": rows, "adult_audit": audits,
+           "targets": {"abs_delta_accuracy": 0.01, "kendall_tau": 0.8, "precision_at_1": "above the cosine baseline", "confidence_drop_ratio": 10}}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(doc, indent=1, default=float))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def levers(args, settings, work) -> int:
+    """Adult / SimCLR (the encoder trained by the main run): one option changed at a time."""
+    import sslaudit
+    from sslaudit.data import load_dataset
+    from sslaudit.engine import get_engine
+    from sslaudit.methods.krepes.pipeline import explain_run
+    from sslaudit.models.trainer import TrainConfig
+    from sslaudit.run import data_config, train_run
+
+    t0, load0 = time.time(), os.getloadavg()
+    ds = load_dataset("adult")
+    out = work / f"adult-simclr-{settings['epochs']}ep-None"
+    train_run(data_config("adult"), TrainConfig(objective="simclr", epochs=settings["epochs"], batch_size=256), out, dataset=ds, arch="mlp")
+    base = dict(mode="step", landmarks="auto", selection="uniform", kernel="pntk", normalize=True, lam="auto",
+                lambda_grid=tuple(settings["lambda_grid"]), step_sample=2048, ssl_batch_size=256, cg_max_iter=settings["cg_max_iter"], seed=0)
+    variants = {"baseline (step_sample 2048)": {}, "raw kernel": {"normalize": False}, "m = 722 (2x auto)": {"landmarks": 722},
+                "kmeans++ landmarks": {"selection": "kmeans++"}, "r = 64": {"rank": 64}}
+    rows = []
+    for name, change in variants.items():
+        run = sslaudit.load(out)
+        t1 = time.time()
+        res = explain_run(run, test_points=settings["test_points"], both_modes=True, engine=get_engine("local"), **{**base, **change})
+        fid = res.documents["fidelity"]
+        for mode, rep in fid["modes"].items():
+            rows.append({"variant": name, "mode": mode, **{k: rep.get(k) for k in (
+                "delta_accuracy", "kendall_tau", "kendall_tau_centred_network", "precision_at_1", "precision_at_1_baseline",
+                "confidence_drop_top", "confidence_drop_random", "class_coverage", "n_distinct_top1")}, "seconds": time.time() - t1})
+        print(json.dumps(rows[-2:], default=float), file=sys.stderr, flush=True)
+    doc = {"benchmark": "krepes_levers", "machine": machine(), "load_start": load0, "load_end": os.getloadavg(), "seconds": time.time() - t0,
+           "settings": {**settings, "step_sample": 2048}, "rows": rows}
+    Path(args.out).write_text(json.dumps(doc, indent=1, default=float))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""`sslaudit krepes RUN`: representer landmarks of a trained run's encoder (KREPES)."""
+from __future__ import annotations
+
+import click
+
+from ..errors import UserError
+from .options import common, sample_refs
+
+
+def _landmarks(value: str):
+    if value == "auto":
+        return "auto"
+    try:
+        return int(value)
+    except ValueError:
+        raise UserError(f"--landmarks {value!r}: give an integer ≥ 2 or 'auto'") from None
+
+
+def _lambda(value: str):
+    if value == "auto":
+        return "auto"
+    try:
+        v = float(value)
+    except ValueError:
+        raise UserError(f"--lambda {value!r}: give a positive number (a multiple of the mean Gauss–Newton eigenvalue) or 'auto'") from None
+    if not v > 0:
+        raise UserError(f"--lambda {value}: must be > 0 (a multiple of the mean Gauss–Newton eigenvalue) or 'auto'")
+    return v
+
+
+@click.command("krepes")
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--mode", type=click.Choice(["step", "fit"]), default="step", show_default=True,
+              help="step: one Gauss–Newton step on the SSL loss of the kernel model (the paper's); fit: regress the kernel model onto the network's embeddings.")
+@click.option("--both-modes", is_flag=True, help="Also compute the other mode and report both modes' fidelity side by side, with the one to trust.")
+@click.option("--lambda-curve", is_flag=True, help="Also compute the fidelity of every λ tried by --lambda auto (uses labels; a diagnostic, never a selection).")
+@click.option("--landmarks", "landmarks", default="auto", show_default=True, help="Number of landmarks m, or auto = min(n, max(256, ⌈2√n⌉)).")
+@click.option("--selection", type=click.Choice(["uniform", "kmeans++", "leverage"]), default="uniform", show_default=True, help="How landmarks are chosen (kernel k-means++ and ridge leverage are label-free).")
+@click.option("--kernel", type=click.Choice(["pntk", "trntk"]), default="pntk", show_default=True, help="eNTK reduction: pntk (sum of outputs) or trntk (trace over outputs, d× the cost).")
+@click.option("--raw-kernel", is_flag=True, help="Use the raw eNTK instead of the cosine-normalised one (the raw one tends to give the same 'hub' landmarks to every test point).")
+@click.option("--exact", is_flag=True, help="Exact full kernel model: every training sample is a landmark and the kernel comes from per-sample gradients (n ≤ 5000).")
+@click.option("--top-k", type=int, default=10, show_default=True, help="Representer landmarks kept per test point.")
+@click.option("--index", "index", multiple=True, help="Also explain this sample, e.g. test:17 or train:3 (repeatable); Split.index values.")
+@click.option("--concept", "concept", multiple=True, help="Concept-conditioned scores: NAME=COLUMN==VALUE, NAME=label==VALUE or NAME=@FILE (one split:index per line). Repeatable.")
+@click.option("--test-points", type=int, default=1000, show_default=True, help="Size of the seeded sample of the test split that is explained (plus any --index).")
+@click.option("--lambda", "lam", default="auto", show_default=True, help="Damping of the step as a multiple of the mean Gauss–Newton eigenvalue, or auto (label-free: spectral-entropy peak over 1, 10, 100, 1000).")
+@click.option("--rank", type=int, default=None, help="Nyström rank r (default min(embedding width, numerical rank of K_mm)).")
+@click.option("--step-sample", type=int, default=131072, show_default=True, help="Training samples (two views each) used by the step at most (seeded subsample).")
+@click.option("--ssl-batch-size", type=int, default=256, show_default=True, help="SSL batch size of the kernel model's loss (separate from --block-size).")
+@click.option("--block-size", type=int, default=1024, show_default=True, help="Rows per kernel block (bounds memory; results do not depend on it).")
+@click.option("--cg-max-iter", type=int, default=50, show_default=True, help="Conjugate-gradient iterations at most per λ.")
+@click.option("--engine", type=click.Choice(["local"]), default="local", show_default=True, help="Block-execution engine.")
+@common
+def command(run, mode, both_modes, lambda_curve, landmarks, selection, kernel, raw_kernel, exact, top_k, index, concept, test_points, lam, rank,
+            step_sample, ssl_batch_size, block_size, cg_max_iter, engine, seed, device):
+    """Representer landmarks (KREPES): which training samples shaped each test point's representation.
+
+    Writes RUN/krepes/: landmarks.parquet (top-K landmarks per test point with IS and
+    attract/repel sign), landmark_norms.parquet, fidelity.json (how far the surrogate can be
+    trusted), anchoring.parquet, alignment_gap.parquet (tables), concepts.parquet (with
+    --concept). Kernel blocks are cached: changing only --top-k, --index or --concept reuses them.
+    """
+    import sslaudit
+    from sslaudit.engine import get_engine
+    from sslaudit.methods.krepes.pipeline import explain_run
+    from sslaudit.progress import info
+
+    refs = sample_refs(index)
+    r = sslaudit.load(run, device=device)
+    if top_k < 1:
+        raise UserError(f"--top-k must be ≥ 1, got {top_k}")
+    with r.store.lock():
+        out = explain_run(
+            r, test_points=test_points, refs=refs, concepts=concept, both_modes=both_modes, lambda_curve=lambda_curve, engine=get_engine(engine),
+            mode=mode, landmarks=_landmarks(landmarks), selection=selection, kernel=kernel, normalize=not raw_kernel, exact=exact,
+            top_k=top_k, lam=_lambda(lam), rank=rank, step_sample=step_sample, ssl_batch_size=ssl_batch_size, block_size=block_size,
+            cg_max_iter=cg_max_iter, seed=seed, device=device,
+        )
+        for name, df in out.tables.items():
+            r.store.write_parquet(f"krepes/{name}.parquet", df, stage="krepes")
+        for name, doc in out.documents.items():
+            r.store.write_json(f"krepes/{name}.json", doc, stage="krepes")
+    fid = out.documents["fidelity"]
+    if fid.get("kendall_tau") is not None:
+        info(f"surrogate fidelity: Δ accuracy {fid['delta_accuracy']:+.4f}, Kendall τ {fid['kendall_tau']:.3f}, "
+             f"precision@1 {fid['precision_at_1']:.3f} (cosine baseline {fid['precision_at_1_baseline']:.3f}), "
+             f"{fid['n_distinct_top1']} distinct top-1 landmarks")
+    click.echo(f"KREPES results written to {r.store.root / 'krepes'}")

@@ -1,0 +1,309 @@
+"""`Krepes`: representer landmarks of a frozen SSL encoder (sklearn-like fit / explain).
+
+    k = Krepes(encoder, objective="simclr").fit(train_x, augment=make_augment(dataset))
+    result = k.explain(test_x)        # top-K landmarks per test point, IS, attract/repel sign
+
+Pipeline: eNTK of the encoder (sslaudit.kernels) → landmarks → K_mm, K(train, landmarks) →
+Nyström basis and PC point Ã0, centring γ → `step` mode: one Gauss–Newton step on the SSL loss
+of the kernel model over two seeded augmented views per (sub-sampled) training sample; `fit`
+mode: the representer regression onto the network's embeddings → scores. With a `cache`
+(a RunStore, written under its lock) the kernel blocks, landmarks and the step are named stages
+reused by a rerun whose inputs did not change.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from ...errors import UserError
+from ...progress import info
+from ...seeding import numpy_rng, torch_generator
+from .gauss_newton import KernelLossProblem, StepConfig, ViewBatches, gauss_newton_step
+from .kernel_model import KernelModel, check_kernel_values, pc_model
+from .losses import KernelSSLLoss
+from .result import KrepesResult
+from .stages import _from_json_array, _json_array, fingerprint, module_fingerprint, view_kernel_block
+from .scores import influence_scores, n_distinct_top1, top_k as top_k_positions
+
+EXACT_MAX = 5000
+MODES = ("step", "fit")
+
+
+@dataclass
+class KrepesConfig:
+    """Options of a KREPES explanation (saved beside the results)."""
+
+    objective: str = field(default="simclr", metadata={"help": "SSL objective of the kernel model's step: simclr, barlow, vicreg or byol."})
+    kernel: str = field(default="pntk", metadata={"help": "eNTK reduction: pntk (sum of outputs) or trntk (trace)."})
+    normalize: bool = field(default=True, metadata={"help": "Cosine-normalise the kernel (avoids hub landmarks)."})
+    landmarks: int | str = field(default="auto", metadata={"help": "Number of landmarks m, or 'auto' = min(n, max(256, ⌈2√n⌉))."})
+    selection: str = field(default="uniform", metadata={"help": "Landmark selection: uniform, kmeans++ or leverage."})
+    mode: str = field(default="step", metadata={"help": "step (one Gauss–Newton step on the SSL loss) or fit (regress onto the network)."})
+    top_k: int = field(default=10, metadata={"help": "Representer landmarks kept per test point."})
+    rank: int | None = field(default=None, metadata={"help": "Nyström rank r (default min(d, numerical rank of K_mm))."})
+    lam: float | str = field(default="auto", metadata={"help": "Damping as a multiple of the mean Gauss–Newton eigenvalue, or 'auto' (spectral-entropy peak)."})
+    lambda_grid: tuple = field(default=(1.0, 10.0, 100.0, 1000.0), metadata={"help": "Multiples tried by lam='auto'."})
+    step_sample: int = field(default=131072, metadata={"help": "Training samples (two views each) the step uses at most (seeded subsample)."})
+    ssl_batch_size: int = field(default=256, metadata={"help": "SSL batch size of the kernel model's loss (not a compute block size)."})
+    block_size: int = field(default=1024, metadata={"help": "Rows per kernel block (memory bound; does not change results)."})
+    cg_max_iter: int = field(default=50, metadata={"help": "Conjugate-gradient iterations at most per λ."})
+    cg_tol: float = field(default=1e-6, metadata={"help": "Relative CG residual at which CG stops."})
+    fit_ridge: float | str = field(default="gcv", metadata={"help": "fit mode: ridge μ, or 'gcv' (label-free generalised cross-validation)."})
+    exact: bool = field(default=False, metadata={"help": "Exact full kernel model: every training sample a landmark, kernel by per-sample gradients (n ≤ 5000)."})
+    objective_params: dict = field(default_factory=dict, metadata={"help": "Objective hyper-parameters (temperature, lambd, ...), as the encoder was trained."})
+    path: str = field(default="auto", metadata={"help": "eNTK path: auto, factorised or general."})
+    projection_dim: int | None = field(default=None, metadata={"help": "General eNTK path: random projection width of per-sample gradients."})
+    seed: int = field(default=0, metadata={"help": "Seed of every random draw."})
+    device: str = field(default="cpu", metadata={"help": "cpu or cuda."})
+
+    def check(self) -> None:
+        if self.mode not in MODES:
+            raise UserError(f"unknown KREPES mode {self.mode!r}: use 'step' or 'fit'")
+        if int(self.top_k) < 1:
+            raise UserError(f"top_k must be ≥ 1, got {self.top_k}")
+        if int(self.ssl_batch_size) < 2:
+            raise UserError(f"the SSL batch size must be ≥ 2, got {self.ssl_batch_size}")
+        if int(self.step_sample) < 2:
+            raise UserError(f"step_sample must be ≥ 2, got {self.step_sample}")
+        if self.lam != "auto" and not float(self.lam) > 0:
+            raise UserError(f"lambda must be a positive multiple of the mean Gauss–Newton eigenvalue or 'auto', got {self.lam}")
+        if self.rank is not None and int(self.rank) < 1:
+            raise UserError(f"rank must be ≥ 1, got {self.rank}")
+        KernelSSLLoss(self.objective)  # validates the objective
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["lambda_grid"] = list(self.lambda_grid)
+        return d
+
+
+class Krepes:
+    """Representer landmarks of `encoder` (see the module docstring); options in `KrepesConfig`."""
+
+    def __init__(self, encoder: nn.Module, *, engine=None, cache=None, **options):
+        unknown = set(options) - set(KrepesConfig.__dataclass_fields__)
+        if unknown:
+            raise TypeError(f"unknown Krepes option(s): {sorted(unknown)}")
+        self.config = KrepesConfig(**options)
+        self.config.check()
+        self.encoder = encoder.eval()
+        self.engine = engine
+        self.cache = cache
+        self.stages: dict[str, str] = {}  # stage → "computed" | "reused"
+        self._lf = None
+
+    # ---- cached stages ------------------------------------------------------------------------
+    def _stage(self, name: str, key: dict, compute) -> dict:
+        if self.cache is None:
+            self.stages[name] = "computed"
+            return compute()
+        stage, rel = f"krepes/{name}", f"krepes/cache/{name}.npz"
+        if self.cache.stage_done(stage, key):
+            self.stages[name] = "reused"
+            return self.cache.read_npz(rel)
+        out = compute()
+        with self.cache.lock():
+            self.cache.write_npz(rel, stage=stage, **out)
+            self.cache.mark_done(stage, key, [rel])
+        self.stages[name] = "computed"
+        return out
+
+    # ---- fitting ----------------------------------------------------------------------------------
+    def fit(self, train_x, augment=None, train_embeddings: np.ndarray | None = None) -> "Krepes":
+        """Kernel, landmarks, Nyström basis, PC point and the surrogate of the configured mode."""
+        from ...kernels import EntkKernel, fit_nystrom, resolve_landmark_count, select_landmarks
+
+        cfg = self.config
+        self.train_x = train_x = np.asarray(train_x, dtype=np.float32)
+        n = len(train_x)
+        if cfg.exact and n > EXACT_MAX:
+            raise UserError(f"--exact builds the full {n}×{n} kernel by per-sample gradients; it is limited to n ≤ {EXACT_MAX}: drop --exact (Nyström) or subsample")
+        self.augment, self.train_embeddings = augment, train_embeddings
+        with torch.no_grad():
+            d = int(self.encoder(torch.as_tensor(train_x[:2], device=cfg.device)).shape[1])
+        self.kernel = None if cfg.exact else EntkKernel(self.encoder, kind=cfg.kernel, normalize=cfg.normalize, path=cfg.path,
+                                                          projection_dim=cfg.projection_dim, block_size=cfg.block_size, seed=cfg.seed, device=cfg.device)
+        self.base_key = {"encoder": module_fingerprint(self.encoder), "train": fingerprint(train_x), "kind": cfg.kernel,
+                         "normalize": cfg.normalize, "path": cfg.path, "projection_dim": cfg.projection_dim, "exact": cfg.exact, "seed": cfg.seed}
+        m = n if cfg.exact else resolve_landmark_count(cfg.landmarks, n)
+        self.lm_key = {**self.base_key, "m": m, "selection": "all" if cfg.exact else cfg.selection}
+        if cfg.exact:
+            self.landmarks = np.arange(n)
+        else:
+            self.landmarks = self._stage("landmarks", self.lm_key, lambda: {"positions": select_landmarks(
+                self.kernel, train_x, m, cfg.selection, cfg.seed, engine=self.engine)})["positions"].astype(np.int64)
+        self.k_mm = check_kernel_values(self._stage("kernel_mm", self.lm_key, lambda: {"k": self._landmark_kernel()})["k"], "between landmarks (K_mm)")
+        if cfg.exact:  # every training sample is a landmark: K(train, landmarks) = K_mm
+            self.k_train = self.k_mm
+        else:
+            self.k_train = check_kernel_values(self._stage("kernel_train", self.lm_key, lambda: {"k": self._rows_to_landmarks(train_x, "K(train, landmarks)")})["k"], "K(train, landmarks)")
+        self.basis = fit_nystrom(self.k_mm, rank=d if cfg.rank is None else int(cfg.rank), landmarks=self.landmarks)
+        self.pc = pc_model(self.basis.a0, self.k_train)
+        self._models: dict[str, KernelModel] = {}
+        self.step_result = self.fit_result = None
+        self.model = self.surrogate(cfg.mode)
+        return self
+
+    @property
+    def path_used(self) -> str:
+        return "exact" if self.kernel is None else self.kernel.path_used
+
+    @property
+    def path_reason(self) -> str:
+        return "exact per-sample-gradient kernel (--exact)" if self.kernel is None else self.kernel.path_reason
+
+    def _landmark_factors(self):
+        if self._lf is None:
+            from ...kernels import compute_factors
+
+            self._lf = compute_factors(self.kernel, self.train_x, rows=self.landmarks, engine=self.engine, desc="eNTK factors (landmarks)")
+        return self._lf
+
+    def _landmark_kernel(self) -> np.ndarray:
+        if self.kernel is None:
+            from ...kernels import exact_kernel
+
+            return exact_kernel(self.encoder, self.train_x, self.train_x, kind=self.config.kernel, normalize=self.config.normalize)
+        lf = self._landmark_factors()
+        return self.kernel.between(lf, lf).cpu().numpy()
+
+    def _rows_to_landmarks(self, x, desc: str) -> np.ndarray:
+        """K(x, landmarks): float32 for the big training block (float64 for small ones)."""
+        if self.kernel is None:
+            from ...kernels import exact_kernel
+
+            return exact_kernel(self.encoder, x, self.train_x[self.landmarks], kind=self.config.kernel, normalize=self.config.normalize)
+        from ...kernels import stream_kernel_blocks
+
+        out = np.empty((len(x), len(self.landmarks)), dtype=np.float32 if len(x) > 4 * self.config.block_size else np.float64)
+        for s, e, block in stream_kernel_blocks(self.kernel, x, self._landmark_factors(), self.config.block_size, self.engine, desc):
+            out[s:e] = block
+        return out
+
+    def kernel_rows(self, x, name: str | None = None) -> np.ndarray:
+        """K(x, landmarks) (T×m), cached as stage krepes/kernel_<name> when a name and a cache are given."""
+        x = np.asarray(x, dtype=np.float32)
+        compute = lambda: {"k": self._rows_to_landmarks(x, f"K({name or 'test'}, landmarks)")}  # noqa: E731
+        if name is None:
+            return check_kernel_values(compute()["k"], "K(test, landmarks)")
+        key = {**self.lm_key, "x": fingerprint(x)}
+        return check_kernel_values(self._stage(f"kernel_{name}", key, compute)["k"], f"K({name}, landmarks)")
+
+    # ---- the two surrogates --------------------------------------------------------------------------
+    def surrogate(self, mode: str) -> KernelModel:
+        """The kernel model of `mode` ('step' or 'fit'), computed once."""
+        if mode not in MODES:
+            raise UserError(f"unknown KREPES mode {mode!r}: use 'step' or 'fit'")
+        if mode not in self._models:
+            self._models[mode] = self._step_model() if mode == "step" else self._fit_model()
+        return self._models[mode]
+
+    def _views(self) -> dict:
+        cfg = self.config
+        n = len(self.train_x)
+        rows = np.arange(n) if n <= cfg.step_sample else np.sort(numpy_rng(cfg.seed, "krepes", "step-sample").choice(n, cfg.step_sample, replace=False))
+        key = {**self.lm_key, "step_sample": cfg.step_sample, "augment": self.augment.config(), "augment_type": type(self.augment).__name__}
+
+        def compute():
+            g = torch_generator(cfg.seed, "krepes", "views")
+            params = [self.augment.sample(len(rows), g), self.augment.sample(len(rows), g)]
+            if self.kernel is None:
+                from ...kernels import exact_kernel
+
+                xb = torch.as_tensor(self.train_x[rows])
+                ks = [exact_kernel(self.encoder, self.augment.apply(xb, p).numpy(), self.train_x[self.landmarks], kind=cfg.kernel, normalize=cfg.normalize) for p in params]
+                return {"k1": ks[0], "k2": ks[1], "rows": rows}
+            from ...engine import block_ranges, get_engine
+
+            engine = self.engine or get_engine("local")
+            ranges = block_ranges(len(rows), cfg.block_size)
+            k1 = np.empty((len(rows), len(self.landmarks)), dtype=np.float32)
+            k2 = np.empty_like(k1)
+            shared = {"kernel": self.kernel, "x": self.train_x, "rows": rows, "augment": self.augment, "params": params,
+                      "landmark_factors": self._landmark_factors().to("cpu")}
+            for (s, e), (b1, b2) in zip(ranges, engine.map(view_kernel_block, ranges, shared=shared, desc="K(views, landmarks)")):
+                k1[s:e], k2[s:e] = b1, b2
+            return {"k1": k1, "k2": k2, "rows": rows}
+
+        return self._stage("kernel_views", key, compute)
+
+    def _step_model(self) -> KernelModel:
+        cfg = self.config
+        if self.augment is None:
+            raise UserError("the step mode needs the augmentation the encoder was trained with: pass augment=make_augment(dataset) to fit(), or use mode='fit'")
+        views = self._views()
+        k1 = check_kernel_values(views["k1"], "K(views, landmarks)")
+        k2 = check_kernel_values(views["k2"], "K(views, landmarks)")
+        scfg = StepConfig(lam=cfg.lam, lambda_grid=tuple(cfg.lambda_grid), cg_tol=cfg.cg_tol, cg_max_iter=cfg.cg_max_iter, seed=cfg.seed)
+        key = {**self.lm_key, "step_sample": cfg.step_sample, "augment": self.augment.config(), "objective": cfg.objective,
+               "params": cfg.objective_params, "step": asdict(scfg), "ssl_batch_size": cfg.ssl_batch_size, "rank": self.basis.rank}
+
+        def compute():
+            problem = KernelLossProblem(KernelSSLLoss(cfg.objective, cfg.objective_params), ViewBatches(k1, k2, cfg.ssl_batch_size, cfg.seed, cfg.device), self.basis.a0, self.pc.gamma)
+            res = gauss_newton_step(problem, scfg)
+            s = res.summary()
+            curve = s.pop("lambda_curve")
+            return {"delta": res.delta, "candidates": np.stack([c["delta"] for c in res.candidates]),
+                    "summary": _json_array(s), "curve": _json_array(curve)}
+
+        out = self._stage("step", key, compute)
+        self.step_result = _from_json_array(out["summary"])
+        self.step_result["lambda_curve"] = _from_json_array(out["curve"])
+        self.step_result["n_step_samples"] = int(len(views["rows"]))
+        self.step_result["n_ssl_batches"] = int(len(views["rows"]) // min(cfg.ssl_batch_size, len(views["rows"])))
+        self.step_candidates = out["candidates"]
+        if not self.step_result["accepted"]:
+            info("warning: no Gauss–Newton step lowered the kernel model's loss; scores are all zero — try a larger --lambda or --mode fit")
+        return self.step_model_for(out["delta"])
+
+    def step_model_for(self, delta: np.ndarray) -> KernelModel:
+        """The step-mode surrogate Ã0 + ΔÃ (γ fixed) for a given ΔÃ (e.g. another λ candidate)."""
+        return KernelModel(self.basis.a0 + delta, self.pc.gamma.copy(), np.asarray(delta, dtype=np.float64), "step")
+
+    def _fit_model(self) -> KernelModel:
+        from .fit_mode import fit_representer
+
+        if self.train_embeddings is None:
+            from ...models.embed import embed
+
+            self.train_embeddings = embed(self.encoder, self.train_x, device=self.config.device)
+        res = fit_representer(self.k_train, self.basis.a0, self.pc.gamma, self.train_embeddings, self.config.fit_ridge)
+        self.fit_result = {"mu": res.mu, "mu_chosen_by": res.chosen_by, "r2": res.r2, "gcv_curve": res.gcv_curve}
+        return res.model
+
+    # ---- explaining -----------------------------------------------------------------------------------
+    def explain(self, test_x=None, *, k_test: np.ndarray | None = None, mode: str | None = None, model: KernelModel | None = None,
+                top_k: int | None = None) -> KrepesResult:
+        """Representer landmarks of test inputs (give `test_x`, or their kernel rows `k_test`)."""
+        if not hasattr(self, "model"):
+            raise UserError("call fit(train_x, ...) before explain()")
+        if k_test is None:
+            if test_x is None:
+                raise UserError("explain() needs test inputs (test_x) or their kernel rows (k_test)")
+            k_test = self.kernel_rows(test_x)
+        k_test = np.asarray(k_test, dtype=np.float64)
+        model = model or self.surrogate(mode or self.config.mode)
+        f = model.embed(k_test)
+        score, sign = influence_scores(k_test, model.weights, f)
+        top = top_k_positions(score, int(top_k or self.config.top_k))
+        return KrepesResult(
+            landmarks=self.landmarks, top=top, top_scores=np.take_along_axis(score, top, 1), top_signs=np.take_along_axis(sign, top, 1),
+            landmark_norms=model.landmark_norms(), embeddings=f, kernel_rows=k_test, mode=model.mode,
+            n_distinct_top1=n_distinct_top1(top), model=model,
+        )
+
+    def train_surrogate(self, model: KernelModel | None = None) -> np.ndarray:
+        """Surrogate representations of every training sample (n×r)."""
+        model = model or self.model
+        return np.concatenate([model.embed(self.k_train[s : s + 65536]) for s in range(0, len(self.k_train), 65536)]) if len(self.k_train) else np.zeros((0, model.width))
+
+    def summary(self) -> dict:
+        cfg = self.config
+        return {"mode": cfg.mode, "kernel": cfg.kernel, "normalized": cfg.normalize, "selection": "all" if cfg.exact else cfg.selection,
+                "n_landmarks": int(len(self.landmarks)), "rank": int(self.basis.rank), "path_used": self.path_used,
+                "path_reason": self.path_reason, "nystrom": self.basis.summary(), "step": self.step_result, "fit": self.fit_result,
+                "parameters": "encoder parameters in eval() mode (BatchNorm affine parameters included, running statistics frozen)",
+                "stages": dict(self.stages)}

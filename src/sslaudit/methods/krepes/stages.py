@@ -1,0 +1,50 @@
+"""Helpers of the explainer's cached stages: fingerprints of inputs, JSON inside .npz stages, and
+the engine job that computes the kernel rows of both augmented views of a block of samples.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def fingerprint(*arrays) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype, a.shape)).encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()[:16]
+
+
+def module_fingerprint(module: nn.Module) -> str:
+    state = module.state_dict()
+    return fingerprint(*[state[k].detach().cpu().numpy() for k in sorted(state)]) + f"/{len(state)}"
+
+
+def _json_array(obj) -> np.ndarray:
+    """A JSON document as a uint8 array (so it can sit in a cached .npz stage)."""
+    return np.frombuffer(json.dumps(obj).encode(), dtype=np.uint8)
+
+
+def _from_json_array(arr: np.ndarray):
+    return json.loads(bytes(np.asarray(arr, dtype=np.uint8)).decode())
+
+
+def _slice_params(params: dict, s: int, e: int, n: int) -> dict:
+    return {k: (v[s:e] if torch.is_tensor(v) and v.ndim > 0 and v.shape[0] == n else v) for k, v in params.items()}
+
+
+def view_kernel_block(rng, *, kernel, x, rows, augment, params, landmark_factors) -> list[np.ndarray]:
+    """Kernel rows of both augmented views of x[rows[s:e]] against the landmarks (engine job)."""
+    s, e = rng
+    xb = torch.as_tensor(np.asarray(x[rows[s:e]]), dtype=torch.float32)
+    lf = landmark_factors.to(kernel.device)
+    out = []
+    for p in params:
+        v = augment.apply(xb, _slice_params(p, s, e, len(rows)))
+        out.append(kernel.between(kernel.factors(v), lf).cpu().numpy())
+    return out
