@@ -27,6 +27,8 @@ class AuditPlan:
     test_points: int = 500  # KREPES test points (plus the focus samples)
     relax_masks: str = "auto"
     influence_subsample: int | None = None  # training samples scored by influence (None: all)
+    influence_check: int = 50  # rows on which the duplicate search is checked against exact scores
+    influence_draws: int = 2  # augmentation pairs in the label-free loss
     notes: dict = field(default_factory=dict)
 
     @classmethod
@@ -121,12 +123,14 @@ class Audit:
 
     def run_all(self) -> None:
         reasons = self.applicability()
-        self.stage("qscore", [], reasons["qscore"])
+        self.stage("qscore", ["--fractions", "0.1,0.25,0.5,0.75,1"], reasons["qscore"])
         focus = self.focus()
         self.save()
         idx_args = [a for f in focus for a in ("--index", f)]
         self.stage("krepes", [*idx_args, "--test-points", str(self.plan.test_points)], reasons["krepes"])
         self.stage("relax", [*idx_args, "--masks", self.plan.relax_masks], reasons["relax"])
-        inf_args = ["--subsample", str(self.plan.influence_subsample)] if self.plan.influence_subsample else []
+        inf_args = ["--check", str(self.plan.influence_check), "--draws", str(self.plan.influence_draws)]
+        if self.plan.influence_subsample:
+            inf_args += ["--subsample", str(self.plan.influence_subsample)]
         self.stage("influence", inf_args, reasons["influence"])
         self.stage("simvae", [], reasons["simvae"])

@@ -178,7 +178,7 @@ def train_run(data: dict, train_cfg, out: str | Path, *, force: bool = False, de
         if a["arch"] != "mlp":
             a["mean"], a["std"] = image_stats(dataset.train.x)
         train_cfg.arch = a
-    config = {"data": data, "train": train_cfg.to_json(), "arch": train_cfg.arch, "init": init}
+    config = {"data": data, "train": train_cfg.to_json(), "arch": train_cfg.arch, "init": init, "extra_loss": getattr(extra_loss, "config", None)}
     store = open_for_writing(out, config, force)
     with store.lock():
         if store.stage_done("train", config):

@@ -35,3 +35,17 @@ def test_relax_resumes_after_sigkill(digits_run, tmp_path):
     assert all(after[k] == t for k, t in before.items()), "finished inputs were recomputed"
     maps = lambda r: {k: v for k, v in artefact_hashes(r, "relax/").items() if k.endswith(".npz")}
     assert maps(run) == maps(ref) and len(maps(ref)) == 12
+
+
+def test_influence_resumes_after_sigkill(digits_run, tmp_path):
+    args = ["--subsample", "300", "--check", "0", "--draws", "1", "--strategy", "kfac"]
+    ref = fresh_copy(digits_run, tmp_path / "ref")
+    run_ok(cli("influence", str(ref), *args))
+    run = fresh_copy(digits_run, tmp_path / "killed")
+    killed = kill_when(cli("influence", str(run), *args), run, lambda m: "influence/factors" in m["stages"])
+    assert killed, "the kill came too late to test resumption"
+    before = stage_times(run, "influence/factors")
+    run_ok(cli("influence", str(run), *args))
+    assert stage_times(run, "influence/factors") == before, "the fitted factors were recomputed"
+    scores = lambda r: {k: v for k, v in artefact_hashes(r, "influence/").items() if k in ("influence/self_influence.parquet", "influence/duplicates.parquet")}
+    assert scores(run) == scores(ref) and len(scores(ref)) == 2

@@ -17,10 +17,13 @@ from .options import common, data_options
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Passes over the training data [default: sized to the data].")
 @click.option("--batch-size", type=int, default=256, show_default=True, help="Samples per SSL batch (≥ 2, ≤ the training set).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True, help="Peak learning rate (AdamW, warm-up then cosine).")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="An objective hyper-parameter (repeatable), e.g. temperature=0.2 (simclr), lambd=0.005 (barlow), z_dim=16, J=4, sigma_x2=0.01, prior=uniform, beta=4 (simvae/vae/betavae).")
 @click.option("--out", required=True, type=click.Path(), help="Run directory to write (resumed if it holds the same unfinished run).")
 @click.option("--force", is_flag=True, help="Replace a different run already at --out.")
+@click.option("--init", "init", type=click.Path(), default=None, help="Fine-tune the run RUN: start from its weights, with its data, objective, architecture, batch size and lr (--data becomes optional).")
+@click.option("--qscore-reg", "qscore_reg", default=None, help="With --init: add the Q-Score regulariser with weights L1,L2 (e.g. 1e-4,1e-4); ε and the discriminative features come from RUN.")
 @common
-def command(data_cfg, objective, arch, epochs, batch_size, lr, out, force, seed, device):
+def command(data_cfg, objective, arch, epochs, batch_size, lr, params, out, force, init, qscore_reg, seed, device):
     """Train an SSL encoder and store it as a run: weights, config, metrics and a manifest.
 
     An interrupted training resumes from its last epoch when the same command is run again, and
@@ -30,12 +33,37 @@ def command(data_cfg, objective, arch, epochs, batch_size, lr, out, force, seed,
     from ..models.trainer import TrainConfig
     from ..run import load_data, train_run
 
+    if init is not None or qscore_reg is not None:
+        from .qscore import finetune
+
+        return print_metrics(finetune(click.get_current_context(), data_cfg, init, qscore_reg, epochs=epochs, out=out, force=force, seed=seed, device=device))
+    if click.get_current_context().get_parameter_source("data") is click.core.ParameterSource.DEFAULT:
+        raise UserError("--data is required (or --init RUN to fine-tune an existing run)")
     dataset = load_data(data_cfg)
     if epochs is None:
         epochs = default_epochs(len(dataset.train), dataset.kind)
-    cfg = TrainConfig(objective=objective, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    cfg = TrainConfig(objective=objective, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, params=parse_params(params))
     path = train_run(data_cfg, cfg, out, force=force, device=device, arch=arch, dataset=dataset)
     print_metrics(path)
+
+
+for _p in command.params:  # --data may be omitted with --init (the data is RUN's)
+    if _p.name == "data":
+        _p.required = False
+
+
+def parse_params(items) -> dict:
+    """KEY=VALUE pairs; values are read as JSON (numbers, true/false, lists) or kept as text."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--param {item!r}: write KEY=VALUE, e.g. --param temperature=0.2")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
 
 
 def default_epochs(n: int, kind: str) -> int:

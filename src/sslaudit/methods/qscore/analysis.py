@@ -1,0 +1,93 @@
+"""The whole Q-Score lens on a run: scores, features, evaluation, compression, saliency, figures.
+
+`analyze(run, AnalysisConfig(...))` returns tables, JSON-able summaries and PNG bytes; it writes
+nothing (the CLI stores the result through `run.store`).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ...progress import info
+from . import figures
+from .compression import DEFAULT_FRACTIONS, compression_curve
+from .evaluation import baseline_scores, evaluate_scores, probe_correct
+from .saliency import feature_saliency, pick_features
+from .score import QScore, QScoreConfig
+
+
+@dataclass
+class AnalysisConfig:
+    """What `analyze` computes; saved in RUN/qscore/config.json."""
+
+    qscore: QScoreConfig = field(default_factory=QScoreConfig)
+    seed: int = field(default=0, metadata={"help": "Seed of the probe subsample and the random-feature baseline."})
+    max_probe_train: int | None = field(default=20_000, metadata={"help": "Training samples for each linear probe (seeded subsample; None = all)."})
+    fractions: tuple[float, ...] = field(default=DEFAULT_FRACTIONS, metadata={"help": "Fractions of features kept on the compression curve."})
+    tolerance: float = field(default=0.01, metadata={"help": "Accuracy drop (absolute) allowed when dropping features."})
+    saliency_features: int = field(default=8, metadata={"help": "Discriminative features shown in the saliency figure."})
+    saliency_samples: int = field(default=6, metadata={"help": "Top-activating test samples per feature."})
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["qscore"] = self.qscore.to_json()
+        d["fractions"] = list(self.fractions)
+        return d
+
+
+@dataclass
+class QScoreAnalysis:
+    scores: pd.DataFrame  # split, index, qscore, qscore_v1, n_discriminative
+    features: pd.DataFrame  # feature, activation_rate, discriminative
+    evaluation: dict | None
+    compression: dict | None
+    saliency: dict  # arrays for RUN/qscore/saliency.npz
+    figures: dict[str, bytes]  # file name → PNG
+
+
+def analyze(run, cfg: AnalysisConfig | None = None) -> QScoreAnalysis:
+    cfg = cfg or AnalysisConfig()
+    ds = run.dataset
+    h_train, h_test = run.embeddings("train"), run.embeddings("test")
+    qs = QScore(cfg.qscore).fit(h_train)
+    summary = qs.summary()
+    info(f"Q-Score: ε = {qs.epsilon:g}, {summary['n_discriminative']} of {summary['n_features']} features discriminative")
+    rows, per_split = [], {}
+    for name, h in (("train", h_train), ("test", h_test)):
+        s = qs.score(h)
+        per_split[name] = s
+        rows.append(pd.DataFrame({"split": name, "index": ds.split(name).index.astype(np.int64), "qscore": s.qscore, "qscore_v1": s.qscore_v1, "n_discriminative": s.n_discriminative.astype(np.int64)}))
+    scores = pd.concat(rows, ignore_index=True)
+    feats = pd.DataFrame({"feature": np.arange(len(qs.discriminative), dtype=np.int64), "activation_rate": qs.activation_rate, "discriminative": qs.discriminative})
+
+    test = per_split["test"]
+    base = {**summary, "epsilon": qs.epsilon, "empty_share": test.empty_share, "train_empty_share": per_split["train"].empty_share}
+    evaluation = compression = None
+    correct = None
+    figs = {"features.png": figures.features_figure(qs.activation_rate, qs.discriminative, qs.fit_.band, qs.epsilon)}
+    if ds.has_labels:
+        hp_train, hp_test = qs.prepare(h_train), qs.prepare(h_test)
+        info("Q-Score: linear probe for the correct/misclassified evaluation")
+        correct, acc = probe_correct(hp_train, ds.train.y, hp_test, ds.test.y, seed=cfg.seed, max_train=cfg.max_probe_train)
+        ev = evaluate_scores({"qscore": test.qscore, "qscore_v1": test.qscore_v1}, baseline_scores(hp_test), correct)
+        evaluation = {**base, **ev, "probe_accuracy": acc}
+        info("Q-Score: compression curve (linear probes on feature subsets)")
+        comp = compression_curve(hp_train, ds.train.y, hp_test, ds.test.y, rates=qs.activation_rate, discriminative=qs.discriminative, band=qs.fit_.band, fractions=cfg.fractions, tolerance=cfg.tolerance, seed=cfg.seed, max_train=cfg.max_probe_train)
+        compression = comp.to_json()
+        figs["compression.png"] = figures.compression_figure(comp.curve)
+    else:
+        evaluation = {**base, "note": "no labels: AUPRC/AUROC need a linear probe; only scores and features were computed"}
+    figs["histogram.png"] = figures.histogram_figure(test.qscore, correct)
+
+    chosen = pick_features(qs.activation_rate, qs.discriminative, cfg.saliency_features)
+    groups = ds.schema.groups() if ds.kind == "tabular" and ds.schema is not None else None
+    sal = feature_saliency(run.encoder, ds.test.x, qs.prepare(h_test), chosen, k=cfg.saliency_samples, groups=groups, device=run.device)
+    if groups is None:
+        labels = [f"test:{int(ds.test.index[p])}" for p in sal.positions.ravel()]
+        figs["saliency.png"] = figures.image_saliency_figure(ds.test.x, sal, labels)
+    else:
+        figs["saliency.png"] = figures.table_saliency_figure(sal, ds.schema.names)
+    saliency = {"features": sal.features, "index": ds.test.index[sal.positions], "activation": sal.activations, "saliency": sal.saliency.astype(np.float32)}
+    return QScoreAnalysis(scores, feats, evaluation, compression, saliency, figs)
