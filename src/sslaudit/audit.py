@@ -29,14 +29,25 @@ class AuditPlan:
     influence_subsample: int | None = None  # training samples scored by influence (None: all)
     influence_check: int = 50  # rows on which the duplicate search is checked against exact scores
     influence_draws: int = 2  # augmentation pairs in the label-free loss
+    krepes_extra: list = field(default_factory=list)
+    relax_extra: list = field(default_factory=list)
+    qscore_fractions: str = "0.1,0.25,0.5,0.75,1"
     notes: dict = field(default_factory=dict)
 
     @classmethod
-    def for_data(cls, n_train: int, n_test: int, kind: str) -> "AuditPlan":
+    def for_data(cls, n_train: int, n_test: int, kind: str, quick: bool = False) -> "AuditPlan":
         p = cls()
+        if quick:  # a coarse smoke audit: every lens runs, on small samples with fixed settings
+            p.focus, p.test_points, p.relax_masks = 3, min(n_test, 30), "300"
+            p.influence_subsample, p.influence_check, p.influence_draws = min(n_train, 200), 0, 1
+            p.krepes_extra = ["--lambda", "10", "--step-sample", "512"]
+            p.relax_extra = ["--no-sanity"]
+            p.qscore_fractions = "0.5,1"
+            p.notes = {lens: "quick audit: small samples and fixed settings (--quick)" for lens in ("krepes", "relax", "influence", "qscore")}
+            return p
         p.test_points = min(n_test, 1000 if n_train > 20_000 else 300)
         if n_train > 20_000:
-            p.influence_subsample = 10_000
+            p.influence_subsample = 5_000
             p.notes["influence"] = f"Influence was computed for a seeded subsample of {p.influence_subsample:,} of the {n_train:,} training samples to fit the audit's CPU budget; run `sslaudit influence RUN` for all of them."
         if p.test_points < n_test:
             p.notes["krepes"] = f"Landmarks were computed for {p.test_points:,} seeded test points (of {n_test:,}) plus the focus samples."
@@ -54,7 +65,7 @@ def _invoke(verb: str, args: list[str]) -> None:
 
 
 class Audit:
-    def __init__(self, run_path: Path, *, seed: int, device: str, quiet: bool, data_dir=None):
+    def __init__(self, run_path: Path, *, seed: int, device: str, quiet: bool, data_dir=None, quick: bool = False):
         from .run import load
 
         self.path = Path(run_path)
@@ -63,7 +74,7 @@ class Audit:
         self.store = self.run.store
         self.status = self.store.read_json(STATUS) if STATUS in self.store.manifest["artefacts"] else {"lenses": {}, "focus": {}}
         ds = self.run.dataset
-        self.plan = AuditPlan.for_data(len(ds.train), len(ds.test), ds.kind)
+        self.plan = AuditPlan.for_data(len(ds.train), len(ds.test), ds.kind, quick)
 
     def common(self) -> list[str]:
         out = ["--seed", str(self.seed), "--device", self.device]
@@ -123,12 +134,12 @@ class Audit:
 
     def run_all(self) -> None:
         reasons = self.applicability()
-        self.stage("qscore", ["--fractions", "0.1,0.25,0.5,0.75,1"], reasons["qscore"])
+        self.stage("qscore", ["--fractions", self.plan.qscore_fractions], reasons["qscore"])
         focus = self.focus()
         self.save()
         idx_args = [a for f in focus for a in ("--index", f)]
-        self.stage("krepes", [*idx_args, "--test-points", str(self.plan.test_points)], reasons["krepes"])
-        self.stage("relax", [*idx_args, "--masks", self.plan.relax_masks], reasons["relax"])
+        self.stage("krepes", [*idx_args, "--test-points", str(self.plan.test_points), *self.plan.krepes_extra], reasons["krepes"])
+        self.stage("relax", [*idx_args, "--masks", self.plan.relax_masks, *self.plan.relax_extra], reasons["relax"])
         inf_args = ["--check", str(self.plan.influence_check), "--draws", str(self.plan.influence_draws)]
         if self.plan.influence_subsample:
             inf_args += ["--subsample", str(self.plan.influence_subsample)]

@@ -15,7 +15,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--dis
 @pytest.fixture(scope="module")
 def digits_audit(tmp_path_factory):
     out = tmp_path_factory.mktemp("audit") / "digits"
-    assert main(["audit", "--data", "digits", "--epochs", "2", "--out", str(out), "--quiet"]) == 0
+    assert main(["audit", "--data", "digits", "--epochs", "1", "--quick", "--out", str(out), "--quiet"]) == 0
     return out
 
 
@@ -34,7 +34,14 @@ def test_audit_writes_every_applicable_lens_and_a_report(digits_audit):
 
 
 def test_rerun_skips_finished_stages(digits_audit, capsys):
-    assert main(["audit", "--data", "digits", "--epochs", "2", "--out", str(digits_audit)]) == 0
+    from sslaudit import progress
+
+    progress.set_enabled(True)  # the status lines say what is reused
+    try:
+        code = main(["audit", "--data", "digits", "--epochs", "1", "--quick", "--out", str(digits_audit)])
+    finally:
+        progress.set_enabled(False)
+    assert code == 0
     err = capsys.readouterr().err
     assert "already trained" in err and "already done" in err
 
@@ -46,7 +53,7 @@ def test_html_in_column_names_is_escaped(tmp_path):
     csv = tmp_path / "two.csv"
     csv.write_text("\n".join(lines) + "\n")
     out = tmp_path / "run"
-    assert main(["audit", "--data", str(csv), "--epochs", "2", "--out", str(out), "--quiet"]) == 0
+    assert main(["audit", "--data", str(csv), "--epochs", "1", "--quick", "--out", str(out), "--quiet"]) == 0
     html = (out / "report.html").read_text()
     assert "<img src=x" not in html and "<b>bold</b>" not in html
     assert "&lt;img src=x" in html or "&lt;b&gt;bold" in html

@@ -21,8 +21,9 @@ from .options import common
 @click.option("--model", "model", type=click.Path(), default=None, help="Audit this existing run instead of training one.")
 @click.option("--out", type=click.Path(), default=None, help="Run directory (trained into if there is no model). Required without --model.")
 @click.option("--force", is_flag=True, help="Replace a different run already at --out.")
+@click.option("--quick", is_flag=True, help="A coarse smoke audit: every lens on small samples with fixed settings (minutes on a laptop).")
 @common
-def command(data, data_dir, label, protected, exclude, objective, epochs, model, out, force, seed, device):
+def command(data, data_dir, label, protected, exclude, objective, epochs, model, out, force, quick, seed, device):
     """Train (or load) an encoder, run every lens that applies, and write an HTML report.
 
     Lenses that do not apply are skipped with their reason (RELAX on tables, Q-Score on signed
@@ -44,15 +45,16 @@ def command(data, data_dir, label, protected, exclude, objective, epochs, model,
             raise UserError("give --data and --out to train a model, or --model RUN to audit an existing run")
         from ..models.trainer import TrainConfig
         from ..run import data_config, load_data, train_run
-        from .train import default_epochs
+        from .train import default_batch_size, default_epochs
 
         dcfg = data_config(data, label=label, protected=protected, exclude=exclude, seed=seed, data_dir=data_dir)
         dataset = load_data(dcfg)
-        cfg = TrainConfig(objective=objective, epochs=epochs or default_epochs(len(dataset.train), dataset.kind), seed=seed)
+        n = len(dataset.train)
+        cfg = TrainConfig(objective=objective, epochs=epochs or default_epochs(n, dataset.kind), batch_size=default_batch_size(n), seed=seed)
         info("[audit] training the encoder …")
         path = train_run(dcfg, cfg, out, force=force, device=device, dataset=dataset)
     t_train = time.perf_counter() - t0
-    audit = Audit(path, seed=seed, device=device, quiet=quiet, data_dir=data_dir)
+    audit = Audit(path, seed=seed, device=device, quiet=quiet, data_dir=data_dir, quick=quick)
     audit.run_all()
     report = render_report(path, data_dir=data_dir)
     rows = [("train", "done", t_train)] + [(k, v.get("state"), v.get("seconds")) for k, v in audit.status["lenses"].items()]

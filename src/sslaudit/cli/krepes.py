@@ -28,6 +28,18 @@ def _lambda(value: str):
     return v
 
 
+def _step_sample(value: str):
+    if value == "all":
+        return "all"
+    try:
+        v = int(value)
+    except ValueError:
+        raise UserError(f"--step-sample {value!r}: give an integer ≥ 2 or 'all'") from None
+    if v < 2:
+        raise UserError(f"--step-sample {value}: must be ≥ 2 or 'all'")
+    return v
+
+
 @click.command("krepes")
 @click.argument("run", type=click.Path(file_okay=False))
 @click.option("--mode", type=click.Choice(["step", "fit"]), default="step", show_default=True,
@@ -45,14 +57,17 @@ def _lambda(value: str):
 @click.option("--test-points", type=int, default=1000, show_default=True, help="Size of the seeded sample of the test split that is explained (plus any --index).")
 @click.option("--lambda", "lam", default="auto", show_default=True, help="Damping of the step as a multiple of the mean Gauss–Newton eigenvalue, or auto (label-free: spectral-entropy peak over 1, 10, 100, 1000).")
 @click.option("--rank", type=int, default=None, help="Nyström rank r (default min(embedding width, numerical rank of K_mm)).")
-@click.option("--step-sample", type=int, default=131072, show_default=True, help="Training samples (two views each) used by the step at most (seeded subsample).")
+@click.option("--step-sample", default="131072", show_default=True, help="Training samples (two views each) used by the step at most (seeded subsample), or all.")
+@click.option("--probe-sample", type=int, default=65536, show_default=True, help="Training rows (seeded subsample) the Δ-accuracy linear probes are fitted on.")
+@click.option("--max-memory", default=None, help="Memory bound, e.g. 6GB or 512MB: kernel block sizes are set so peak RSS stays under it (large kernel blocks live on disk in RUN/krepes/cache).")
 @click.option("--ssl-batch-size", type=int, default=256, show_default=True, help="SSL batch size of the kernel model's loss (separate from --block-size).")
 @click.option("--block-size", type=int, default=1024, show_default=True, help="Rows per kernel block (bounds memory; results do not depend on it).")
 @click.option("--cg-max-iter", type=int, default=50, show_default=True, help="Conjugate-gradient iterations at most per λ.")
-@click.option("--engine", type=click.Choice(["local"]), default="local", show_default=True, help="Block-execution engine.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Block-execution engine: local, or ray (kernel blocks and scores as tasks on a running Ray cluster).")
+@click.option("--address", default=None, help="HOST:PORT of the Ray cluster's head (with --engine ray), as printed by `ray start --head`.")
 @common
 def command(run, mode, both_modes, lambda_curve, landmarks, selection, kernel, raw_kernel, exact, top_k, index, concept, test_points, lam, rank,
-            step_sample, ssl_batch_size, block_size, cg_max_iter, engine, seed, device):
+            step_sample, probe_sample, max_memory, ssl_batch_size, block_size, cg_max_iter, engine, address, seed, device):
     """Representer landmarks (KREPES): which training samples shaped each test point's representation.
 
     Writes RUN/krepes/: landmarks.parquet (top-K landmarks per test point with IS and
@@ -65,13 +80,24 @@ def command(run, mode, both_modes, lambda_curve, landmarks, selection, kernel, r
     from sslaudit.methods.krepes.pipeline import explain_run
     from sslaudit.progress import info
 
+    from sslaudit.methods.krepes.ooc import parse_size
+
     refs = sample_refs(index)
+    step_sample = _step_sample(step_sample)
+    if max_memory is not None:
+        parse_size(max_memory)
+    if probe_sample < 2:
+        raise UserError(f"--probe-sample must be ≥ 2, got {probe_sample}")
+    if engine == "local" and address:
+        raise UserError("--address is only used with --engine ray")
     r = sslaudit.load(run, device=device)
     if top_k < 1:
         raise UserError(f"--top-k must be ≥ 1, got {top_k}")
-    with r.store.lock():
+    eng = get_engine(engine, address)
+    with eng, r.store.lock():
         out = explain_run(
-            r, test_points=test_points, refs=refs, concepts=concept, both_modes=both_modes, lambda_curve=lambda_curve, engine=get_engine(engine),
+            r, test_points=test_points, refs=refs, concepts=concept, both_modes=both_modes, lambda_curve=lambda_curve, engine=eng,
+            probe_sample=probe_sample, max_memory=max_memory,
             mode=mode, landmarks=_landmarks(landmarks), selection=selection, kernel=kernel, normalize=not raw_kernel, exact=exact,
             top_k=top_k, lam=_lambda(lam), rank=rank, step_sample=step_sample, ssl_batch_size=ssl_batch_size, block_size=block_size,
             cg_max_iter=cg_max_iter, seed=seed, device=device,

@@ -17,7 +17,8 @@ def common(f):
     @click.option("--quiet", "-q", is_flag=True, help="No progress bars or status lines.")
     @functools.wraps(f)
     def wrapper(*args, seed, device, quiet, **kw):
-        set_enabled(not quiet)
+        if quiet:
+            set_enabled(False)
         return f(*args, seed=seed, device=resolve_device(device), **kw)
 
     return wrapper

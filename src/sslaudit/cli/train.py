@@ -15,7 +15,7 @@ from .options import common, data_options
 @click.option("--objective", type=click.Choice(["simclr", "byol", "vicreg", "barlow", "simvae", "vae", "betavae"]), default="simclr", show_default=True, help="The SSL objective.")
 @click.option("--arch", type=click.Choice(["auto", "mlp", "convnet", "resnet"]), default="auto", show_default=True, help="Encoder: auto = MLP for tables, small ConvNet for images.")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Passes over the training data [default: sized to the data].")
-@click.option("--batch-size", type=int, default=256, show_default=True, help="Samples per SSL batch (≥ 2, ≤ the training set).")
+@click.option("--batch-size", type=int, default=None, help="Samples per SSL batch (≥ 2, ≤ the training set) [default: 256, or less for small data].")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True, help="Peak learning rate (AdamW, warm-up then cosine).")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="An objective hyper-parameter (repeatable), e.g. temperature=0.2 (simclr), lambd=0.005 (barlow), z_dim=16, J=4, sigma_x2=0.01, prior=uniform, beta=4 (simvae/vae/betavae).")
 @click.option("--out", required=True, type=click.Path(), help="Run directory to write (resumed if it holds the same unfinished run).")
@@ -42,7 +42,7 @@ def command(data_cfg, objective, arch, epochs, batch_size, lr, params, out, forc
     dataset = load_data(data_cfg)
     if epochs is None:
         epochs = default_epochs(len(dataset.train), dataset.kind)
-    cfg = TrainConfig(objective=objective, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, params=parse_params(params))
+    cfg = TrainConfig(objective=objective, epochs=epochs, batch_size=batch_size or default_batch_size(len(dataset.train)), lr=lr, seed=seed, params=parse_params(params))
     path = train_run(data_cfg, cfg, out, force=force, device=device, arch=arch, dataset=dataset)
     print_metrics(path)
 
@@ -64,6 +64,14 @@ def parse_params(items) -> dict:
         except json.JSONDecodeError:
             out[key.strip()] = value
     return out
+
+
+def default_batch_size(n: int) -> int:
+    """256, or the largest power of two ≤ n/2 for small data (at least 2)."""
+    b = 256
+    while b > 2 and b > n // 2:
+        b //= 2
+    return b
 
 
 def default_epochs(n: int, kind: str) -> int:

@@ -25,6 +25,7 @@ from .gauss_newton import KernelLossProblem, StepConfig, ViewBatches, gauss_newt
 from .kernel_model import KernelModel, check_kernel_values, pc_model
 from .losses import KernelSSLLoss
 from .result import KrepesResult
+from .ooc import DiskMatrix, parse_size, rss_bytes, stored_matrix
 from .stages import _from_json_array, _json_array, fingerprint, module_fingerprint, view_kernel_block
 from .scores import influence_scores, n_distinct_top1, top_k as top_k_positions
 
@@ -46,7 +47,7 @@ class KrepesConfig:
     rank: int | None = field(default=None, metadata={"help": "Nyström rank r (default min(d, numerical rank of K_mm))."})
     lam: float | str = field(default="auto", metadata={"help": "Damping as a multiple of the mean Gauss–Newton eigenvalue, or 'auto' (spectral-entropy peak)."})
     lambda_grid: tuple = field(default=(1.0, 10.0, 100.0, 1000.0), metadata={"help": "Multiples tried by lam='auto'."})
-    step_sample: int = field(default=131072, metadata={"help": "Training samples (two views each) the step uses at most (seeded subsample)."})
+    step_sample: int | str = field(default=131072, metadata={"help": "Training samples (two views each) the step uses at most (seeded subsample), or 'all'."})
     ssl_batch_size: int = field(default=256, metadata={"help": "SSL batch size of the kernel model's loss (not a compute block size)."})
     block_size: int = field(default=1024, metadata={"help": "Rows per kernel block (memory bound; does not change results)."})
     cg_max_iter: int = field(default=50, metadata={"help": "Conjugate-gradient iterations at most per λ."})
@@ -58,6 +59,7 @@ class KrepesConfig:
     projection_dim: int | None = field(default=None, metadata={"help": "General eNTK path: random projection width of per-sample gradients."})
     seed: int = field(default=0, metadata={"help": "Seed of every random draw."})
     device: str = field(default="cpu", metadata={"help": "cpu or cuda."})
+    max_memory: int | str | None = field(default=None, metadata={"help": "Memory bound (e.g. '6GB'): sets the kernel block sizes so peak RSS stays under it; None = block_size rows."})
 
     def check(self) -> None:
         if self.mode not in MODES:
@@ -66,12 +68,14 @@ class KrepesConfig:
             raise UserError(f"top_k must be ≥ 1, got {self.top_k}")
         if int(self.ssl_batch_size) < 2:
             raise UserError(f"the SSL batch size must be ≥ 2, got {self.ssl_batch_size}")
-        if int(self.step_sample) < 2:
+        if self.step_sample != "all" and (isinstance(self.step_sample, str) or int(self.step_sample) < 2):
             raise UserError(f"step_sample must be ≥ 2, got {self.step_sample}")
         if self.lam != "auto" and not float(self.lam) > 0:
             raise UserError(f"lambda must be a positive multiple of the mean Gauss–Newton eigenvalue or 'auto', got {self.lam}")
         if self.rank is not None and int(self.rank) < 1:
             raise UserError(f"rank must be ≥ 1, got {self.rank}")
+        if self.max_memory is not None:
+            parse_size(self.max_memory)
         KernelSSLLoss(self.objective)  # validates the objective
 
     def to_json(self) -> dict:
@@ -136,12 +140,18 @@ class Krepes:
             self.landmarks = self._stage("landmarks", self.lm_key, lambda: {"positions": select_landmarks(
                 self.kernel, train_x, m, cfg.selection, cfg.seed, engine=self.engine)})["positions"].astype(np.int64)
         self.k_mm = check_kernel_values(self._stage("kernel_mm", self.lm_key, lambda: {"k": self._landmark_kernel()})["k"], "between landmarks (K_mm)")
+        self._plan_memory(m)
         if cfg.exact:  # every training sample is a landmark: K(train, landmarks) = K_mm
             self.k_train = self.k_mm
+        elif self.cache is not None:  # out of core: float32 part files of the run store, resumable
+            with self.cache.lock():
+                self.k_train, done = stored_matrix(self.cache, "krepes/kernel_train", {**self.lm_key, "format": "parts-f32"}, n, m,
+                                                   lambda s, e: (b for _, _, b in self._stream(train_x[s:e], f"K(train[{s}:{e}], landmarks)")))
+            self.stages["kernel_train"] = "computed" if done else "reused"
         else:
             self.k_train = check_kernel_values(self._stage("kernel_train", self.lm_key, lambda: {"k": self._rows_to_landmarks(train_x, "K(train, landmarks)")})["k"], "K(train, landmarks)")
         self.basis = fit_nystrom(self.k_mm, rank=d if cfg.rank is None else int(cfg.rank), landmarks=self.landmarks)
-        self.pc = pc_model(self.basis.a0, self.k_train)
+        self.pc = pc_model(self.basis.a0, self.k_train, block=self.read_rows)
         self._models: dict[str, KernelModel] = {}
         self.step_result = self.fit_result = None
         self.model = self.surrogate(cfg.mode)
@@ -170,16 +180,48 @@ class Krepes:
         lf = self._landmark_factors()
         return self.kernel.between(lf, lf).cpu().numpy()
 
+    def _plan_memory(self, m: int) -> None:
+        """Rows per kernel block (`block_rows`) and per read of stored blocks (`read_rows`) under max_memory.
+
+        A kernel block of B rows holds its eNTK factors (bytes_per_row each) and about six B×2m
+        float64 arrays (both views' rows, the normalised products and their temporaries); a read
+        holds a float32 and a float64 copy of its rows. What the process already holds (inputs,
+        model, libraries) is measured, plus a reserve for the test rows and the diagnostics.
+        """
+        cfg = self.config
+        if self.kernel is not None:
+            self.kernel.factors(self.train_x[:2])  # measures bytes_per_row
+        per_row = (getattr(self.kernel, "bytes_per_row", None) or 0) + 6 * 2 * m * 8
+        if cfg.max_memory is None:
+            self.block_rows, self.read_rows, self.memory_plan = int(cfg.block_size), 65536, None
+            return
+        budget = parse_size(cfg.max_memory)
+        reserve = 512 << 20
+        now = rss_bytes()
+        avail = budget - now - reserve
+        rows = int(min(cfg.block_size, avail // per_row)) if avail > 0 else 0
+        if rows < 16:
+            need = now + reserve + 16 * per_row
+            raise UserError(f"--max-memory {cfg.max_memory} is below what this run needs (about {need / 2**30:.2f} GB: {now / 2**30:.2f} GB already "
+                            f"in use, {reserve >> 20} MB reserve, kernel blocks of {per_row} bytes per row); raise it or use fewer landmarks")
+        self.block_rows = rows
+        self.read_rows = int(max(256, min(65536, avail // (2 * m * 12))))
+        self.memory_plan = {"max_memory": budget, "rss_at_plan": now, "reserve": reserve, "block_rows": rows, "read_rows": self.read_rows,
+                            "bytes_per_block_row": per_row}
+
+    def _stream(self, x, desc: str):
+        from ...kernels import stream_kernel_blocks
+
+        return stream_kernel_blocks(self.kernel, x, self._landmark_factors(), self.block_rows, self.engine, desc)
+
     def _rows_to_landmarks(self, x, desc: str) -> np.ndarray:
         """K(x, landmarks): float32 for the big training block (float64 for small ones)."""
         if self.kernel is None:
             from ...kernels import exact_kernel
 
             return exact_kernel(self.encoder, x, self.train_x[self.landmarks], kind=self.config.kernel, normalize=self.config.normalize)
-        from ...kernels import stream_kernel_blocks
-
         out = np.empty((len(x), len(self.landmarks)), dtype=np.float32 if len(x) > 4 * self.config.block_size else np.float64)
-        for s, e, block in stream_kernel_blocks(self.kernel, x, self._landmark_factors(), self.config.block_size, self.engine, desc):
+        for s, e, block in self._stream(x, desc):
             out[s:e] = block
         return out
 
@@ -201,48 +243,94 @@ class Krepes:
             self._models[mode] = self._step_model() if mode == "step" else self._fit_model()
         return self._models[mode]
 
+    def step_rows(self) -> np.ndarray:
+        """Positions of the training samples the step uses (all, or a seeded subsample of step_sample)."""
+        n, ss = len(self.train_x), self.config.step_sample
+        if ss == "all" or n <= int(ss):
+            return np.arange(n)
+        return np.sort(numpy_rng(self.config.seed, "krepes", "step-sample").choice(n, int(ss), replace=False))
+
     def _views(self) -> dict:
         cfg = self.config
-        n = len(self.train_x)
-        rows = np.arange(n) if n <= cfg.step_sample else np.sort(numpy_rng(cfg.seed, "krepes", "step-sample").choice(n, cfg.step_sample, replace=False))
+        rows = self.step_rows()
         key = {**self.lm_key, "step_sample": cfg.step_sample, "augment": self.augment.config(), "augment_type": type(self.augment).__name__}
 
-        def compute():
+        def draw():
             g = torch_generator(cfg.seed, "krepes", "views")
-            params = [self.augment.sample(len(rows), g), self.augment.sample(len(rows), g)]
+            return [self.augment.sample(len(rows), g), self.augment.sample(len(rows), g)]
+
+        if self.kernel is not None and self.cache is not None:
+            return self._views_on_disk(rows, key, draw)
+
+        def compute():
+            params = draw()
             if self.kernel is None:
                 from ...kernels import exact_kernel
 
                 xb = torch.as_tensor(self.train_x[rows])
                 ks = [exact_kernel(self.encoder, self.augment.apply(xb, p).numpy(), self.train_x[self.landmarks], kind=cfg.kernel, normalize=cfg.normalize) for p in params]
                 return {"k1": ks[0], "k2": ks[1], "rows": rows}
-            from ...engine import block_ranges, get_engine
-
-            engine = self.engine or get_engine("local")
-            ranges = block_ranges(len(rows), cfg.block_size)
             k1 = np.empty((len(rows), len(self.landmarks)), dtype=np.float32)
             k2 = np.empty_like(k1)
-            shared = {"kernel": self.kernel, "x": self.train_x, "rows": rows, "augment": self.augment, "params": params,
-                      "landmark_factors": self._landmark_factors().to("cpu")}
-            for (s, e), (b1, b2) in zip(ranges, engine.map(view_kernel_block, ranges, shared=shared, desc="K(views, landmarks)")):
+            for s, e, (b1, b2) in self._view_blocks(rows, params, 0, len(rows)):
                 k1[s:e], k2[s:e] = b1, b2
             return {"k1": k1, "k2": k2, "rows": rows}
 
         return self._stage("kernel_views", key, compute)
+
+    def _view_blocks(self, rows, params, start, stop):
+        """(s, e, [K(view1), K(view2)]) for rows[start:stop] of the (ordered) step sample, through the engine."""
+        from ...engine import block_ranges, get_engine
+
+        engine = self.engine or get_engine("local")
+        ranges = [(s + start, e + start) for s, e in block_ranges(stop - start, self.block_rows)]
+        shared = {"kernel": self.kernel, "x": self.train_x, "rows": rows, "augment": self.augment, "params": params,
+                  "landmark_factors": self._landmark_factors().to("cpu")}
+        for (s, e), pair in zip(ranges, engine.map(view_kernel_block, ranges, shared=shared, desc=f"K(views[{start}:{stop}], landmarks)")):
+            yield s, e, pair
+
+    def _views_on_disk(self, rows, key, draw) -> dict:
+        """Both views' kernel rows as one n_step×2m float32 stored matrix, rows in SSL-batch order
+        (batch i = stored rows [iB, (i+1)B)), so each batch of the step is one contiguous read."""
+        from .gauss_newton import batch_order
+
+        cfg = self.config
+        order = batch_order(len(rows), cfg.ssl_batch_size, cfg.seed)
+        m = len(self.landmarks)
+        state = {}
+
+        def compute_part(s, e):
+            if "params" not in state:
+                n_rows = len(rows)
+                state["params"] = [{k: (v[torch.as_tensor(order)] if torch.is_tensor(v) and v.ndim > 0 and v.shape[0] == n_rows else v) for k, v in p.items()} for p in draw()]
+            for _, _, (b1, b2) in self._view_blocks(rows[order], state["params"], s, e):
+                yield np.hstack([b1, b2])
+
+        with self.cache.lock():
+            mat, done = stored_matrix(self.cache, "krepes/kernel_views", {**key, "ssl_batch_size": cfg.ssl_batch_size, "format": "parts-f32"},
+                                      len(order), 2 * m, compute_part)
+        self.stages["kernel_views"] = "computed" if done else "reused"
+        return {"disk": mat, "rows": rows}
 
     def _step_model(self) -> KernelModel:
         cfg = self.config
         if self.augment is None:
             raise UserError("the step mode needs the augmentation the encoder was trained with: pass augment=make_augment(dataset) to fit(), or use mode='fit'")
         views = self._views()
-        k1 = check_kernel_values(views["k1"], "K(views, landmarks)")
-        k2 = check_kernel_values(views["k2"], "K(views, landmarks)")
+        if "disk" in views:
+            from .gauss_newton import StoredViewBatches
+
+            batches = StoredViewBatches(views["disk"], cfg.ssl_batch_size, cfg.device)
+        else:
+            k1 = check_kernel_values(views["k1"], "K(views, landmarks)")
+            k2 = check_kernel_values(views["k2"], "K(views, landmarks)")
+            batches = ViewBatches(k1, k2, cfg.ssl_batch_size, cfg.seed, cfg.device)
         scfg = StepConfig(lam=cfg.lam, lambda_grid=tuple(cfg.lambda_grid), cg_tol=cfg.cg_tol, cg_max_iter=cfg.cg_max_iter, seed=cfg.seed)
         key = {**self.lm_key, "step_sample": cfg.step_sample, "augment": self.augment.config(), "objective": cfg.objective,
                "params": cfg.objective_params, "step": asdict(scfg), "ssl_batch_size": cfg.ssl_batch_size, "rank": self.basis.rank}
 
         def compute():
-            problem = KernelLossProblem(KernelSSLLoss(cfg.objective, cfg.objective_params), ViewBatches(k1, k2, cfg.ssl_batch_size, cfg.seed, cfg.device), self.basis.a0, self.pc.gamma)
+            problem = KernelLossProblem(KernelSSLLoss(cfg.objective, cfg.objective_params), batches, self.basis.a0, self.pc.gamma)
             res = gauss_newton_step(problem, scfg)
             s = res.summary()
             curve = s.pop("lambda_curve")
@@ -270,7 +358,7 @@ class Krepes:
             from ...models.embed import embed
 
             self.train_embeddings = embed(self.encoder, self.train_x, device=self.config.device)
-        res = fit_representer(self.k_train, self.basis.a0, self.pc.gamma, self.train_embeddings, self.config.fit_ridge)
+        res = fit_representer(self.k_train, self.basis.a0, self.pc.gamma, self.train_embeddings, self.config.fit_ridge, block=self.read_rows)
         self.fit_result = {"mu": res.mu, "mu_chosen_by": res.chosen_by, "r2": res.r2, "gcv_curve": res.gcv_curve}
         return res.model
 
@@ -286,19 +374,36 @@ class Krepes:
             k_test = self.kernel_rows(test_x)
         k_test = np.asarray(k_test, dtype=np.float64)
         model = model or self.surrogate(mode or self.config.mode)
-        f = model.embed(k_test)
-        score, sign = influence_scores(k_test, model.weights, f)
-        top = top_k_positions(score, int(top_k or self.config.top_k))
+        from ...engine import block_ranges, get_engine
+        from .stages import score_block
+
+        engine = self.engine or get_engine("local")
+        kk = int(top_k or self.config.top_k)
+        if kk < 1:
+            raise UserError(f"--top-k must be ≥ 1, got {kk}")
+        ranges = block_ranges(len(k_test), 1024) if len(k_test) else []
+        parts = list(engine.map(score_block, ranges, shared={"k_test": k_test, "a": model.a, "gamma": model.gamma, "weights": model.weights, "top_k": kk},
+                                desc="krepes scores"))
+        if parts:
+            f, top, scores, signs = (np.concatenate([p[i] for p in parts]) for i in range(4))
+        else:
+            w = min(kk, len(self.landmarks))
+            f, top, scores, signs = np.zeros((0, model.width)), np.zeros((0, w), np.int64), np.zeros((0, w)), np.zeros((0, w), np.int8)
         return KrepesResult(
-            landmarks=self.landmarks, top=top, top_scores=np.take_along_axis(score, top, 1), top_signs=np.take_along_axis(sign, top, 1),
+            landmarks=self.landmarks, top=top, top_scores=scores, top_signs=signs,
             landmark_norms=model.landmark_norms(), embeddings=f, kernel_rows=k_test, mode=model.mode,
             n_distinct_top1=n_distinct_top1(top), model=model,
         )
 
-    def train_surrogate(self, model: KernelModel | None = None) -> np.ndarray:
-        """Surrogate representations of every training sample (n×r)."""
+    def train_surrogate(self, model: KernelModel | None = None, rows=None) -> np.ndarray:
+        """Surrogate representations of the training samples at `rows` (default: all n, n×r — small n only)."""
         model = model or self.model
-        return np.concatenate([model.embed(self.k_train[s : s + 65536]) for s in range(0, len(self.k_train), 65536)]) if len(self.k_train) else np.zeros((0, model.width))
+        if rows is not None:
+            rows = np.asarray(rows, dtype=np.int64)
+            k = self.k_train.take(rows) if isinstance(self.k_train, DiskMatrix) else np.asarray(self.k_train[rows], dtype=np.float64)
+            return model.embed(k)
+        n, b = len(self.k_train), self.read_rows
+        return np.concatenate([model.embed(self.k_train[s : s + b]) for s in range(0, n, b)]) if n else np.zeros((0, model.width))
 
     def summary(self) -> dict:
         cfg = self.config
@@ -306,4 +411,5 @@ class Krepes:
                 "n_landmarks": int(len(self.landmarks)), "rank": int(self.basis.rank), "path_used": self.path_used,
                 "path_reason": self.path_reason, "nystrom": self.basis.summary(), "step": self.step_result, "fit": self.fit_result,
                 "parameters": "encoder parameters in eval() mode (BatchNorm affine parameters included, running statistics frozen)",
-                "stages": dict(self.stages)}
+                "stages": dict(self.stages), "memory_plan": self.memory_plan, "block_rows": self.block_rows,
+                "storage": "disk (float32 part files, float64 reductions)" if isinstance(self.k_train, DiskMatrix) else "memory"}

@@ -49,8 +49,27 @@ def kendall_tau(net_test, net_ref, sur_test, sur_ref) -> float:
     return float(np.nanmean(taus)) if np.isfinite(taus).any() else float("nan")
 
 
+def nearest(queries, base, k: int) -> np.ndarray:
+    """Positions (T×k) of the k cosine-nearest rows of `base` for every query, nearest first.
+
+    Exact inner-product search on unit vectors through faiss (IndexFlatIP, float32), so no dense
+    T×m similarity matrix is held; numpy fallback when faiss is missing.
+    """
+    q, b = _unit(queries).astype(np.float32), _unit(base).astype(np.float32)
+    k = int(min(k, len(b)))
+    try:
+        import faiss
+    except ImportError:  # pragma: no cover - faiss-cpu is a dependency
+        sim = q @ b.T
+        return np.argsort(-sim, axis=1, kind="stable")[:, :k]
+    index = faiss.IndexFlatIP(b.shape[1])
+    index.add(np.ascontiguousarray(b))
+    _, idx = index.search(np.ascontiguousarray(q), k)
+    return idx.astype(np.int64)
+
+
 def precision_at_1(top1, net_test, net_landmarks, landmark_y, test_y) -> dict:
-    baseline = (_unit(net_test) @ _unit(net_landmarks).T).argmax(1)
+    baseline = nearest(net_test, net_landmarks, 1)[:, 0]
     ly, ty = np.asarray(landmark_y), np.asarray(test_y)
     return {"precision_at_1": float((ly[np.asarray(top1)] == ty).mean()),
             "precision_at_1_baseline": float((ly[baseline] == ty).mean())}
@@ -62,7 +81,31 @@ def _confidence(sim_row: np.ndarray, keep: np.ndarray, ly: np.ndarray, label, k:
     return float((ly[nn] == label).mean())
 
 
+def _confidence_from_list(nn_row: np.ndarray, removed: np.ndarray, ly: np.ndarray, label, k: int) -> float:
+    """Share of the first k neighbours (nearest first) that are not removed and carry `label`."""
+    kept = nn_row[~np.isin(nn_row, removed)][:k]
+    return float((ly[kept] == label).mean())
+
+
 def confidence_drop(sur_test, sur_landmarks, landmark_y, test_y, top, n_remove: int = 10, seed: int = 0) -> dict:
+    """With at most n_remove removals, the k + n_remove nearest landmarks (faiss) hold every k-NN set needed."""
+    m = len(sur_landmarks)
+    k = max(1, min(50, m // 4))
+    n_remove = min(n_remove, m - k)
+    nn = nearest(sur_test, sur_landmarks, k + n_remove)
+    ly = np.asarray(landmark_y)
+    drops_top, drops_rand = [], []
+    for i in range(len(nn)):
+        base = float((ly[nn[i, :k]] == test_y[i]).mean())
+        drops_top.append(base - _confidence_from_list(nn[i], np.asarray(top[i])[:n_remove], ly, test_y[i], k))
+        rand = numpy_rng(seed, "krepes", "confidence-random", i).choice(m, n_remove, replace=False)
+        drops_rand.append(base - _confidence_from_list(nn[i], rand, ly, test_y[i], k))
+    return {"confidence_drop_top": float(np.mean(drops_top)), "confidence_drop_random": float(np.mean(drops_rand)),
+            "confidence_k": k, "confidence_removed": n_remove}
+
+
+def confidence_drop_dense(sur_test, sur_landmarks, landmark_y, test_y, top, n_remove: int = 10, seed: int = 0) -> dict:
+    """The dense T×m reference of `confidence_drop` (tests)."""
     m = len(sur_landmarks)
     k = max(1, min(50, m // 4))
     n_remove = min(n_remove, m - k)
@@ -94,18 +137,36 @@ def class_coverage(landmark_norms, landmark_y) -> int:
     return len(ly)
 
 
+def probe_rows(n_train: int, size: int | None, seed: int = 0) -> np.ndarray | None:
+    """The seeded training subsample the linear probes are fitted on (None = all n)."""
+    if size is None or n_train <= size:
+        return None
+    return np.sort(numpy_rng(seed, "krepes", "probe-sample").choice(n_train, size=size, replace=False))
+
+
 def fidelity_report(*, net_train, net_test, sur_train, sur_test, y_train, y_test, landmark_pos, top, landmark_norms,
-                    n_reference: int = 500, seed: int = 0, network_accuracy: float | None = None, probe: bool = True) -> dict:
+                    n_reference: int = 500, seed: int = 0, network_accuracy: float | None = None, probe: bool = True,
+                    probe_sample: int | None = None, net_mean: np.ndarray | None = None) -> dict:
     """All diagnostics for one surrogate. `landmark_pos` index the training rows; `top` (T×K) the landmark list.
 
+    `net_train` / `sur_train` need only `len()` and indexing by an integer array (lazy row
+    providers at scale). `probe_sample`: fit the linear probes on a seeded subsample of that many
+    training rows (None = all); `net_mean`: the network's mean training embedding if already known.
     `probe=False` skips the linear probes (Δ accuracy), the costly part, e.g. for curves over λ.
     """
-    ref = reference_rows(len(net_train), n_reference, seed)
+    n = len(net_train)
+    ref = reference_rows(n, n_reference, seed)
     ly = np.asarray(y_train)[landmark_pos]
-    out = delta_accuracy(net_train, net_test, sur_train, sur_test, y_train, y_test, seed, network_accuracy) if probe else {}
-    out["kendall_tau"] = kendall_tau(net_test, net_train[ref], sur_test, sur_train[ref])
-    mu = np.asarray(net_train, dtype=np.float64).mean(0)  # variant: the network's embedding centred like the surrogate
-    out["kendall_tau_centred_network"] = kendall_tau(net_test - mu, net_train[ref] - mu, sur_test, sur_train[ref])
+    out = {}
+    if probe:
+        pr = probe_rows(n, probe_sample, seed)
+        idx = np.arange(n) if pr is None else pr
+        out = delta_accuracy(net_train[idx], net_test, sur_train[idx], sur_test, np.asarray(y_train)[idx], y_test, seed, network_accuracy)
+        out["probe_train_rows"] = int(len(idx))
+    net_ref, sur_ref = np.asarray(net_train[ref], dtype=np.float64), sur_train[ref]
+    out["kendall_tau"] = kendall_tau(net_test, net_ref, sur_test, sur_ref)
+    mu = np.asarray(net_train, dtype=np.float64).mean(0) if net_mean is None else np.asarray(net_mean, dtype=np.float64)
+    out["kendall_tau_centred_network"] = kendall_tau(net_test - mu, net_ref - mu, sur_test, sur_ref)
     out.update(precision_at_1(top[:, 0], net_test, net_train[landmark_pos], ly, y_test))
     out.update(confidence_drop(sur_test, sur_train[landmark_pos], ly, y_test, top, seed=seed))
     out["class_coverage"] = class_coverage(landmark_norms, ly)

@@ -43,9 +43,7 @@ class ViewBatches:
             raise ValueError("both views need kernel rows of the same shape")
         n = len(k1)
         self.k1, self.k2, self.device = k1, k2, device
-        bs = min(int(batch_size), n)
-        order = numpy_rng(seed, "krepes", "ssl-batches").permutation(n)
-        self.batches = [np.sort(order[s : s + bs]) for s in range(0, n - bs + 1, bs)]
+        self.batches = ssl_batches(n, batch_size, seed)
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -54,6 +52,38 @@ class ViewBatches:
         rows = self.batches[i]
         t = lambda k: torch.as_tensor(np.asarray(k[rows], dtype=np.float64), device=self.device)  # noqa: E731
         return t(self.k1), t(self.k2)
+
+
+def ssl_batches(n: int, batch_size: int, seed: int = 0) -> list[np.ndarray]:
+    """The fixed, seeded SSL batches (sorted positions; the remainder smaller than a batch is dropped)."""
+    bs = min(int(batch_size), n)
+    order = numpy_rng(seed, "krepes", "ssl-batches").permutation(n)
+    return [np.sort(order[s : s + bs]) for s in range(0, n - bs + 1, bs)]
+
+
+def batch_order(n: int, batch_size: int, seed: int = 0) -> np.ndarray:
+    """Positions in SSL-batch order: batch i is [i·B, (i+1)·B) of the result."""
+    b = ssl_batches(n, batch_size, seed)
+    return np.concatenate(b) if b else np.zeros(0, dtype=np.int64)
+
+
+class StoredViewBatches:
+    """The same batches as `ViewBatches`, read from a stored n_used×2m matrix [K¹ | K²] whose rows are
+    already in batch order (see `batch_order`): each batch is one contiguous float32 read, cast to float64."""
+
+    def __init__(self, mat, batch_size: int, device: str = "cpu"):
+        self.mat, self.device = mat, device
+        self.bs = min(int(batch_size), len(mat)) if len(mat) else int(batch_size)
+        self.m = mat.shape[1] // 2
+        self._buf = np.empty((self.bs, 2 * self.m), dtype=np.float64)
+
+    def __len__(self) -> int:
+        return len(self.mat) // self.bs if self.bs else 0
+
+    def get(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        k = self.mat.read_rows(i * self.bs, (i + 1) * self.bs, out=self._buf)
+        t = torch.as_tensor(k, device=self.device)
+        return t[:, : self.m].clone(), t[:, self.m :].clone()
 
 
 class KernelLossProblem:

@@ -67,10 +67,10 @@ def centring_offset(k_nm: np.ndarray, a0: np.ndarray, block: int = 65536) -> np.
     return -total / max(len(k_nm), 1)
 
 
-def pc_model(a0: np.ndarray, k_nm: np.ndarray) -> KernelModel:
+def pc_model(a0: np.ndarray, k_nm: np.ndarray, block: int = 65536) -> KernelModel:
     """The PC point: Ã = Ã0, γ centring the training coordinates, no scores yet."""
     a0 = np.asarray(a0, dtype=np.float64)
-    return KernelModel(a0.copy(), centring_offset(k_nm, a0), np.zeros_like(a0), "pc")
+    return KernelModel(a0.copy(), centring_offset(k_nm, a0, block), np.zeros_like(a0), "pc")
 
 
 def spectral_entropy(a: np.ndarray) -> float:

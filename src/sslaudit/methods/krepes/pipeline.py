@@ -40,8 +40,46 @@ def choose_test_points(dataset, n_points: int, refs, seed: int) -> list[tuple[st
     return points
 
 
+class NetworkRows:
+    """The network's training embeddings computed on demand for the rows a diagnostic needs
+    (at 1M rows the full n×d array is GBs); `mean()` streams all rows in blocks."""
+
+    def __init__(self, encoder, x, device: str = "cpu", block: int = 65536):
+        self.encoder, self.x, self.device, self.block = encoder, x, device, block
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        from ...models.embed import embed
+
+        return embed(self.encoder, self.x[np.asarray(rows)], device=self.device)
+
+    def mean(self) -> np.ndarray:
+        from ...models.embed import embed
+
+        total = None
+        for s in range(0, len(self.x), self.block):
+            part = np.asarray(embed(self.encoder, self.x[s : s + self.block], device=self.device), dtype=np.float64).sum(0)
+            total = part if total is None else total + part
+        return total / max(len(self.x), 1)
+
+
+class SurrogateRows:
+    """The surrogate's training representations at given rows (read from the stored K(train, landmarks))."""
+
+    def __init__(self, krepes, model):
+        self.k, self.model = krepes, model
+
+    def __len__(self) -> int:
+        return len(self.k.k_train)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        return self.k.train_surrogate(self.model, rows)
+
+
 def explain_run(run, *, test_points: int = 1000, refs=(), concepts=(), both_modes: bool = False, lambda_curve: bool = False,
-                engine=None, **options) -> KrepesRunOutput:
+                engine=None, probe_sample: int | None = 65536, **options) -> KrepesRunOutput:
     from ...data.augment import make_augment
     from . import fidelity as fid
     from .alignment import alignment_gap, group_anchoring
@@ -53,8 +91,10 @@ def explain_run(run, *, test_points: int = 1000, refs=(), concepts=(), both_mode
     points = choose_test_points(ds, test_points, refs, seed)
     params = (run.config.get("train") or {}).get("params") or {}
     k = Krepes(run.encoder, objective=run.objective, objective_params=params, engine=engine, cache=run.store, **options)
-    net_train = run.embeddings("train")
-    k.fit(ds.train.x, augment=make_augment(ds), train_embeddings=net_train)
+    needs_fit = both_modes or options.get("mode", "step") == "fit"
+    net_train = run.embeddings("train") if needs_fit else NetworkRows(run.encoder, ds.train.x, options.get("device", "cpu"))
+    k.fit(ds.train.x, augment=make_augment(ds), train_embeddings=net_train if needs_fit else None)
+    net_mean = np.asarray(net_train, dtype=np.float64).mean(0) if needs_fit else None
 
     n_sample = min(test_points, len(ds.test))
     sample = np.array([p for _, p in points[:n_sample]], dtype=np.int64)
@@ -83,11 +123,13 @@ def explain_run(run, *, test_points: int = 1000, refs=(), concepts=(), both_mode
             other = "fit" if k.config.mode == "step" else "step"
             modes[other] = (k.surrogate(other), k.explain(k_test=k_all, mode=other))
         reports, net_acc = {}, None
+        if net_mean is None:
+            net_mean = net_train.mean()
         for name, (model, r) in modes.items():
-            reports[name] = {**fid.fidelity_report(net_train=net_train, net_test=run.embeddings("test")[test_pos], sur_train=k.train_surrogate(model),
+            reports[name] = {**fid.fidelity_report(net_train=net_train, net_test=run.embeddings("test")[test_pos], sur_train=SurrogateRows(k, model),
                                                    sur_test=r.embeddings[is_test], y_train=ds.train.y, y_test=ds.test.y[test_pos],
                                                    landmark_pos=k.landmarks, top=r.top[is_test], landmark_norms=r.landmark_norms, seed=seed,
-                                                   network_accuracy=net_acc),
+                                                   network_accuracy=net_acc, probe_sample=probe_sample, net_mean=net_mean),
                              "n_distinct_top1": r.n_distinct_top1}
             net_acc = reports[name]["network_accuracy"]
         summary.update({kk: v for kk, v in reports[k.config.mode].items()})
@@ -101,9 +143,9 @@ def explain_run(run, *, test_points: int = 1000, refs=(), concepts=(), both_mode
             for c, delta in zip(k.step_result["lambda_curve"], k.step_candidates):
                 model = k.step_model_for(delta)
                 r = k.explain(k_test=k_all[is_test], model=model)
-                f = fid.fidelity_report(net_train=net_train, net_test=run.embeddings("test")[test_pos], sur_train=k.train_surrogate(model),
+                f = fid.fidelity_report(net_train=net_train, net_test=run.embeddings("test")[test_pos], sur_train=SurrogateRows(k, model),
                                         sur_test=r.embeddings, y_train=ds.train.y, y_test=ds.test.y[test_pos], landmark_pos=k.landmarks,
-                                        top=r.top, landmark_norms=r.landmark_norms, seed=seed, probe=False)
+                                        top=r.top, landmark_norms=r.landmark_norms, seed=seed, probe=False, net_mean=net_mean)
                 curve.append({**c, **{kk: f[kk] for kk in ("kendall_tau", "precision_at_1", "confidence_drop_top", "confidence_drop_random")},
                               "n_distinct_top1": r.n_distinct_top1})
             summary["lambda_curve"] = curve
@@ -148,7 +190,7 @@ def _run_facts(k: Krepes, res) -> dict:
 def _concepts(k: Krepes, res, ds, specs, k_all, split_col, index_col, seed):
     from .concepts import concept_set
 
-    sur_train = k.train_surrogate()
+    sur_train = SurrogateRows(k, k.model)
     frames, docs = [], {}
     for name, spec in specs:
         cs = concept_set(name, spec, ds, seed)
