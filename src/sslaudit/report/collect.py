@@ -150,7 +150,12 @@ class Collector:
             sec.blocks.append(Gallery("RELAX maps with uncertainty", tiles))
             if self.has("relax/evaluation.json"):
                 ev = self.store.read_json("relax/evaluation.json")
-                sec.blocks.append(Table(["", ""], [[str(k), fmt(v) if not isinstance(v, (dict, list)) else _short(v)] for k, v in flatten(ev).items()][:40], "Deletion/insertion AUC, complexity, sparseness and the randomisation sanity check."))
+                maps = ev.get("maps", {})
+                cols = ["deletion_auc", "insertion_auc", "complexity", "sparseness"]
+                sec.blocks.append(Table(["map", "deletion AUC (lower is better)", "insertion AUC (higher is better)", "complexity", "sparseness"], [[name] + [fmt(m.get(c)) for c in cols] for name, m in maps.items()], "How faithful the maps are, against gradient saliency and a random map."))
+                sc = ev.get("sanity_check")
+                if sc:
+                    sec.blocks.append(Text(f"Sanity check: maps of a randomised encoder correlate with the trained encoder's at Spearman {fmt(sc.get('spearman_mean'), 3)} — {'passed: the maps depend on what the encoder learned' if sc.get('passed') else 'failed: the maps mostly reflect the input, not what the encoder learned'}.", tone="good" if sc.get("passed") else "warn"))
         return self.safe("relax", "Attribution maps (RELAX, U-RELAX)", build)
 
     # ---- Q-Score ------------------------------------------------------------------------
@@ -166,7 +171,11 @@ class Collector:
         def build(sec):
             if self.has("qscore/evaluation.json"):
                 ev = self.store.read_json("qscore/evaluation.json")
-                sec.blocks.append(Table(["", ""], [[str(k), fmt(v) if not isinstance(v, (dict, list)) else _short(v)] for k, v in flatten(ev).items()][:30], "Does Q-Score separate correctly from wrongly classified samples? (labels used only here)"))
+                rows = [["Q-Score", fmt(ev.get("auprc")), fmt(ev.get("auroc"))]]
+                rows += [[str(k).replace("_", " "), fmt(v.get("auprc")), fmt(v.get("auroc"))] for k, v in (ev.get("baselines") or {}).items() if isinstance(v, dict)]
+                rows.append(["prevalence (a random score)", fmt(ev.get("prevalence")), "0.5"])
+                sec.blocks.append(Table(["score", "AUPRC", "AUROC"], rows, "Does the score separate correctly from wrongly classified samples (linear probe; labels used only here)?"))
+                sec.blocks.append(Text(f"ε = {ev.get('epsilon')} chosen without labels; {fmt(100 * float(ev.get('empty_share') or 0), 3)}% of samples have no discriminative highly-activating feature."))
             if self.has("qscore/scores.parquet"):
                 sc = self.store.read_parquet("qscore/scores.parquet")
                 p = plt()
