@@ -19,6 +19,7 @@ def fresh_copy(src, dst):
     return dst
 
 
+@pytest.mark.slow
 def test_relax_resumes_after_sigkill(digits_run, tmp_path):
     from sslaudit.data import load_dataset
 
@@ -37,6 +38,7 @@ def test_relax_resumes_after_sigkill(digits_run, tmp_path):
     assert maps(run) == maps(ref) and len(maps(ref)) == 12
 
 
+@pytest.mark.slow
 def test_influence_resumes_after_sigkill(digits_run, tmp_path):
     args = ["--subsample", "300", "--check", "0", "--draws", "1", "--strategy", "kfac"]
     ref = fresh_copy(digits_run, tmp_path / "ref")
