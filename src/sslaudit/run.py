@@ -20,6 +20,7 @@ from .progress import info
 from .store import MANIFEST, RunStore
 
 WEIGHTS = "model.pt"
+PROBE_ROWS = 65_536  # training rows (seeded subsample above this) for the evaluation probes
 
 
 def data_config(spec: str, *, label=None, protected=(), exclude=(), categorical=None, test_fraction=0.2, seed=0, data_dir=None) -> dict:
@@ -140,12 +141,17 @@ def evaluate_run(run_store: RunStore, encoder: nn.Module, dataset, device: str, 
     from .evaluate.probes import collapse_std, knn_accuracy, linear_probe
     from .models.embed import embed
 
-    tr = embed(encoder, dataset.train.x, device=device)
+    from .seeding import numpy_rng
+
+    n = len(dataset.train)
+    rows = np.arange(n) if n <= PROBE_ROWS else np.sort(numpy_rng(seed, "probe-rows").choice(n, PROBE_ROWS, replace=False))
+    tr = embed(encoder, dataset.train.x[rows], device=device)
     te = embed(encoder, dataset.test.x, device=device)
-    metrics = {"collapse_std": collapse_std(tr), "embedding_dim": int(tr.shape[1]), "nonnegative": bool((tr >= 0).all())}
+    metrics = {"collapse_std": collapse_std(tr), "embedding_dim": int(tr.shape[1]), "nonnegative": bool((tr >= 0).all()), "probe_train_rows": int(len(rows))}
     if dataset.has_labels:
-        metrics["linear_probe_accuracy"] = linear_probe(tr, dataset.train.y, te, dataset.test.y, seed=seed).accuracy
-        metrics["knn_accuracy"] = knn_accuracy(tr, dataset.train.y, te, dataset.test.y)
+        ytr = dataset.train.y[rows]
+        metrics["linear_probe_accuracy"] = linear_probe(tr, ytr, te, dataset.test.y, seed=seed).accuracy
+        metrics["knn_accuracy"] = knn_accuracy(tr, ytr, te, dataset.test.y)
     else:
         metrics["linear_probe_accuracy"] = metrics["knn_accuracy"] = None
     if metrics["collapse_std"] < 0.1:

@@ -1,0 +1,216 @@
+"""KREPES at scale on Adult-1M: full default run, scaling in n, the exact model's crossover, Ray vs local.
+
+    SSLAUDIT_DATA=/work/shared/data .venv/bin/python bench/krepes_scale.py [--quick] [--sizes 62500,125000,...]
+        [--skip-full] [--max-memory 6GB] [--exact-sizes 1000,2000,4000]
+
+Every configuration runs in its own subprocess (`--child JSON`), which reports its own peak RSS
+(resource.getrusage(RUSAGE_SELF).ru_maxrss) and wall time, so the numbers are per configuration.
+The encoder is trained once (1 epoch of SimCLR on Adult-1M, default MLP), timed separately.
+Writes bench/results/krepes_scale.json (updated after every configuration, so a partial run keeps
+what it measured).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "krepes_scale.json"
+RUNS = ROOT / "bench" / "_runs"
+
+
+def machine() -> dict:
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), platform.processor())
+    import torch
+
+    return {"nproc": os.cpu_count(), "cpu": cpu, "torch_threads": torch.get_num_threads(), "python": platform.python_version()}
+
+
+def child(spec: dict) -> dict:
+    """One configuration, in this (fresh) process."""
+    t0 = time.time()
+    out: dict = {"spec": spec}
+    if spec["kind"] == "train":
+        from sslaudit.models.trainer import TrainConfig
+        from sslaudit.run import data_config, train_run
+
+        import sslaudit.run as sr
+
+        def quick_evaluation(store, encoder, dataset, device, seed):
+            # train_run's end-of-training evaluation (linear probe + k-NN against all 1M rows, many
+            # minutes) is not part of KREPES: here only the collapse statistic on 65,536 rows.
+            from sslaudit.evaluate.probes import collapse_std
+            from sslaudit.models.embed import embed
+
+            tr = embed(encoder, dataset.train.x[:65536], device=device)
+            return {"collapse_std": collapse_std(tr), "embedding_dim": int(tr.shape[1]), "nonnegative": bool((tr >= 0).all()),
+                    "note": "bench/krepes_scale.py skipped train_run's probe and k-NN evaluation"}
+
+        sr.evaluate_run = quick_evaluation
+        train_run(data_config("adult-1m"), TrainConfig(objective="simclr", epochs=1, batch_size=256), spec["run"])
+    elif spec["kind"] == "cli":
+        from sslaudit.cli.main import main
+
+        rc = main(["krepes", spec["run"], "--quiet", *spec["args"]])
+        out["exit_code"] = rc
+        fid = json.loads((Path(spec["run"]) / "krepes" / "fidelity.json").read_text())
+        cfg = json.loads((Path(spec["run"]) / "krepes" / "config.json").read_text())
+        out["fidelity"] = {k: fid.get(k) for k in ("delta_accuracy", "network_accuracy", "surrogate_accuracy", "kendall_tau", "precision_at_1",
+                                                   "precision_at_1_baseline", "confidence_drop_top", "confidence_drop_random", "loss_before",
+                                                   "loss_after", "lambda_multiple", "cg_iterations", "cg_residual", "n_landmarks", "rank",
+                                                   "n_step_samples", "n_distinct_top1")}
+        out["stages"] = cfg["summary"]["stages"]
+        out["memory_plan"] = cfg["summary"].get("memory_plan")
+    elif spec["kind"] in ("subset", "exact"):
+        out.update(subset_run(spec))
+    out["wall_s"] = time.time() - t0
+    out["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    out["loadavg_end"] = os.getloadavg()
+    return out
+
+
+def subset_run(spec: dict) -> dict:
+    """KREPES (explain_run: kernel, landmarks, Nyström, step, scores, fidelity) on the first n rows of Adult-1M's training split."""
+    import dataclasses
+    import shutil
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    import sslaudit
+    from sslaudit.methods.krepes.pipeline import explain_run
+    from sslaudit.models.embed import embed
+    from sslaudit.store import RunStore
+
+    if spec.get("encoder_run"):  # encoder of another run (same Adult encoding), data = Adult-1M
+        from sslaudit.data import load_dataset
+
+        base = sslaudit.load(spec["encoder_run"])
+        ds = load_dataset("adult-1m", data_dir=os.environ.get("SSLAUDIT_DATA"))
+    else:
+        base = sslaudit.load(spec["run"])
+        ds = base.dataset
+    n = int(spec["n"])
+    rows = np.sort(np.random.default_rng(0).choice(len(ds.train), n, replace=False)) if n < len(ds.train) else np.arange(len(ds.train))
+    sub = dataclasses.replace(ds, train=ds.train.take(rows))
+    folder = RUNS / f"subset_{spec['kind']}_{n}_{os.getpid()}"
+    shutil.rmtree(folder, ignore_errors=True)
+    store = RunStore(folder, create=True)
+    run = SimpleNamespace(dataset=sub, encoder=base.encoder, store=store, objective=base.objective, config=base.config,
+                          embeddings=lambda split: embed(base.encoder, sub.split(split).x))
+    t0 = time.time()
+    with store.lock():
+        extra = {k: spec[k] for k in ("step_sample", "lam", "cg_max_iter") if spec.get(k) is not None}
+        o = explain_run(run, test_points=int(spec.get("test_points", 10000)), exact=spec["kind"] == "exact",
+                        max_memory=spec.get("max_memory"), seed=0, **extra)
+    fid = o.documents["fidelity"]
+    st = store.manifest["stages"]
+    order = ["krepes/landmarks", "krepes/kernel_mm", "krepes/kernel_train", "krepes/kernel_views", "krepes/step", "krepes/kernel_test_sample"]
+    times, prev = {}, t0
+    for name in order:
+        if name in st:
+            times[name.split("/")[1]] = st[name]["finished"] - prev
+            prev = st[name]["finished"]
+    times["scores_and_fidelity"] = time.time() - prev
+    step = o.krepes.step_result or {}
+    res = {"n": n, "krepes_s": time.time() - t0, "stage_s": times, "n_step_samples": step.get("n_step_samples"),
+           "cg_iterations_per_lambda": [c.get("cg_iterations") for c in step.get("lambda_curve", [])],
+           "block_rows": o.krepes.block_rows, "memory_plan": o.krepes.memory_plan, "n_landmarks": fid.get("n_landmarks"), "kendall_tau": fid.get("kendall_tau"),
+           "delta_accuracy": fid.get("delta_accuracy"), "precision_at_1": fid.get("precision_at_1"), "stages": o.krepes.stages}
+    shutil.rmtree(folder, ignore_errors=True)
+    return res
+
+
+def run_child(spec: dict, timeout: float) -> dict:
+    env = {**os.environ, "SSLAUDIT_DATA": os.environ.get("SSLAUDIT_DATA", "/work/shared/data")}
+    t0 = time.time()
+    load0 = os.getloadavg()
+    try:
+        p = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"spec": spec, "error": f"timed out after {timeout} s", "loadavg_start": load0}
+    lines = [ln for ln in p.stdout.strip().splitlines() if ln.startswith("{")]
+    if p.returncode != 0 or not lines:
+        return {"spec": spec, "error": p.stderr[-1500:], "returncode": p.returncode, "loadavg_start": load0}
+    res = json.loads(lines[-1])
+    res["process_wall_s"] = time.time() - t0
+    res["loadavg_start"] = load0
+    return res
+
+
+def save(doc: dict) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(doc, indent=1))
+
+
+def slope(points) -> float | None:
+    import numpy as np
+
+    pts = [(n, t) for n, t in points if t]
+    if len(pts) < 2:
+        return None
+    x, y = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
+    return float(np.polyfit(x, y, 1)[0])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--child")
+    ap.add_argument("--quick", action="store_true", help="sizes 62.5k–250k, no full 1M CLI run")
+    ap.add_argument("--sizes", default=None, help="comma-separated n for the scaling runs")
+    ap.add_argument("--exact-sizes", default="1000,2000,4000")
+    ap.add_argument("--skip-full", action="store_true")
+    ap.add_argument("--max-memory", default="6GB")
+    ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--encoder-run", default=None, help="scaling runs with the encoder of this (Adult) run instead of training one on Adult-1M")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--step-sample", type=int, default=None, help="reduced step sample for the scaling runs (default: KREPES's 131072)")
+    ap.add_argument("--cg-max-iter", type=int, default=None, help="CG iterations cap for the scaling runs (default: KREPES's 50)")
+    ap.add_argument("--lam", type=float, default=None, help="fixed λ multiple for the scaling runs (default: auto over 4 values)")
+    a = ap.parse_args()
+    global RESULTS
+    if a.out:
+        RESULTS = Path(a.out)
+    if a.child:
+        print(json.dumps(child(json.loads(a.child)), default=str))
+        return
+    sizes = [int(s) for s in a.sizes.split(",")] if a.sizes else ([62500, 125000, 250000] if a.quick else [62500, 125000, 250000, 500000, 1000000])
+    run = str(RUNS / "adult1m")
+    doc = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    doc.update({"machine": machine(), "loadavg_start": os.getloadavg(), "settings": {"scaling_step_sample": a.step_sample, "scaling_lambda": a.lam, "scaling_cg_max_iter": a.cg_max_iter, "encoder_run": a.encoder_run,
+        "data": "adult-1m (SSLAUDIT_DATA=/work/shared/data)", "encoder": "default MLP, SimCLR, 1 epoch, batch 256 (train_run)",
+        "krepes": "defaults: pNTK cosine-normalised, m = auto, uniform landmarks, step mode, lambda auto, step_sample 131072, 10,000 test points",
+        "max_memory": a.max_memory, "sizes": sizes}})
+    doc.setdefault("results", {})
+    if not a.encoder_run and (not (Path(run) / "manifest.json").exists() or "train" not in doc["results"]):
+        doc["results"]["train"] = run_child({"kind": "train", "run": run}, a.timeout)
+        save(doc)
+    if not a.skip_full and not a.quick:
+        doc["results"]["full_cli"] = run_child({"kind": "cli", "run": run, "args": ["--test-points", "10000", "--max-memory", a.max_memory]}, a.timeout)
+        save(doc)
+    scaling = doc["results"].setdefault("scaling", {})
+    for n in sizes:
+        scaling[str(n)] = run_child({"kind": "subset", "run": run, "n": n, "max_memory": a.max_memory, "test_points": 10000,
+                                     "encoder_run": a.encoder_run, "step_sample": a.step_sample, "lam": a.lam,
+                                     "cg_max_iter": a.cg_max_iter}, a.timeout)
+        doc["results"]["scaling_slope"] = slope([(int(k), v.get("krepes_s")) for k, v in scaling.items()])
+        save(doc)
+    exact = doc["results"].setdefault("exact", {})
+    for n in [int(s) for s in a.exact_sizes.split(",") if s]:
+        exact[str(n)] = run_child({"kind": "exact", "run": run, "n": n, "test_points": 1000, "encoder_run": a.encoder_run}, a.timeout)
+        doc["results"]["exact_slope"] = slope([(int(k), v.get("krepes_s")) for k, v in exact.items()])
+        save(doc)
+    doc["loadavg_end"] = os.getloadavg()
+    save(doc)
+    print(json.dumps(doc["results"], indent=1, default=str)[:4000])
+
+
+if __name__ == "__main__":
+    main()
