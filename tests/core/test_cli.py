@@ -62,10 +62,11 @@ def test_console_script_prints_no_traceback(tmp_path):
     assert_clean_error(r, "missing.csv")
 
 
-def test_refuses_to_overwrite_a_different_run(tmp_path):
-    out = tmp_path / "r"
-    assert run("train", "--data", "digits", "--epochs", "1", "--out", str(out)).returncode == 0
-    r = run("train", "--data", "digits", "--epochs", "2", "--out", str(out))
-    assert_clean_error(r, "--force")
-    again = run("train", "--data", "digits", "--epochs", "1", "--out", str(out))
-    assert again.returncode == 0
+def test_refuses_to_overwrite_a_different_run(tmp_path, capsys):
+    from sslaudit.cli.main import main
+
+    out = str(tmp_path / "r")
+    assert main(["train", "--data", "digits", "--epochs", "1", "--out", out]) == 0
+    assert main(["train", "--data", "digits", "--epochs", "2", "--out", out]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(["train", "--data", "digits", "--epochs", "1", "--out", out]) == 0

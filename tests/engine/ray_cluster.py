@@ -70,8 +70,8 @@ class Cluster:
                 except ProcessLookupError:
                     pass
                 proc.wait()
-        subprocess.run(in_ns(self.ns, RAY, "stop", "--force"), capture_output=True, env=self.env)
-        subprocess.run(["ip", "netns", "pids", self.ns], capture_output=True)
+        # every process left in the namespace is this cluster's (never `ray stop`: it would also
+        # stop other Ray clusters on the machine)
         pids = subprocess.run(["ip", "netns", "pids", self.ns], capture_output=True, text=True).stdout.split()
         for pid in pids:
             try:
