@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -39,11 +40,13 @@ class Cluster:
         self.ns = namespace_or_skip()
         self.address = f"127.0.0.1:{port}"
         self.tmp = tmp
+        # Ray's socket paths live under --temp-dir and must stay under 107 bytes: a short folder
+        self.ray_tmp = Path(tempfile.mkdtemp(prefix="sslray-", dir="/tmp"))
         self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1", "RAY_DEDUP_LOGS": "0"}
         common = ["--num-cpus", "1", "--object-store-memory", "150000000", "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]
-        self.head = subprocess.Popen(in_ns(self.ns, RAY, "start", "--head", "--port", str(port), "--include-dashboard", "false", "--temp-dir", str(tmp / "ray"), "--block", *common), env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.head = subprocess.Popen(in_ns(self.ns, RAY, "start", "--head", "--port", str(port), "--include-dashboard", "false", "--temp-dir", str(self.ray_tmp), "--block", *common), env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         self._wait_nodes(1)
-        self.worker = subprocess.Popen(in_ns(self.ns, RAY, "start", "--address", self.address, "--temp-dir", str(tmp / "ray"), "--block", *common), env=self.env, stdout=open(tmp / "worker.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
+        self.worker = subprocess.Popen(in_ns(self.ns, RAY, "start", "--address", self.address, "--temp-dir", str(self.ray_tmp), "--block", *common), env=self.env, stdout=open(tmp / "worker.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
         self._wait_nodes(2)
 
     def _wait_nodes(self, n: int, timeout: float = 240) -> None:
@@ -79,3 +82,4 @@ class Cluster:
             except (ProcessLookupError, ValueError):
                 pass
         subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
+        shutil.rmtree(getattr(self, "ray_tmp", ""), ignore_errors=True)
