@@ -3,7 +3,6 @@ import pandas as pd
 import pytest
 
 from sslaudit.data import DATASET_NAMES, TabularSchema, load_dataset
-from sslaudit.data.table import encode, fit_schema
 from sslaudit.errors import UserError
 
 HTML = "<b>score</b> & \"quoted\""
@@ -69,18 +68,31 @@ def test_schema_fitted_on_train_rows_and_equals_reference(table_path):
     assert age.mean == pytest.approx(np.nanmean(ds.train.meta["age"]))
 
 
-def test_fast_encode_matches_reference_on_messy_frame():
+def test_schema_on_messy_frame_against_hand_computation():
     df = pd.DataFrame({
         "a": ["x", None, "y ", " y", "?", "", np.nan, "z"],
         "b": [1, 2, 3, 4, 5, 6, 7, 8],
         "c": [1.0, np.nan, np.inf, -np.inf, 2.0, 3.0, 4.0, 5.0],
         "d": ["1", "2", "?", "3", "", "4", "5", "6"],
     })
-    for cat in (None, ["a", "b"]):
-        ref = TabularSchema.fit(df.iloc[:5], categorical=cat, log1p=("c",))
-        fast = fit_schema(df.iloc[:5], categorical=cat, log1p=("c",))
-        assert ref.to_json() == fast.to_json()
-        np.testing.assert_array_equal(ref.transform(df), encode(fast, df))
+    schema = TabularSchema.fit(df.iloc[:5], log1p=("c",))  # fitted on the first five rows
+    a, b, c, d = schema.features
+    assert (a.kind, a.categories) == ("categorical", ["?", "x", "y"])  # None and '?' are one level; spaces stripped
+    assert (b.kind, b.mean, b.std) == ("numeric", 3.0, pytest.approx(np.sqrt(2)))
+    finite = np.log1p(np.array([1.0, 0.0, 2.0]))  # log1p(clip(v, 0)) of the finite values 1, -inf→0, 2
+    assert (c.mean, c.std) == (pytest.approx(finite.mean()), pytest.approx(finite.std()))
+    assert (d.kind, d.mean) == ("numeric", 2.0)  # '?' and '' are missing
+    x = schema.transform(df)
+    onehot = x[:, a.start : a.stop]
+    np.testing.assert_array_equal(onehot.argmax(1)[:7], [1, 0, 2, 2, 0, 0, 0])  # '', NaN → '?'
+    assert onehot[7].sum() == 0  # 'z' was never seen in training: all zeros
+    np.testing.assert_allclose(x[:, b.start], (np.arange(1, 9) - 3) / np.sqrt(2), rtol=1e-6)
+    assert x[1, c.start] == 0 and x[2, c.start] == 0  # NaN and +inf are imputed with the mean
+    np.testing.assert_allclose(x[3, c.start], (0 - finite.mean()) / finite.std(), rtol=1e-6)
+
+    as_cat = TabularSchema.fit(df.iloc[:5], categorical=["a", "b"])
+    assert as_cat.features[1].categories == ["1", "2", "3", "4", "5"]
+    assert as_cat.transform(df)[5:, as_cat.features[1].start : as_cat.features[1].stop].sum() == 0  # 6, 7, 8 unseen
 
 
 def test_deterministic_and_stratified(table_path):

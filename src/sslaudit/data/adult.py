@@ -9,7 +9,7 @@ starting with '|', is a comment; its labels end with '.'), found by `locate.find
 - Encoder inputs: all 14 attributes (sex and race included; `exclude` can drop some); the income
   label is not an input. `y` = 1 if income is >50K, else 0 (`classes` = ['<=50K', '>50K']).
 - Encoding: `TabularSchema.fit(train, categorical=CATEGORICAL, log1p=LOG1P)` on the training split
-  only (computed by the vectorised twin `table.fit_schema`): numerics standardised
+  only : numerics standardised
   (capital-gain/loss after log1p), categoricals one-hot, '?' (missing) a level of its own, levels
   seen only in adult.test encoded as all zeros.
 - `Split.meta`: the 14 raw attributes (stripped strings; numerics as int64).
@@ -49,9 +49,8 @@ import pandas as pd
 
 from ..errors import UserError
 from ..seeding import derive_seed, numpy_rng
-from .dataset import Dataset, Split
+from .dataset import Dataset, Split, TabularSchema
 from .locate import find_data_file
-from .table import encode, fit_schema
 
 COLUMNS = [
     "age", "workclass", "fnlwgt", "education", "education-num", "marital-status", "occupation",
@@ -132,12 +131,12 @@ def _files(data_dir) -> dict[str, Path]:
 
 
 def _dataset(name, train_meta, y_tr, train_index, test_meta, y_te, features, protected, exclude, source) -> Dataset:
-    schema = fit_schema(train_meta[features], categorical=[c for c in CATEGORICAL if c in features], log1p=LOG1P)
+    schema = TabularSchema.fit(train_meta[features], categorical=[c for c in CATEGORICAL if c in features], log1p=LOG1P)
     return Dataset(
         name=name,
         kind="tabular",
-        train=Split(encode(schema, train_meta), y_tr, train_index, train_meta),
-        test=Split(encode(schema, test_meta), y_te, np.arange(len(test_meta), dtype=np.int64), test_meta),
+        train=Split(schema.transform(train_meta), y_tr, train_index, train_meta),
+        test=Split(schema.transform(test_meta), y_te, np.arange(len(test_meta), dtype=np.int64), test_meta),
         classes=list(CLASSES),
         schema=schema,
         protected=protected,

@@ -33,71 +33,10 @@ import pandas as pd
 
 from ..errors import UserError
 from . import holdout_split
-from .dataset import Dataset, Feature, Split, TabularSchema, _is_numeric, _level, _numeric
+from .dataset import Dataset, Split, TabularSchema, _is_numeric
 
 MIN_ROWS = 4
 SPLIT_COLUMN = "split"
-
-
-# --------------------------------------------------------------------------------------------
-# Vectorised equivalents of TabularSchema.fit / TabularSchema.transform (same results, tested);
-# the reference implementations loop in Python per value, ~10 s for a million rows.
-
-
-def fit_schema(
-    df: pd.DataFrame,
-    categorical: Sequence[str] | None = None,
-    log1p: Sequence[str] = (),
-) -> TabularSchema:
-    """Same result as `TabularSchema.fit(df, categorical, log1p)`, vectorised."""
-    feats: list[Feature] = []
-    pos = 0
-    for col in df.columns:
-        s = df[col]
-        is_cat = (col in categorical) if categorical is not None else not _is_numeric(s)
-        if is_cat:
-            codes, uniques = pd.factorize(s, use_na_sentinel=True)
-            levels = {_level(u) for u in list(uniques)}
-            if (codes < 0).any():
-                levels.add("?")
-            levels = sorted(levels)
-            feats.append(Feature(str(col), "categorical", pos, pos + len(levels), categories=levels))
-            pos += len(levels)
-        else:
-            v = _numeric(s, col)
-            use_log = col in log1p
-            if use_log:
-                v = np.log1p(np.clip(v, 0, None))
-            finite = v[np.isfinite(v)]
-            mean = float(finite.mean()) if finite.size else 0.0
-            std = float(finite.std()) if finite.size else 1.0
-            feats.append(Feature(str(col), "numeric", pos, pos + 1, mean=mean, std=std if std > 0 else 1.0, log1p=use_log))
-            pos += 1
-    return TabularSchema(feats)
-
-
-def encode(schema: TabularSchema, df: pd.DataFrame) -> np.ndarray:
-    """Same result as `schema.transform(df)`, vectorised: float32 N×width."""
-    missing = [f.name for f in schema.features if f.name not in df.columns]
-    if missing:
-        raise UserError(f"rows lack the column(s) {missing}; the encoder expects {schema.names}")
-    out = np.zeros((len(df), schema.width), dtype=np.float32)
-    for f in schema.features:
-        s = df[f.name]
-        if f.kind == "categorical":
-            lookup = {c: i for i, c in enumerate(f.categories or [])}
-            codes, uniques = pd.factorize(s, use_na_sentinel=True)
-            per_unique = np.array([lookup.get(_level(u), -1) for u in list(uniques)] + [lookup.get("?", -1)], dtype=np.int64)
-            idx = per_unique[codes]  # code -1 (missing) picks the last entry: the '?' level
-            rows = np.nonzero(idx >= 0)[0]
-            out[rows, f.start + idx[rows]] = 1.0
-        else:
-            v = _numeric(s, f.name)
-            if f.log1p:
-                v = np.log1p(np.clip(v, 0, None))
-            v = np.where(np.isfinite(v), v, f.mean)
-            out[:, f.start] = (v - f.mean) / f.std
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -228,8 +167,8 @@ def load_csv(
 
     feats = df[feature_cols]
     cats = [c for c in feature_cols if c in declared or not _is_numeric(feats[c])]
-    schema = fit_schema(feats.iloc[tr].reset_index(drop=True), categorical=cats)
-    x_all = encode(schema, feats)
+    schema = TabularSchema.fit(feats.iloc[tr].reset_index(drop=True), categorical=cats)
+    x_all = schema.transform(feats)
 
     meta_cols = [c for c in df.columns if c != split_col and (c != label or c in protected)]
     meta = df[meta_cols]
