@@ -24,9 +24,9 @@ def manifest(run: Path) -> dict:
         return {"stages": {}, "artefacts": {}}
 
 
-def kill_when(cmd: list[str], run: Path, ready: Callable[[dict], bool], timeout: float = 300) -> bool:
+def kill_when(cmd: list[str], run: Path, ready: Callable[[dict], bool], timeout: float = 300, env: dict | None = None) -> bool:
     """Start cmd; SIGKILL it as soon as ready(manifest) holds. True if it was killed mid-way."""
-    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, env={**ENV, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
         if ready(manifest(run)):
@@ -38,13 +38,19 @@ def kill_when(cmd: list[str], run: Path, ready: Callable[[dict], bool], timeout:
     return False
 
 
-def run_ok(cmd: list[str]) -> None:
-    r = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
+def run_ok(cmd: list[str], env: dict | None = None) -> str:
+    """Run cmd to completion (asserting success); returns its stderr."""
+    r = subprocess.run(cmd, env={**ENV, **(env or {})}, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
+    return r.stderr
 
 
 def stage_times(run: Path, prefix: str) -> dict:
     return {k: v["finished"] for k, v in manifest(run)["stages"].items() if k.startswith(prefix)}
+
+
+def artefact_times(run: Path, prefix: str) -> dict:
+    return {k: v["written"] for k, v in manifest(run)["artefacts"].items() if k.startswith(prefix)}
 
 
 def artefact_hashes(run: Path, prefix: str) -> dict:

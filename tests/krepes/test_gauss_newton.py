@@ -113,3 +113,39 @@ def test_batch_order_is_seeded_and_independent_of_compute_blocks():
     prob_b, *_ = tiny_problem("vicreg", n=20, batch=5, seed=2)
     assert all(np.array_equal(a, b) for a, b in zip(prob_a.views.batches, prob_b.views.batches))
     assert sorted(np.concatenate(prob_a.views.batches).tolist()) == list(range(20))
+
+
+class DictCheckpoint:
+    """An in-memory StepCheckpoint that can simulate a crash after a given number of saves."""
+
+    def __init__(self, crash_after=None):
+        self.saved, self.crash_after, self.loads = {}, crash_after, []
+
+    def load(self, name):
+        self.loads.append(name)
+        return self.saved.get(name)
+
+    def save(self, name, arrays):
+        self.saved[name] = {k: np.array(v, copy=True) for k, v in arrays.items()}
+        if self.crash_after is not None and len(self.saved) >= self.crash_after:
+            raise KeyboardInterrupt("simulated kill")
+
+
+def test_interrupted_step_resumes_from_its_finished_candidates(monkeypatch):
+    from sslaudit.methods.krepes import gauss_newton as gn
+
+    prob, *_ = tiny_problem("simclr", n=16, batch=8)
+    cfg = StepConfig(lam="auto", lambda_grid=(1.0, 10.0, 100.0), cg_max_iter=10, hutchinson_probes=2)
+    ref = gauss_newton_step(prob, cfg)
+    ckpt = DictCheckpoint(crash_after=3)  # start, λ = 100×, λ = 10× saved; killed before 1×
+    with pytest.raises(KeyboardInterrupt):
+        gauss_newton_step(prob, cfg, ckpt)
+    assert set(ckpt.saved) == {"start", "lambda-0", "lambda-1"}
+    ckpt.crash_after = None
+    solved = []
+    real = gn._solve_and_backtrack
+    monkeypatch.setattr(gn, "_solve_and_backtrack", lambda problem, grad, loss0, lam, c, x0: solved.append(lam) or real(problem, grad, loss0, lam, c, x0))
+    again = gauss_newton_step(prob, cfg, ckpt)
+    assert len(solved) == 1 and solved[0] == pytest.approx(1.0 * again.mean_eigenvalue)  # only the missing λ was solved
+    assert np.array_equal(again.delta, ref.delta) and again.loss_after == ref.loss_after and again.lam == ref.lam
+    assert [c["loss_after"] for c in again.candidates] == [c["loss_after"] for c in ref.candidates]

@@ -331,13 +331,16 @@ class Krepes:
 
         def compute():
             problem = KernelLossProblem(KernelSSLLoss(cfg.objective, cfg.objective_params), batches, self.basis.a0, self.pc.gamma)
-            res = gauss_newton_step(problem, scfg)
+            res = gauss_newton_step(problem, scfg, None if self.cache is None else StoredStepCheckpoint(self.cache, key))
             s = res.summary()
             curve = s.pop("lambda_curve")
             return {"delta": res.delta, "candidates": np.stack([c["delta"] for c in res.candidates]),
                     "summary": _json_array(s), "curve": _json_array(curve)}
 
         out = self._stage("step", key, compute)
+        if self.cache is not None:
+            with self.cache.lock():  # the finished step supersedes its partial results
+                StoredStepCheckpoint(self.cache, key).clear()
         self.step_result = _from_json_array(out["summary"])
         self.step_result["lambda_curve"] = _from_json_array(out["curve"])
         self.step_result["n_step_samples"] = int(len(views["rows"]))
@@ -413,3 +416,28 @@ class Krepes:
                 "parameters": "encoder parameters in eval() mode (BatchNorm affine parameters included, running statistics frozen)",
                 "stages": dict(self.stages), "memory_plan": self.memory_plan, "block_rows": self.block_rows,
                 "storage": "disk (float32 part files, float64 reductions)" if isinstance(self.k_train, DiskMatrix) else "memory"}
+
+
+class StoredStepCheckpoint:
+    """The Gauss–Newton step's finished parts in RUN/krepes/cache/step-<config hash>/: a step killed
+    after some λ candidates resumes at the next; parts of another configuration are dropped."""
+
+    def __init__(self, store, key: dict):
+        from ...store import config_hash
+
+        self.store, self.folder = store, f"krepes/cache/step-{config_hash(key)}"
+
+    def load(self, name: str) -> dict | None:
+        rel = f"{self.folder}/{name}.npz"
+        return self.store.read_npz(rel) if self.store.verify(rel) else None
+
+    def save(self, name: str, arrays: dict) -> None:
+        with self.store.lock():
+            stale = [r for r in self.store.manifest["artefacts"] if r.startswith("krepes/cache/step-") and not r.startswith(self.folder + "/")]
+            for rel in stale:
+                self.store.remove(rel)
+            self.store.write_npz(f"{self.folder}/{name}.npz", stage="krepes/step-parts", **arrays)
+
+    def clear(self) -> None:
+        for rel in [r for r in self.store.manifest["artefacts"] if r.startswith("krepes/cache/step-")]:
+            self.store.remove(rel)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.func import jvp, vjp
 
-from ...progress import progress
+from ...progress import info, progress
 from ...seeding import numpy_rng, torch_generator
 from .kernel_model import spectral_entropy
 from .losses import KernelSSLLoss
@@ -196,6 +196,17 @@ class StepResult:
         }
 
 
+class StepCheckpoint:
+    """Where a step keeps its finished parts (the start point, then each λ candidate), so a step
+    interrupted after some candidates resumes at the next one. This base class keeps nothing."""
+
+    def load(self, name: str) -> dict | None:
+        return None
+
+    def save(self, name: str, arrays: dict) -> None:
+        pass
+
+
 def _solve_and_backtrack(problem, grad, loss0, lam, cfg, x0):
     a0 = problem.a0
     sol, res, iters = conjugate_gradient(lambda d: problem.gn_matvec(d) + lam * d, -grad, tol=cfg.cg_tol, max_iter=cfg.cg_max_iter, x0=x0)
@@ -208,18 +219,38 @@ def _solve_and_backtrack(problem, grad, loss0, lam, cfg, x0):
     return sol, torch.zeros_like(sol), loss0, False, 0.0, res, iters
 
 
-def gauss_newton_step(problem: KernelLossProblem, cfg: StepConfig) -> StepResult:
-    """The damped GN step from Ã0, with λ fixed or chosen by the spectral-entropy peak."""
-    loss0, grad = problem.value_and_grad(problem.a0)
-    mean_eig = max(mean_gn_eigenvalue(problem, cfg.hutchinson_probes, cfg.seed), 1e-300)
+def gauss_newton_step(problem: KernelLossProblem, cfg: StepConfig, checkpoint: StepCheckpoint | None = None) -> StepResult:
+    """The damped GN step from Ã0, with λ fixed or chosen by the spectral-entropy peak.
+
+    With a `checkpoint`, the loss, gradient and mean eigenvalue at Ã0 and every finished λ candidate
+    are saved as they complete and reused by a rerun (bit-identical: saved in float64)."""
+    ckpt = checkpoint or StepCheckpoint()
+    dev = problem.a0.device
+    start = ckpt.load("start")
+    if start is None:
+        loss0, grad = problem.value_and_grad(problem.a0)
+        mean_eig = max(mean_gn_eigenvalue(problem, cfg.hutchinson_probes, cfg.seed), 1e-300)
+        ckpt.save("start", {"grad": grad.cpu().numpy(), "scalars": np.array([loss0, mean_eig], dtype=np.float64)})
+    else:
+        (loss0, mean_eig), grad = (float(v) for v in start["scalars"]), torch.as_tensor(start["grad"], device=dev)
     multiples = sorted((float(x) for x in cfg.lambda_grid), reverse=True) if cfg.lam == "auto" else [float(cfg.lam)]
+    if start is not None:
+        finished = sum(ckpt.load(f"lambda-{i}") is not None for i in range(len(multiples)))
+        info(f"krepes: resuming the Gauss–Newton step of an interrupted run ({finished} of {len(multiples)} λ candidates already solved)")
     a0 = problem.a0.cpu().numpy()
     cands, x0 = [], None
-    for mult in progress(multiples, desc="krepes gauss-newton", total=len(multiples)):
+    for i, mult in enumerate(progress(multiples, desc="krepes gauss-newton", total=len(multiples))):
         lam = mult * mean_eig
-        sol, delta, val, ok, t, res, iters = _solve_and_backtrack(problem, grad, loss0, lam, cfg, x0)
-        x0 = sol  # warm start the next (smaller) λ
-        d = delta.cpu().numpy()
+        done = ckpt.load(f"lambda-{i}")
+        if done is None:
+            sol, delta, val, ok, t, res, iters = _solve_and_backtrack(problem, grad, loss0, lam, cfg, x0)
+            sol, d = sol.cpu().numpy(), delta.cpu().numpy()
+            ckpt.save(f"lambda-{i}", {"sol": sol, "delta": d, "scalars": np.array([mult, val, float(ok), t, res, iters], dtype=np.float64)})
+        else:
+            sol, d = done["sol"], done["delta"]
+            _, val, ok, t, res, iters = (float(v) for v in done["scalars"])
+            ok, iters = bool(ok), int(iters)
+        x0 = torch.as_tensor(sol, device=dev)  # warm start the next (smaller) λ
         cands.append({"multiple": mult, "lambda": lam, "loss_after": val, "accepted": ok, "step_length": t,
                       "cg_residual": res, "cg_iterations": iters, "entropy": spectral_entropy(a0 + d), "delta": d})
     pool = [c for c in cands if c["accepted"]] or cands

@@ -137,7 +137,7 @@ def stored_matrix(store, stage: str, key: dict, n: int, m: int, compute_part, *,
     `compute_part(s, e)` yields float blocks covering rows [s, e) in order. Returns the matrix and
     the number of parts computed now (0 = fully reused). The caller holds `store.lock()`.
     """
-    part_rows = int(part_rows or PART_ROWS)
+    part_rows = int(part_rows or _env_part_rows() or PART_ROWS)
     key = {**key, "part_rows": part_rows}
     h = config_hash(key)
     base = f"krepes/cache/{stage.rsplit('/', 1)[-1]}"
@@ -176,6 +176,16 @@ def stored_matrix(store, stage: str, key: dict, n: int, m: int, compute_part, *,
         computed += 1
     store.mark_done(stage, key, rels, {"shape": [n, m], "dtype": "float32", "part_rows": part_rows})
     return DiskMatrix([store.path(r) for r in rels], part_rows, n, m), computed
+
+
+def _env_part_rows() -> int | None:
+    """SSLAUDIT_PART_ROWS: rows per part file, for file systems that prefer smaller files (and for tests)."""
+    text = os.environ.get("SSLAUDIT_PART_ROWS")
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise UserError(f"SSLAUDIT_PART_ROWS must be a positive whole number of rows, not {text!r}")
+    return int(text)
 
 
 def _drop_stale(store, base: str, keep_folder: str) -> None:
