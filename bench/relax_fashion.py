@@ -110,6 +110,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="10 images, 5k training images, 1 epoch")
     ap.add_argument("--full", action="store_true", help="100 images, all 60k training images, 5 epochs, project-default widths")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--skip-speed", action="store_true", help="leave out the speed comparison (measured separately)")
+    ap.add_argument("--name", default=None, help="result file name (bench/results/NAME.json)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     n_img, n_speed, n_sanity, n_train, epochs, widths = 50, 10, 20, 20_000, 2, [16, 32, 64]
@@ -131,18 +133,19 @@ def main():
     # --- speed at equal N: reference-style loop vs batched, same images --------------------------------
     xs = x[:n_speed]
     speed = {"reference_loop_seconds": [], **{f"batched_bs{bs}_seconds": [] for bs in (100, 250, 1000)}}
-    for _ in range(2):  # interleaved repetitions: the machine is shared, keep the minimum
+    for _ in range(0 if args.skip_speed else 2):  # interleaved repetitions: the machine is shared, keep the minimum
         speed["reference_loop_seconds"].append(timed(lambda: [reference_style(encoder, xs[i : i + 1]) for i in range(n_speed)])[1])
         for bs in (100, 250, 1000):
             speed[f"batched_bs{bs}_seconds"].append(timed(lambda: Relax(encoder, batch_size=bs).attribute(xs, 3000, seed=0))[1])
-    best = {k: min(v) for k, v in speed.items()}
-    speed.update({f"{k}_min": v for k, v in best.items()})
     ref_map, _ = reference_style(encoder, xs[:1])
-    speed["per_image_reference"] = best["reference_loop_seconds"] / n_speed
-    speed["per_image_batched_bs250"] = best["batched_bs250_seconds"] / n_speed
-    speed["speedup_bs250"] = best["reference_loop_seconds"] / best["batched_bs250_seconds"]
-    speed["speedup_bs100"] = best["reference_loop_seconds"] / best["batched_bs100_seconds"]
-    info["speed"] = speed
+    if not args.skip_speed:
+        best = {k: min(v) for k, v in speed.items()}
+        speed.update({f"{k}_min": v for k, v in best.items()})
+        speed["per_image_reference"] = best["reference_loop_seconds"] / n_speed
+        speed["per_image_batched_bs250"] = best["batched_bs250_seconds"] / n_speed
+        speed["speedup_bs250"] = best["reference_loop_seconds"] / best["batched_bs250_seconds"]
+        speed["speedup_bs100"] = best["reference_loop_seconds"] / best["batched_bs100_seconds"]
+        info["speed"] = speed
     print("speed", speed, flush=True)
 
     # --- quality at N = 3000 ---------------------------------------------------------------------------
@@ -156,12 +159,18 @@ def main():
                            "max_std_error_max": float(se3000.max())}
     # --- adaptive N to the standard error N = 3000 gives ---------------------------------------------------
     tol = float(np.median(se3000))
-    ada, t_ada = timed(lambda: rx.attribute(x, "auto", tolerance=tol, seed=1, max_masks=12_000))
-    maps["relax_adaptive"] = ada.importance
-    info["adaptive"] = {"tolerance": tol, "seconds": t_ada, "n_masks_mean": float(ada.n_masks.float().mean()), "n_masks_median": float(ada.n_masks.float().median()),
-                        "n_masks_min": int(ada.n_masks.min()), "n_masks_max": int(ada.n_masks.max()), "converged": int(ada.converged.sum()),
-                        "ratio_to_3000": float(ada.n_masks.float().mean() / 3000)}
-    print("adaptive", info["adaptive"], flush=True)
+    # with the control variate (the default of "auto") and without it (the plain reference estimator)
+    for key, cv in (("adaptive", True), ("adaptive_plain", False)):
+        ada, t_ada = timed(lambda: rx.attribute(x, "auto", tolerance=tol, seed=1, max_masks=12_000, control_variate=cv))
+        maps["relax_" + key] = ada.importance
+        info[key] = {"control_variate": cv, "tolerance": tol, "seconds": t_ada, "n_masks_mean": float(ada.n_masks.float().mean()),
+                     "n_masks_median": float(ada.n_masks.float().median()), "n_masks_min": int(ada.n_masks.min()), "n_masks_max": int(ada.n_masks.max()),
+                     "converged": int(ada.converged.sum()), "ratio_to_3000": float(ada.n_masks.float().mean() / 3000)}
+        print(key, info[key], flush=True)
+    # the control variate's error at equal N = 3000 (the fixed-N default stays the reference estimator)
+    cv3000 = rx.attribute(x, 3000, seed=0, control_variate=True).max_std_error.numpy()
+    info["fixed_N3000"]["control_variate_max_std_error_median"] = float(np.median(cv3000))
+    info["fixed_N3000"]["control_variate_error_ratio_median"] = float(np.median(cv3000 / se3000))
     info["quality"] = quality(encoder, x, maps, steps=28)
     print("quality", {k: (round(v["deletion_auc"], 4), round(v["insertion_auc"], 4)) for k, v in info["quality"].items()}, flush=True)
 
@@ -180,7 +189,7 @@ def main():
     sc_m = sanity_check(trained_m.importance.numpy(), rand_m.importance.numpy())
     info["sanity_check"]["fill_mean"] = {"trained_vs_randomised": {k: sc_m[k] for k in ("spearman_mean", "ssim_mean", "passed")}}
     print("sanity", info["sanity_check"], flush=True)
-    write("relax" if not args.quick else "relax_quick", info)
+    write(args.name or ("relax" if not args.quick else "relax_quick"), info)
 
 
 if __name__ == "__main__":

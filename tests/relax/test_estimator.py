@@ -89,3 +89,68 @@ def test_fixed_n_is_prefix_of_stream():
 def test_bad_estimator_args(kw):
     with pytest.raises(UserError):
         estimate(constant_plus_mask_score, 1, SpatialMasks((8, 8)), **kw)
+
+
+# ---- control variate ---------------------------------------------------------------------------
+@pytest.mark.parametrize("size", [(8, 8), (28, 28), (20,)])
+def test_control_variate_moments_are_exact(size):
+    """Cov(f, w) and the means from the generator's linearity agree with many drawn masks (z-scores)."""
+    fam = SpatialMasks(size)
+    e_f, cov, e_w = fam.cv_moments()
+    assert torch.allclose(e_w, torch.full_like(e_w, 0.5), atol=1e-12)  # every pixel's mean is p
+    s1 = s2 = 0.0
+    n = 0
+    for b in range(20):
+        w = fam.draw(7, b, 1000).double()
+        a, c = fam.cv_features(w) - e_f, w - e_w
+        s1, s2, n = s1 + a.T @ c, s2 + (a * a).T @ (c * c), n + len(w)
+    emp = s1 / n
+    z = ((emp - cov) / ((s2 / n - emp**2) / n).sqrt().clamp_min(1e-12)).abs()
+    assert 0.4 < float(z.mean()) < 1.3 and float(z.max()) < 6.0  # |N(0,1)| has mean 0.80 (entries are correlated)
+
+
+def linear_in_pattern(gamma):
+    def score(rows, weights):
+        f = SpatialMasks((8, 8)).cv_features(weights)
+        return torch.stack([0.3 + float(r) + f @ gamma for r in rows.cpu()])
+    return score
+
+
+def test_control_variate_is_exact_for_a_score_linear_in_the_pattern():
+    """s = c + γᵀf: the control variate removes all variance, and R_p = c + γᵀE f + γᵀCov(f, w_p)/E w_p."""
+    fam = SpatialMasks((8, 8))
+    gamma = torch.linspace(-1, 1, 49, dtype=torch.float64)
+    mom, st = estimate(linear_in_pattern(gamma), 2, fam, n_masks=300, mask_batch=100, control_variate=True)
+    e_f, cov, e_w = fam.cv_moments()
+    truth = 0.3 + gamma @ e_f + (gamma @ cov) / e_w
+    # (to float32 rounding: the masks are drawn in float32, the moments are exact in float64)
+    np.testing.assert_allclose(mom.importance[0].numpy(), truth.numpy(), atol=1e-6)
+    np.testing.assert_allclose(mom.importance[1].numpy(), truth.numpy() + 1.0, atol=1e-6)
+    assert float(mom.std_error().max()) < 1e-6  # (the ridge of the β fit leaves ~1e-8)
+    plain, _ = estimate(linear_in_pattern(gamma), 1, fam, n_masks=300, mask_batch=100)
+    assert float(plain.std_error().max()) > 1e-3 and float((plain.importance[0] - truth).abs().max()) > 1e-3
+
+
+def nonlinear_score(rows, weights):
+    """A smooth nonlinear score of the whole mask (what an encoder's similarity looks like)."""
+    g = torch.Generator().manual_seed(3)
+    v = torch.randn(2, weights.shape[1], generator=g, dtype=torch.float64)
+    return torch.stack([torch.tanh(weights.double() @ v[int(r)] / 8) for r in rows.cpu()])
+
+
+def test_control_variate_is_unbiased_with_a_smaller_error():
+    fam = SpatialMasks((8, 8))
+    truth, _ = estimate(nonlinear_score, 2, fam, n_masks=40_000, mask_batch=2000, seed=11)  # plain, large N
+    plain, _ = estimate(nonlinear_score, 2, fam, n_masks=1000, mask_batch=100)
+    cv, _ = estimate(nonlinear_score, 2, fam, n_masks=1000, mask_batch=100, control_variate=True)
+    assert float(cv.std_error().mean()) < 0.6 * float(plain.std_error().mean())
+    z = (cv.importance - truth.importance) / (cv.std_error() ** 2 + truth.std_error() ** 2).sqrt()
+    assert float(z.abs().mean()) < 1.2 and float(z.abs().max()) < 5  # agrees within its own error
+    np.testing.assert_allclose(cv.uncertainty.numpy(), plain.uncertainty.numpy())  # U is the raw scores' variance
+    again, _ = estimate(nonlinear_score, 2, fam, n_masks=1000, mask_batch=100, control_variate=True)
+    assert torch.equal(again.importance, cv.importance)  # same seed, same map
+    # adaptive: the same tolerance is reached with fewer masks
+    tol = float(plain.std_error().amax(1).min())
+    _, st_plain = estimate(nonlinear_score, 2, fam, n_masks=None, tolerance=tol, mask_batch=100)
+    _, st_cv = estimate(nonlinear_score, 2, fam, n_masks=None, tolerance=tol, mask_batch=100, control_variate=True)
+    assert st_cv.converged.all() and (st_cv.n_masks < st_plain.n_masks).all()

@@ -91,6 +91,54 @@ class RelaxMoments:
         return torch.where(den > 0, num.sqrt() / torch.where(den > 0, den, torch.ones_like(den)), torch.full_like(den, float("inf")))
 
 
+class ControlVariateMoments:
+    """RELAX with a control variate: scores minus their linear prediction from mask features.
+
+    With features f of each mask (the mask pooled to the cell grid) and per-image coefficients β
+    fitted on a pilot of masks, s̃ = s − (f − E f)ᵀβ has the same weighted ratio up to a constant
+    known exactly from the mask generator:
+        R_p = E[s w_p] / E[w_p] = E[s̃ w_p] / E[w_p] + βᵀ Cov(f, w_p) / E[w_p].
+    The importance is therefore estimated from s̃ (smaller variance when the score follows the
+    coarse mask pattern) plus that constant; its standard error is the ratio estimator's on s̃.
+    The uncertainty U stays the weighted variance of the raw scores. β is fitted on the first
+    masks, which are then reused (a bias of order 1/N, far below the standard error).
+    """
+
+    def __init__(self, n_images: int, family: MaskFamily, device="cpu"):
+        self.raw = WeightedMoments(n_images, family.units, device)
+        self.cv = RelaxMoments(n_images, family.units, device)
+        mean_f, cov_fw, mean_w = (t.to(device) for t in family.cv_moments())
+        self.family, self.mean_f, self.cov_fw, self.mean_w = family, mean_f, cov_fw, mean_w
+        self.beta = torch.zeros(n_images, len(mean_f), dtype=torch.float64, device=device)
+
+    def fit(self, rows: torch.Tensor, scores: torch.Tensor, weights: torch.Tensor) -> None:
+        """β of images `rows` by ridge-stabilised least squares on the pilot's scores (|rows|×M, M×P weights)."""
+        f = self.family.cv_features(weights).to(torch.float64) - self.mean_f
+        f = f - f.mean(0)
+        s = scores.to(torch.float64)
+        s = s - s.mean(dim=1, keepdim=True)
+        gram = f.T @ f
+        ridge = 1e-6 * float(gram.diagonal().mean().clamp_min(1e-12))
+        self.beta[rows] = torch.linalg.solve(gram + ridge * torch.eye(len(gram), dtype=gram.dtype, device=gram.device), f.T @ s.T).T
+
+    def update(self, rows: torch.Tensor, scores: torch.Tensor, weights: torch.Tensor) -> None:
+        w = weights.to(torch.float64)
+        self.raw.update(rows, scores, w)
+        pred = self.beta[rows] @ (self.family.cv_features(weights).to(torch.float64) - self.mean_f).T
+        self.cv.update(rows, scores.to(torch.float64) - pred, w)
+
+    @property
+    def importance(self) -> torch.Tensor:
+        return self.cv.importance + (self.beta @ self.cov_fw) / self.mean_w
+
+    @property
+    def uncertainty(self) -> torch.Tensor:
+        return self.raw.variance()
+
+    def std_error(self, rows: torch.Tensor | None = None) -> torch.Tensor:
+        return self.cv.std_error(rows)
+
+
 @dataclass
 class EstimateStats:
     """How many masks each image used and whether the adaptive stop was reached."""
@@ -110,16 +158,18 @@ def estimate(
     mask_batch: int = 100,
     min_masks: int = 200,
     max_masks: int = 30_000,
+    control_variate: bool = False,
     device="cpu",
     desc: str = "RELAX masks",
-) -> tuple[RelaxMoments, EstimateStats]:
+) -> tuple[RelaxMoments | ControlVariateMoments, EstimateStats]:
     """Draw mask batches, score them for every still-active image, and accumulate the moments.
 
     `score(rows, weights)` returns the |rows| × M similarity scores of images `rows` under the
     M × P mask `weights`. Fixed N (`n_masks`): every image sees the first N masks of the seed's
     stream. Adaptive (`n_masks=None`): an image stops after the first batch (and at least
     `min_masks` masks) where its largest pixelwise standard error is ≤ `tolerance`, or at
-    `max_masks`; its N is reported.
+    `max_masks`; its N is reported. `control_variate`: the first min(`min_masks`, N) masks are a
+    pilot that fits each image's control variate (`ControlVariateMoments`), then feed the estimate.
     """
     if mask_batch < 1:
         raise UserError(f"mask batch size {mask_batch} must be ≥ 1")
@@ -130,11 +180,14 @@ def estimate(
             raise UserError(f"max_masks={max_masks} must be ≥ 1")
     elif int(n_masks) != n_masks or n_masks < 1:
         raise UserError(f"the number of masks must be an integer ≥ 1, got {n_masks}")
-    moments = RelaxMoments(n_images, family.units, device)
+    limit = int(n_masks) if n_masks is not None else int(max_masks)
+    moments = ControlVariateMoments(n_images, family, device) if control_variate else RelaxMoments(n_images, family.units, device)
+    pilot_size = min(int(min_masks), limit) if control_variate else 0
+    pilot: list[tuple[torch.Tensor, torch.Tensor]] = []  # (scores, weights) of the pilot batches
+    fitted = not control_variate
     used = torch.zeros(n_images, dtype=torch.long)
     converged = torch.zeros(n_images, dtype=torch.bool)
     active = torch.arange(n_images)
-    limit = int(n_masks) if n_masks is not None else int(max_masks)
     bar = progress(total=limit, desc=desc)
     batch = 0
     try:
@@ -143,9 +196,19 @@ def estimate(
             weights = family.draw(seed, batch, mask_batch)[:take].to(device)
             batch += 1
             scores = score(active.to(device), weights)
-            moments.update(active.to(device), scores, weights)
             used[active] += take
             bar.update(take)
+            if not fitted:  # the pilot: every image is still active
+                pilot.append((scores, weights))
+                if int(used[active[0]]) < min(pilot_size, limit):
+                    continue
+                fitted, rows = True, active.to(device)
+                moments.fit(rows, torch.cat([p[0] for p in pilot], dim=1), torch.cat([p[1] for p in pilot]))
+                for sc, wt in pilot:
+                    moments.update(rows, sc, wt)
+                pilot.clear()
+            else:
+                moments.update(active.to(device), scores, weights)
             if n_masks is None:
                 ready = used[active] >= min(min_masks, limit)
                 if ready.any():

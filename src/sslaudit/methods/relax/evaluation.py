@@ -142,7 +142,8 @@ def random_maps(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
     return torch.rand(shape, generator=torch_generator(seed, "relax", "random-map"), dtype=torch.float64)
 
 
-def evaluate_relax(relax, x, result, *, n_masks="auto", tolerance=None, seed: int = 0, steps: int = 20, sanity: bool = True, max_masks: int = 30_000) -> dict:
+def evaluate_relax(relax, x, result, *, n_masks="auto", tolerance=None, seed: int = 0, steps: int = 20, sanity: bool = True, max_masks: int = 30_000,
+                   control_variate: bool | None = None) -> dict:
     """Deletion/insertion AUC, complexity and sparseness of RELAX, U-RELAX, gradient saliency and a
     random map for the same inputs, plus the model-randomisation sanity check of RELAX."""
     from .embedding_similarity import gradient_saliency
@@ -172,6 +173,6 @@ def evaluate_relax(relax, x, result, *, n_masks="auto", tolerance=None, seed: in
     if sanity:
         rand_relax = copy.copy(relax)
         rand_relax.encoder = randomized_copy(enc, seed)
-        r2 = rand_relax.attribute(x, n_masks, tolerance=tolerance, seed=seed, max_masks=max_masks)
+        r2 = rand_relax.attribute(x, n_masks, tolerance=tolerance, seed=seed, max_masks=max_masks, control_variate=control_variate)
         out["sanity_check"] = sanity_check(result.importance.cpu().numpy(), r2.importance.cpu().numpy())
     return out

@@ -66,6 +66,15 @@ class MaskFamily:
     def unit_shape(self) -> tuple[int, ...]:
         raise NotImplementedError
 
+    # ---- control variate (see estimator.py) ---------------------------------------------------
+    def cv_features(self, weights: torch.Tensor) -> torch.Tensor:
+        """n × F features of each mask that a similarity score is regressed on (default: the weights)."""
+        return weights.to(torch.float64)
+
+    def cv_moments(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Exact (E[f] (F), Cov(f, w) (F × P), E[w] (P)) of the features and weights of a random mask."""
+        raise NotImplementedError
+
 
 class SpatialMasks(MaskFamily):
     """The reference smooth masks over the spatial dimensions of N×C×H×W (or N×C×L) inputs."""
@@ -85,3 +94,37 @@ class SpatialMasks(MaskFamily):
 
     def unit_shape(self) -> tuple[int, ...]:
         return self.size
+
+    def cv_features(self, weights: torch.Tensor) -> torch.Tensor:
+        """The mask averaged over the num_cells^d grid (F = num_cells^d): the coarse pattern a score follows."""
+        m = weights.to(torch.float64).reshape((len(weights), 1) + self.size)
+        pool = F.adaptive_avg_pool2d if len(self.size) == 2 else F.adaptive_avg_pool1d
+        return pool(m, (self.num_cells,) * len(self.size)).reshape(len(weights), -1)
+
+    def cv_moments(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Exact moments from the generator's linearity: for crop offset o the mask is w = A_o c with
+        cells c ~ Bernoulli(p) i.i.d. and o uniform over num_cells^d offsets, so
+        E[f wᵀ] = mean_o Φ A_o (p(1−p) I + p² 11ᵀ) A_oᵀ, with Φ the pooling of `cv_features`."""
+        if getattr(self, "_cv", None) is None:
+            k, d, p = self.num_cells, len(self.size), self.p
+            cells = k ** d
+            pad = k // 2
+            eye = torch.eye(cells, dtype=torch.float64).reshape((cells, 1) + (k,) * d)
+            up = F.interpolate(eye, size=self.size, mode="bilinear" if d == 2 else "linear", align_corners=False)
+            up = F.pad(up, (pad, pad) * d, mode="reflect")
+            second = p * (1 - p) * torch.eye(cells, dtype=torch.float64) + p * p
+            e_fw = torch.zeros(cells, self.units, dtype=torch.float64)
+            e_f = torch.zeros(cells, dtype=torch.float64)
+            e_w = torch.zeros(self.units, dtype=torch.float64)
+            offsets = [(i, j) for i in range(k) for j in range(k)] if d == 2 else [(i,) for i in range(k)]
+            for o in offsets:
+                crop = up[(slice(None), 0) + tuple(slice(a, a + n) for a, n in zip(o, self.size))]  # cells × *size
+                a_o = crop.reshape(cells, -1).T  # P × cells: mask = a_o @ c
+                phi_a = self.cv_features(crop.reshape(cells, -1)).T  # F × cells: features = phi_a @ c
+                e_fw += phi_a @ second @ a_o.T
+                e_f += phi_a.sum(1) * p
+                e_w += a_o.sum(1) * p
+            n = len(offsets)
+            e_fw, e_f, e_w = e_fw / n, e_f / n, e_w / n
+            self._cv = (e_f, e_fw - e_f[:, None] * e_w[None, :], e_w)
+        return self._cv

@@ -48,6 +48,12 @@ class GroupMasks(MaskFamily):
     def unit_shape(self) -> tuple[int, ...]:
         return (self.units,)
 
+    def cv_moments(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Independent Bernoulli(p) groups: E[w] = p, Cov(w) = p(1 − p) I."""
+        p, g = self.p, self.units
+        full = torch.full((g,), p, dtype=torch.float64)
+        return full, p * (1 - p) * torch.eye(g, dtype=torch.float64), full.clone()
+
 
 def schema_masks(dataset, p: float = 0.5) -> tuple[GroupMasks, torch.Tensor, list[str]]:
     """Group masks over a tabular dataset's features, the training-mean fill, and the names."""
