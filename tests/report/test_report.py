@@ -83,3 +83,23 @@ def test_report_in_headless_chromium(digits_audit, tmp_path):
         assert sid in sections
     assert all(u.startswith(("file:", "data:")) for u in requests), [u for u in requests if not u.startswith(("file:", "data:"))]
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_fairness_and_latent_direction_tables():
+    import pandas as pd
+
+    from sslaudit.methods.influence.fairness import fairness_report
+    from sslaudit.report.collect import directions_table, fairness_blocks
+
+    rng = np.random.default_rng(0)
+    meta = pd.DataFrame({"sex": rng.choice(["Female", "Male"], 400), "race": rng.choice(["A", "B", "C"], 400)})
+    scores = rng.normal(size=400) + (meta["sex"] == "Female") * 1.0
+    blocks = fairness_blocks(fairness_report(scores, meta, ["sex", "race"]))
+    groups, tests = blocks[0], blocks[1]
+    assert groups.columns[:2] == ["group", "n"] and {r[0] for r in groups.rows} == {"Female", "Male"}
+    assert sum(r[1] for r in groups.rows) == 400
+    assert tests.rows[0][:2] == ["Female", "Male"] and float(tests.rows[0][2]) > 0.3  # planted: women score higher
+    assert len(blocks[3].rows) == 3 and "Kruskal" in blocks[3].caption  # three race groups, each against the rest
+    assert "no protected" in fairness_blocks({"attributes": [], "note": "no protected attributes"})[0].text
+    t = directions_table({"tasks": ["content", "rotation"], "probe_accuracy": [0.9, 0.6], "top_dims": {"content": [3, 1, 0], "rotation": [2, 5, 4]}})
+    assert [(r[0], float(r[1]), r[2]) for r in t.rows] == [("content", 0.9, "3, 1, 0"), ("rotation", 0.6, "2, 5, 4")]

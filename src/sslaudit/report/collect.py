@@ -9,6 +9,7 @@ import re
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 
 from ..errors import UserError
 from ..store import RunStore
@@ -126,8 +127,7 @@ class Collector:
                 s = self.store.read_parquet("influence/self_influence.parquet").sort_values("rank").head(12)
                 sec.blocks.append(Gallery("Highest self-influence: outliers and atypical examples", [self.view.tile(str(r.split), int(r.index), f"{r.split}:{int(r.index)} · rank {int(r.rank)}") for r in s.itertuples()]))
             if self.has("influence/fairness.json"):
-                f = self.store.read_json("influence/fairness.json")
-                sec.blocks.append(Table(["", ""], [[str(k), fmt(v) if not isinstance(v, (dict, list)) else _short(v)] for k, v in flatten(f).items()][:40], "Self-influence by protected group."))
+                sec.blocks.extend(fairness_blocks(self.store.read_json("influence/fairness.json")))
             if self.has("influence/removal.json"):
                 r = self.store.read_json("influence/removal.json")
                 sec.blocks.append(Table(["", ""], [[str(k), fmt(v) if not isinstance(v, (dict, list)) else _short(v)] for k, v in flatten(r).items()][:40], "Removal experiment."))
@@ -223,9 +223,38 @@ class Collector:
             for p in self.files("simvae/"):
                 if p.endswith(".png"):
                     sec.blocks.append(Figure(data_uri(self.store.read_bytes(p)), p.split("/")[-1][:-4].replace("_", " "), alt=p))
+                elif p.endswith("content_style.json"):
+                    doc = self.store.read_json(p)
+                    rows = pd.DataFrame(doc.get("rows", []))
+                    sec.blocks.append(_table(rows, caption=f"Content vs style: linear probes and clustering of the {doc.get('objective', '')} representation, per factor."))
+                elif p.endswith("latent_directions.json"):
+                    sec.blocks.append(directions_table(self.store.read_json(p)))
                 elif p.endswith(".json"):
                     sec.blocks.append(Table(["", ""], [[str(k), fmt(v) if not isinstance(v, (dict, list)) else _short(v)] for k, v in flatten(self.store.read_json(p)).items()][:40], p.split("/")[-1]))
         return self.safe("simvae", "Generative view (SimVAE)", build)
+
+
+def fairness_blocks(doc: dict) -> list:
+    """Self-influence by protected group: one table of group summaries and one of tests per attribute."""
+    if not doc.get("attributes"):
+        return [Text(f"Self-influence by group: {doc.get('note', 'no protected attributes declared')}.")]
+    out = []
+    for attr, res in doc.get("by_attribute", {}).items():
+        groups = [[g, v.get("n"), fmt(v.get("mean")), fmt(v.get("median")), fmt(v.get("q10")), fmt(v.get("q90"))] for g, v in res.get("groups", {}).items()]
+        out.append(Table(["group", "n", "mean", "median", "10th pct", "90th pct"], groups, f"Self-influence by {attr}: higher means the encoder finds these samples harder to fit from the rest."))
+        tests = [[t.get("group"), t.get("versus"), fmt(t.get("cliffs_delta")), fmt(t.get("p_value")), fmt(t.get("p_value_holm", t.get("p_value")))] for t in res.get("tests", [])]
+        kw = res.get("kruskal_wallis")
+        note = f" Kruskal–Wallis H = {fmt(kw['h'])}, p = {fmt(kw['p_value'])}." if kw else ""
+        out.append(Table(["group", "versus", "Cliff's δ (> 0: higher)", "p (Mann–Whitney U)", "p (Holm)"], tests, f"Tests of {attr}.{note}"))
+    return out
+
+
+def directions_table(doc: dict) -> Table:
+    """The latent dimensions that carry each factor, with the factor's probe accuracy."""
+    acc = doc.get("probe_accuracy", {})
+    acc = acc if isinstance(acc, dict) else dict(zip(doc.get("tasks", []), acc if isinstance(acc, list) else []))
+    rows = [[t, fmt(acc.get(t)), ", ".join(str(d) for d in dims)] for t, dims in doc.get("top_dims", {}).items()]
+    return Table(["factor", "linear-probe accuracy from the latent", "most important latent dimensions"], rows, "Latent directions per factor (the traversal figures move along these).")
 
 
 def sign_word(sign) -> str:
