@@ -84,6 +84,7 @@ def main():
     ap.add_argument("--out", default="/tmp/sslaudit-bench/train")
     ap.add_argument("--name", default=None, help="result file name (bench/results/NAME.json)")
     args = ap.parse_args()
+    start = machine()  # recorded before the work, so loadavg_start is the load the run began under
     rows = []
     for name in args.datasets:
         ds = load_dataset(name)
@@ -101,7 +102,7 @@ def main():
             rows.append(row)
             print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
     name = args.name or ("train_probe" + ("" if args.datasets == ["digits", "adult", "fashion-mnist"] else "-" + "-".join(args.datasets)))
-    write(name, {"machine": machine(), "rows": rows})
+    write(name, {"machine": start, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ def enabled() -> bool:
 def progress(iterable: Iterable | None = None, *, desc: str | None = None, total: int | None = None, leave: bool = False, **kw):
     from tqdm.auto import tqdm
 
+    if not sys.stderr.isatty():  # a log file: an update every 30 s, not a frame per tenth of a second
+        kw.setdefault("mininterval", 30.0)
     return tqdm(iterable, desc=desc, total=total, leave=leave, disable=not _enabled, file=sys.stderr, dynamic_ncols=True, **kw)
 
 
