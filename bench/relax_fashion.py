@@ -112,6 +112,9 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--skip-speed", action="store_true", help="leave out the speed comparison (measured separately)")
     ap.add_argument("--name", default=None, help="result file name (bench/results/NAME.json)")
+    ap.add_argument("--speed-only", action="store_true", help="measure only the speed comparison")
+    ap.add_argument("--speed-batch-sizes", type=int, nargs="+", default=[100, 250, 1000], help="forward batch sizes timed (250 is the default)")
+    ap.add_argument("--encoder-run", default=None, help="use the encoder of this trained Fashion-MNIST run instead of training one")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     n_img, n_speed, n_sanity, n_train, epochs, widths = 50, 10, 20, 20_000, 2, [16, 32, 64]
@@ -123,7 +126,14 @@ def main():
                                                "fill": "zero", "similarity": "cosine", "mask_batch": 100, "threads": args.threads}}
     ds = load_dataset("fashion-mnist", data_dir=os.environ.get("SSLAUDIT_DATA"))
     run_dir = Path(tempfile.gettempdir()) / f"sslaudit-bench-relax-{'quick' if args.quick else 'full' if args.full else 'default'}"
-    encoder, info["encoder"] = train_encoder(ds, n_train, epochs, widths, run_dir)
+    if args.encoder_run:
+        import json
+
+        metrics = json.loads((Path(args.encoder_run) / "metrics.json").read_text())
+        encoder = load(args.encoder_run).encoder
+        info["encoder"] = {"run": args.encoder_run, **{k: metrics.get(k) for k in ("n_train", "epochs", "batch_size", "train_seconds", "linear_probe_accuracy", "knn_accuracy")}}
+    else:
+        encoder, info["encoder"] = train_encoder(ds, n_train, epochs, widths, run_dir)
     print("encoder", info["encoder"], flush=True)
     pos = np.sort(numpy_rng(0, "bench", "relax", "images").choice(len(ds.test), n_img, replace=False))
     x = torch.as_tensor(ds.test.x[pos])
@@ -132,20 +142,25 @@ def main():
 
     # --- speed at equal N: reference-style loop vs batched, same images --------------------------------
     xs = x[:n_speed]
-    speed = {"reference_loop_seconds": [], **{f"batched_bs{bs}_seconds": [] for bs in (100, 250, 1000)}}
+    sizes = args.speed_batch_sizes
+    speed = {"reference_loop_seconds": [], **{f"batched_bs{bs}_seconds": [] for bs in sizes}}
     for _ in range(0 if args.skip_speed else 2):  # interleaved repetitions: the machine is shared, keep the minimum
         speed["reference_loop_seconds"].append(timed(lambda: [reference_style(encoder, xs[i : i + 1]) for i in range(n_speed)])[1])
-        for bs in (100, 250, 1000):
+        for bs in sizes:
             speed[f"batched_bs{bs}_seconds"].append(timed(lambda: Relax(encoder, batch_size=bs).attribute(xs, 3000, seed=0))[1])
     ref_map, _ = reference_style(encoder, xs[:1])
     if not args.skip_speed:
         best = {k: min(v) for k, v in speed.items()}
         speed.update({f"{k}_min": v for k, v in best.items()})
         speed["per_image_reference"] = best["reference_loop_seconds"] / n_speed
-        speed["per_image_batched_bs250"] = best["batched_bs250_seconds"] / n_speed
-        speed["speedup_bs250"] = best["reference_loop_seconds"] / best["batched_bs250_seconds"]
-        speed["speedup_bs100"] = best["reference_loop_seconds"] / best["batched_bs100_seconds"]
+        for bs in sizes:
+            speed[f"per_image_batched_bs{bs}"] = best[f"batched_bs{bs}_seconds"] / n_speed
+            speed[f"speedup_bs{bs}"] = best["reference_loop_seconds"] / best[f"batched_bs{bs}_seconds"]
         info["speed"] = speed
+    if args.speed_only:
+        print("speed", speed, flush=True)
+        write(args.name or "relax_speed", info)
+        return
     print("speed", speed, flush=True)
 
     # --- quality at N = 3000 ---------------------------------------------------------------------------

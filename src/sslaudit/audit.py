@@ -19,6 +19,9 @@ from .progress import info
 STATUS = "audit/status.json"
 
 
+AUDIT_STEP_SAMPLE = 8_192  # training samples in the audit's KREPES step when the data has more than 20,000
+
+
 @dataclass
 class AuditPlan:
     """Sizes of the lens runs, chosen from the data so the whole audit fits a CPU budget."""
@@ -49,8 +52,16 @@ class AuditPlan:
         if n_train > 20_000:
             p.influence_subsample = 5_000
             p.notes["influence"] = f"Influence was computed for a seeded subsample of {p.influence_subsample:,} of the {n_train:,} training samples to fit the audit's CPU budget; run `sslaudit influence RUN` for all of them."
+        krepes_notes = []
         if p.test_points < n_test:
-            p.notes["krepes"] = f"Landmarks were computed for {p.test_points:,} seeded test points (of {n_test:,}) plus the focus samples."
+            krepes_notes.append(f"Landmarks were computed for {p.test_points:,} seeded test points (of {n_test:,}) plus the focus samples.")
+        if n_train > 20_000:  # the step's cost grows with its sample (each CG product is a pass over it); the kernel still covers all rows
+            p.krepes_extra = ["--step-sample", str(AUDIT_STEP_SAMPLE)]
+            krepes_notes.append(f"The Gauss–Newton step used a seeded subsample of {AUDIT_STEP_SAMPLE:,} of the {n_train:,} training samples "
+                                f"(two views each) to fit the audit's CPU budget; landmarks and scores cover all of them. "
+                                f"`sslaudit krepes RUN` uses up to 131,072.")
+        if krepes_notes:
+            p.notes["krepes"] = " ".join(krepes_notes)
         return p
 
 

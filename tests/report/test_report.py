@@ -31,6 +31,8 @@ def test_audit_writes_every_applicable_lens_and_a_report(digits_audit):
     for sid in ("summary", "krepes", "influence", "relax", "qscore", "skipped"):
         assert f'id="{sid}"' in html
     assert "http://" not in html and "https://" not in html, "the report must not reference the network"
+    # where a lens ran on a subsample or fixed settings, its section says so
+    assert html.count('<p class="note">quick audit: small samples and fixed settings') == 4
 
 
 def test_rerun_skips_finished_stages(digits_audit, capsys):
@@ -103,3 +105,14 @@ def test_fairness_and_latent_direction_tables():
     assert "no protected" in fairness_blocks({"attributes": [], "note": "no protected attributes"})[0].text
     t = directions_table({"tasks": ["content", "rotation"], "probe_accuracy": [0.9, 0.6], "top_dims": {"content": [3, 1, 0], "rotation": [2, 5, 4]}})
     assert [(r[0], float(r[1]), r[2]) for r in t.rows] == [("content", 0.9, "3, 1, 0"), ("rotation", 0.6, "2, 5, 4")]
+
+
+def test_audit_plan_sizes_lenses_to_the_data_and_says_so():
+    from sslaudit.audit import AUDIT_STEP_SAMPLE, AuditPlan
+
+    small = AuditPlan.for_data(1437, 360, "image")
+    assert small.krepes_extra == [] and small.influence_subsample is None and "krepes" in small.notes  # 300 of 360 test points
+    big = AuditPlan.for_data(60_000, 10_000, "image")
+    assert big.krepes_extra == ["--step-sample", str(AUDIT_STEP_SAMPLE)] and big.influence_subsample == 5_000
+    assert f"{AUDIT_STEP_SAMPLE:,}" in big.notes["krepes"] and "1,000 seeded test points" in big.notes["krepes"]
+    assert "5,000 of the 60,000" in big.notes["influence"]

@@ -42,7 +42,7 @@ class Collector:
         return rel in self.store.manifest["artefacts"]
 
     def safe(self, sid: str, title: str, build: Callable[[Section], None]) -> Section:
-        sec = Section(sid, title, note=self.status.get(sid, {}).get("note", ""))
+        sec = Section(sid, title, note=(self.status.get("lenses", {}).get(sid) or {}).get("note") or "")
         try:
             build(sec)
         except UserError as e:
