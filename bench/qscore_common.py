@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import platform
+import sys
 import time
 from pathlib import Path
 
@@ -13,19 +13,8 @@ os.environ.setdefault("SSLAUDIT_DATA", "/work/shared/data")
 
 RUNS = Path(os.environ.get("SSLAUDIT_BENCH_RUNS", "/tmp/sslaudit-bench/qscore"))
 
-
-def machine() -> dict:
-    import torch
-
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"nproc": os.cpu_count(), "cpu": cpu, "torch_threads": torch.get_num_threads(), "python": platform.python_version(), "torch": torch.__version__}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine  # noqa: E402,F401  (re-exported: the Q-Score benchmarks record the machine the same way)
 
 
 def load_subset(name: str, n_train: int | None, n_test: int | None, seed: int = 0):

@@ -14,8 +14,9 @@ from .faults import cli, manifest, run_ok
 # files that carry wall-clock fields (compared without them) or the run's own path (not compared)
 TIMED_JSON = {"metrics.json", "audit/status.json", "krepes/fidelity.json", "krepes/summary.json", "relax/evaluation.json",
               "influence/summary.json", "qscore/summary.json"}
+TIMED_TORCH = {"train/checkpoint.pt"}  # weights and optimizer state plus the training seconds so far
 NOT_COMPARED = {"report.html"}  # embeds the run's folder and the time it was rendered
-TIME_KEY = re.compile(r"(seconds|time|elapsed|started|finished|written|rss|memory)", re.I)
+TIME_KEY = re.compile(r"(seconds|per_second|time|elapsed|started|finished|written|rss|memory)", re.I)
 
 
 def without_times(obj):
@@ -23,6 +24,29 @@ def without_times(obj):
         return {k: without_times(v) for k, v in obj.items() if not TIME_KEY.search(str(k))}
     if isinstance(obj, list):
         return [without_times(v) for v in obj]
+    return obj
+
+
+def flat_tensors(obj):
+    """Every tensor in a nested state dict, in a fixed order."""
+    import torch
+
+    if torch.is_tensor(obj):
+        return [obj]
+    if isinstance(obj, dict):
+        return [t for k in sorted(obj, key=str) for t in flat_tensors(obj[k])]
+    if isinstance(obj, (list, tuple)):
+        return [t for v in obj for t in flat_tensors(v)]
+    return []
+
+
+def drop_tensors(obj):
+    import torch
+
+    if isinstance(obj, dict):
+        return {k: drop_tensors(v) for k, v in obj.items() if not torch.is_tensor(v)}
+    if isinstance(obj, (list, tuple)):
+        return [drop_tensors(v) for v in obj if not torch.is_tensor(v)]
     return obj
 
 
@@ -34,9 +58,16 @@ def test_same_seed_same_artefacts(tmp_path):
     arts = [manifest(r)["artefacts"] for r in runs]
     assert set(arts[0]) == set(arts[1]), "the two runs wrote different files"
     differ = sorted(k for k in arts[0] if arts[0][k]["sha256"] != arts[1][k]["sha256"])
-    unexplained = [k for k in differ if k not in TIMED_JSON and k not in NOT_COMPARED]
+    unexplained = [k for k in differ if k not in TIMED_JSON | TIMED_TORCH | NOT_COMPARED]
     assert not unexplained, f"not byte-identical: {unexplained}"
     for rel in differ:
+        if rel in TIMED_TORCH:
+            import torch
+
+            a, b = (torch.load(r / rel, weights_only=True) for r in runs)
+            assert set(a) == set(b) and all(torch.equal(x, y) for x, y in zip(flat_tensors(a["method"]), flat_tensors(b["method"])))
+            assert all(torch.equal(x, y) for x, y in zip(flat_tensors(a["optimizer"]), flat_tensors(b["optimizer"])))
+            assert without_times(drop_tensors(a)) == without_times(drop_tensors(b)), f"{rel} differs beyond its timing fields"
         if rel in TIMED_JSON:
             a, b = (without_times(json.loads((r / rel).read_text())) for r in runs)
             assert a == b, f"{rel} differs beyond its timing fields"
