@@ -188,10 +188,10 @@ def _env_part_rows() -> int | None:
     return int(text)
 
 
-def _drop_stale(store, base: str, keep_folder: str) -> None:
-    """Forget (and delete) part files of this stage written under another configuration."""
+def _drop_stale(store, base: str, keep_folder: str | None) -> None:
+    """Forget (and delete) the files under `base`-<hash>/ folders other than `keep_folder` (None: all)."""
     prefix = f"{base}-"
-    for rel in [r for r in store.manifest["artefacts"] if r.startswith(prefix) and not r.startswith(keep_folder + "/")]:
+    for rel in [r for r in store.manifest["artefacts"] if r.startswith(prefix) and (keep_folder is None or not r.startswith(keep_folder + "/"))]:
         store.remove(rel)
 
 

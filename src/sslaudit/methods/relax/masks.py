@@ -83,6 +83,7 @@ class SpatialMasks(MaskFamily):
         check_mask_params(num_cells, p)
         self.size, self.num_cells, self.p = tuple(int(s) for s in size), int(num_cells), float(p)
         self.units = math.prod(self.size)
+        self._cv = None  # the control-variate moments, computed once on first use
         relax_masks(1, self.size, num_cells=self.num_cells, p=self.p)  # validates the size early
 
     def draw(self, seed: int, batch: int, n: int) -> torch.Tensor:
@@ -105,7 +106,7 @@ class SpatialMasks(MaskFamily):
         """Exact moments from the generator's linearity: for crop offset o the mask is w = A_o c with
         cells c ~ Bernoulli(p) i.i.d. and o uniform over num_cells^d offsets, so
         E[f wᵀ] = mean_o Φ A_o (p(1−p) I + p² 11ᵀ) A_oᵀ, with Φ the pooling of `cv_features`."""
-        if getattr(self, "_cv", None) is None:
+        if self._cv is None:
             k, d, p = self.num_cells, len(self.size), self.p
             cells = k ** d
             pad = k // 2
