@@ -4,40 +4,20 @@ from __future__ import annotations
 import click
 
 from ..errors import UserError
-from .options import common, sample_refs
+from .options import common, number_or_keyword, sample_refs
 
 
 def _landmarks(value: str):
-    if value == "auto":
-        return "auto"
-    try:
-        return int(value)
-    except ValueError:
-        raise UserError(f"--landmarks {value!r}: give an integer ≥ 2 or 'auto'") from None
+    return number_or_keyword(value, "auto", int, f"--landmarks {value!r}: give an integer ≥ 2 or 'auto'")
 
 
 def _lambda(value: str):
-    if value == "auto":
-        return "auto"
-    try:
-        v = float(value)
-    except ValueError:
-        raise UserError(f"--lambda {value!r}: give a positive number (a multiple of the mean Gauss–Newton eigenvalue) or 'auto'") from None
-    if not v > 0:
-        raise UserError(f"--lambda {value}: must be > 0 (a multiple of the mean Gauss–Newton eigenvalue) or 'auto'")
-    return v
+    return number_or_keyword(value, "auto", float, f"--lambda {value!r}: give a positive number (a multiple of the mean Gauss–Newton eigenvalue) or 'auto'",
+                             f"--lambda {value}: must be > 0 (a multiple of the mean Gauss–Newton eigenvalue) or 'auto'")
 
 
 def _step_sample(value: str):
-    if value == "all":
-        return "all"
-    try:
-        v = int(value)
-    except ValueError:
-        raise UserError(f"--step-sample {value!r}: give an integer ≥ 2 or 'all'") from None
-    if v < 2:
-        raise UserError(f"--step-sample {value}: must be ≥ 2 or 'all'")
-    return v
+    return number_or_keyword(value, "all", int, f"--step-sample {value!r}: give an integer ≥ 2 or 'all'", f"--step-sample {value}: must be ≥ 2 or 'all'", minimum=2)
 
 
 @click.command("krepes")

@@ -60,3 +60,18 @@ def sample_refs(values) -> list[tuple[str, int]]:
     from ..data.dataset import parse_sample_ref
 
     return [parse_sample_ref(v) for v in values]
+
+
+def number_or_keyword(value, keyword: str, convert, not_a_number: str, too_small: str | None = None, minimum=None):
+    """An option that takes a number or one keyword ('auto', 'all'): the keyword, or the number
+    converted by `convert`, or a UserError (`not_a_number` if it does not parse, `too_small` if it
+    is below `minimum`, or not positive when `minimum` is None and `too_small` is given)."""
+    if str(value).strip().lower() == keyword:
+        return keyword
+    try:
+        v = convert(value)
+    except ValueError:
+        raise UserError(not_a_number) from None
+    if too_small is not None and not (v >= minimum if minimum is not None else v > 0):
+        raise UserError(too_small)
+    return v

@@ -4,17 +4,12 @@ from __future__ import annotations
 import click
 
 from ..errors import UserError
-from .options import common, sample_refs
+from .options import common, number_or_keyword, sample_refs
 
 
 def parse_masks(text: str) -> int | str:
-    if str(text).strip().lower() == "auto":
-        return "auto"
-    try:
-        n = int(text)
-    except ValueError:
-        raise UserError(f"--masks {text!r}: give a number of masks ≥ 1 (e.g. 3000) or 'auto'") from None
-    if n < 1:
+    n = number_or_keyword(text, "auto", int, f"--masks {text!r}: give a number of masks ≥ 1 (e.g. 3000) or 'auto'")
+    if n != "auto" and n < 1:
         raise UserError(f"--masks {n}: the number of masks must be ≥ 1 (e.g. 3000), or 'auto'")
     return n
 
