@@ -1,7 +1,12 @@
 """KREPES at scale on Adult-1M: full default run, scaling in n, the exact model's crossover, Ray vs local.
 
     SSLAUDIT_DATA=/work/shared/data .venv/bin/python bench/krepes_scale.py [--quick] [--sizes 62500,125000,...]
-        [--skip-full] [--max-memory 6GB] [--exact-sizes 1000,2000,4000]
+        [--skip-full] [--max-memory 6GB] [--exact-sizes 1000,2000,4000] [--ray-sizes 250000]
+
+`--ray-sizes` runs each n twice, with the local engine and with `--engine ray` on a real two-node
+Ray cluster (head and worker started by `ray start`, one CPU each, inside a loopback-only network
+namespace as in the tests; needs root), and records both times and the largest relative difference
+of their scores and fidelity figures.
 
 Every configuration runs in its own subprocess (`--child JSON`), which reports its own peak RSS
 (resource.getrusage(RUSAGE_SELF).ru_maxrss) and wall time, so the numbers are per configuration.
@@ -14,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -24,13 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "krepes_scale.json"
 RUNS = ROOT / "bench" / "_runs"
-
-
-def machine() -> dict:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), platform.processor())
-    import torch
-
-    return {"nproc": os.cpu_count(), "cpu": cpu, "torch_threads": torch.get_num_threads(), "python": platform.python_version()}
+sys.path.insert(0, str(ROOT / "bench"))
+from common import machine  # noqa: E402
 
 
 def child(spec: dict) -> dict:
@@ -106,10 +105,14 @@ def subset_run(spec: dict) -> dict:
     run = SimpleNamespace(dataset=sub, encoder=base.encoder, store=store, objective=base.objective, config=base.config,
                           embeddings=lambda split: embed(base.encoder, sub.split(split).x))
     t0 = time.time()
+    from sslaudit.engine import get_engine
+
+    engine = get_engine(spec.get("engine", "local"), spec.get("address"))
     with store.lock():
         extra = {k: spec[k] for k in ("step_sample", "lam", "cg_max_iter") if spec.get(k) is not None}
         o = explain_run(run, test_points=int(spec.get("test_points", 10000)), exact=spec["kind"] == "exact",
-                        max_memory=spec.get("max_memory"), seed=0, **extra)
+                        max_memory=spec.get("max_memory"), seed=0, engine=engine, **extra)
+    engine.close()
     fid = o.documents["fidelity"]
     st = store.manifest["stages"]
     order = ["krepes/landmarks", "krepes/kernel_mm", "krepes/kernel_train", "krepes/kernel_views", "krepes/step", "krepes/kernel_test_sample"]
@@ -123,17 +126,23 @@ def subset_run(spec: dict) -> dict:
     res = {"n": n, "krepes_s": time.time() - t0, "stage_s": times, "n_step_samples": step.get("n_step_samples"),
            "cg_iterations_per_lambda": [c.get("cg_iterations") for c in step.get("lambda_curve", [])],
            "block_rows": o.krepes.block_rows, "memory_plan": o.krepes.memory_plan, "n_landmarks": fid.get("n_landmarks"), "kendall_tau": fid.get("kendall_tau"),
-           "delta_accuracy": fid.get("delta_accuracy"), "precision_at_1": fid.get("precision_at_1"), "stages": o.krepes.stages}
+           "delta_accuracy": fid.get("delta_accuracy"), "precision_at_1": fid.get("precision_at_1"), "stages": o.krepes.stages,
+           "engine": spec.get("engine", "local"), "loss_after": fid.get("loss_after")}
+    if spec.get("keep_scores"):  # for the Ray-vs-local comparison
+        import pandas as pd
+
+        lm = pd.read_parquet(folder / "krepes" / "landmarks.parquet")
+        np.save(spec["keep_scores"], lm["score"].to_numpy(np.float64))
     shutil.rmtree(folder, ignore_errors=True)
     return res
 
 
-def run_child(spec: dict, timeout: float) -> dict:
+def run_child(spec: dict, timeout: float, prefix: tuple = ()) -> dict:
     env = {**os.environ, "SSLAUDIT_DATA": os.environ.get("SSLAUDIT_DATA", "/work/shared/data")}
     t0 = time.time()
     load0 = os.getloadavg()
     try:
-        p = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True, env=env, timeout=timeout)
+        p = subprocess.run([*prefix, sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True, env=env, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"spec": spec, "error": f"timed out after {timeout} s", "loadavg_start": load0}
     lines = [ln for ln in p.stdout.strip().splitlines() if ln.startswith("{")]
@@ -160,6 +169,40 @@ def slope(points) -> float | None:
     return float(np.polyfit(x, y, 1)[0])
 
 
+def ray_vs_local(n: int, a, run: str) -> dict:
+    """The same subset run with the local engine and on a two-node loopback Ray cluster."""
+    import tempfile
+
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from engine.ray_cluster import Cluster, in_ns
+
+    base = {"kind": "subset", "run": run, "n": n, "max_memory": a.max_memory, "test_points": 10000, "encoder_run": a.encoder_run,
+            "step_sample": a.step_sample, "lam": a.lam, "cg_max_iter": a.cg_max_iter}
+    tmp = Path(tempfile.mkdtemp(prefix="sslaudit-ray-bench-"))
+    out = {"local": run_child({**base, "keep_scores": str(tmp / "local.npy")}, a.timeout)}
+    try:
+        cluster = Cluster(tmp, port=6395)
+    except BaseException as e:  # pytest's skip/fail outcomes when no namespace can be made
+        out["ray"] = {"error": f"no Ray cluster: {e}"}
+        return out
+    try:
+        t0 = time.time()
+        out["ray"] = run_child({**base, "engine": "ray", "address": cluster.address, "keep_scores": str(tmp / "ray.npy")}, a.timeout,
+                               prefix=tuple(in_ns(cluster.ns)))
+        out["ray"]["with_cluster_start_s"] = time.time() - t0
+    finally:
+        cluster.stop()
+    if (tmp / "local.npy").exists() and (tmp / "ray.npy").exists():
+        sl, sr = np.load(tmp / "local.npy"), np.load(tmp / "ray.npy")
+        out["max_rel_score_difference"] = float(np.max(np.abs(sl - sr) / np.maximum(np.abs(sl), 1e-300))) if len(sl) == len(sr) else None
+        out["fidelity_equal"] = {k: (out["local"].get(k), out["ray"].get(k)) for k in ("kendall_tau", "delta_accuracy", "precision_at_1", "loss_after")}
+        if out["local"].get("krepes_s") and out["ray"].get("krepes_s"):
+            out["ray_over_local"] = out["ray"]["krepes_s"] / out["local"]["krepes_s"]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--child")
@@ -174,6 +217,7 @@ def main() -> None:
     ap.add_argument("--step-sample", type=int, default=None, help="reduced step sample for the scaling runs (default: KREPES's 131072)")
     ap.add_argument("--cg-max-iter", type=int, default=None, help="CG iterations cap for the scaling runs (default: KREPES's 50)")
     ap.add_argument("--lam", type=float, default=None, help="fixed λ multiple for the scaling runs (default: auto over 4 values)")
+    ap.add_argument("--ray-sizes", default="", help="comma-separated n to run with the local engine and on a two-node loopback Ray cluster")
     a = ap.parse_args()
     global RESULTS
     if a.out:
@@ -181,7 +225,7 @@ def main() -> None:
     if a.child:
         print(json.dumps(child(json.loads(a.child)), default=str))
         return
-    sizes = [int(s) for s in a.sizes.split(",")] if a.sizes else ([62500, 125000, 250000] if a.quick else [62500, 125000, 250000, 500000, 1000000])
+    sizes = [int(s) for s in a.sizes.split(",") if s] if a.sizes is not None else ([62500, 125000, 250000] if a.quick else [62500, 125000, 250000, 500000, 1000000])
     run = str(RUNS / "adult1m")
     doc = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     doc.update({"machine": machine(), "loadavg_start": os.getloadavg(), "settings": {"scaling_step_sample": a.step_sample, "scaling_lambda": a.lam, "scaling_cg_max_iter": a.cg_max_iter, "encoder_run": a.encoder_run,
@@ -201,6 +245,9 @@ def main() -> None:
                                      "encoder_run": a.encoder_run, "step_sample": a.step_sample, "lam": a.lam,
                                      "cg_max_iter": a.cg_max_iter}, a.timeout)
         doc["results"]["scaling_slope"] = slope([(int(k), v.get("krepes_s")) for k, v in scaling.items()])
+        save(doc)
+    for n in [int(s) for s in a.ray_sizes.split(",") if s]:
+        doc["results"].setdefault("ray_vs_local", {})[str(n)] = ray_vs_local(n, a, run)
         save(doc)
     exact = doc["results"].setdefault("exact", {})
     for n in [int(s) for s in a.exact_sizes.split(",") if s]:

@@ -47,10 +47,22 @@ def whitened(encoder, loss, layers, preconditioner, x, *, batch_size: int = 64, 
 def stream_scores(encoder, loss, layers, preconditioner, x, *, batch_size=64, sketch=None, queries=None, device="cpu", engine="local", desc="influence") -> BlockScores:
     """Self-influence (and optionally sketches and query scores) for every row of `x`."""
     shared = dict(encoder=encoder, loss=loss, layers=layers, preconditioner=preconditioner, x=x, sketch=sketch, queries=queries, device=device)
-    parts = list(get_engine(engine).map(score_block, block_ranges(len(x), batch_size), shared=shared, desc=desc))
-    s = np.concatenate([p["self"] for p in parts]) if parts else np.zeros(0)
-    sk = np.concatenate([p["sketch"] for p in parts]) if sketch is not None and parts else None
-    pw = np.concatenate([p["pairwise"] for p in parts]) if queries is not None and parts else None
+    # The outputs are allocated once and each block is copied in and dropped: keeping every block's
+    # small result alive between the large per-sample-gradient temporaries fragments glibc's heap
+    # (its mmap threshold rises after the first large free), which grew the RSS by ~30 MB per block
+    # of 64 — 22 GB for the 60,000 Fashion-MNIST images instead of ~1 GB.
+    n = len(x)
+    s = np.zeros(n)
+    sk = np.zeros((n, sketch.dim_out), dtype=np.float32) if sketch is not None else None
+    pw = np.zeros((n, len(queries))) if queries is not None else None
+    ranges = block_ranges(n, batch_size)
+    for (a, b), part in zip(ranges, get_engine(engine).map(score_block, ranges, shared=shared, desc=desc)):
+        s[a:b] = part["self"]
+        if sk is not None:
+            sk[a:b] = part["sketch"]
+        if pw is not None:
+            pw[a:b] = part["pairwise"]
+        del part
     return BlockScores(s, sk, pw)
 
 
