@@ -68,3 +68,37 @@ def test_unreachable_cluster_is_a_clear_error():
         get_engine("ray", "127.0.0.1:1")
     with pytest.raises(UserError, match="HOST:PORT"):
         get_engine("ray", "nonsense")
+
+
+DYING = r'''
+import os, signal, sys, time
+import numpy as np
+from sslaudit.engine import get_engine, block_ranges
+from sslaudit.errors import UserError
+
+def slow_block(rng, pause):
+    time.sleep(pause)
+    return rng[0]
+
+eng = get_engine("ray", os.environ["RAY_ADDRESS_FOR_TEST"])
+done = []
+t0 = time.time()
+try:
+    for i, start in enumerate(eng.map(slow_block, block_ranges(400, 25), shared={"pause": 0.5})):
+        done.append(start)
+        if i == 1:
+            for pgid in sys.argv[1:]:
+                os.killpg(int(pgid), signal.SIGKILL)
+except UserError as e:
+    print(f"USERERROR {e} after {len(done)} blocks in {time.time() - t0:.0f} s")
+    sys.exit(2)
+print("NO ERROR", len(done))
+'''
+
+
+def test_cluster_dying_mid_run_is_a_clear_error(cluster):
+    """The whole cluster (head and worker) killed mid-map: a one-line UserError, not a hang or a traceback.
+    Last in this module: the cluster is gone afterwards."""
+    r = cluster.run_client(DYING, str(cluster.head.pid), *([str(cluster.worker.pid)] if cluster.worker.poll() is None else []), timeout=150)
+    assert r.returncode == 2, (r.stdout[-1000:], r.stderr[-6000:])
+    assert "USERERROR the Ray cluster at" in r.stdout and "stopped answering mid-run" in r.stdout and "rerun the command to resume" in r.stdout

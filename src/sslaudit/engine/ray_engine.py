@@ -45,6 +45,9 @@ class RayEngine(Engine):
             except Exception as e:  # ConnectionError, RuntimeError … from Ray's client
                 raise UserError(f"could not join the Ray cluster at {address} ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
         self.max_retries = max_retries
+        self.address = address
+        self.poll_seconds = 2.0  # how often a long wait checks that the head node still answers
+        self._dead = False
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.max_in_flight = max_in_flight or max(2, 2 * cpus)
 
@@ -73,16 +76,33 @@ class RayEngine(Engine):
                     pass
 
     def _get(self, ref):
+        """The result of one task. Waits in short slices and checks between them that the head node
+        still answers: when the whole cluster is gone, Ray's driver would otherwise wait a minute
+        and then terminate this process with a C++ log message, losing the chance to say what to do."""
         ray = self._ray
+        while True:
+            try:
+                return ray.get(ref, timeout=self.poll_seconds)
+            except ray.exceptions.GetTimeoutError:
+                if not self._head_answers():
+                    self._dead = True
+                    raise UserError(f"the Ray cluster at {self.address} stopped answering mid-run; stages already finished are kept: "
+                                    "restart the cluster (or use --engine local) and rerun the command to resume") from None
+            except ray.exceptions.RayTaskError as e:
+                # the job's own exception: re-raise it unchanged (UserError stays a UserError)
+                cause = e.as_instanceof_cause() if hasattr(e, "as_instanceof_cause") else e
+                raise cause from None
+            except (ray.exceptions.RayError, ConnectionError) as e:
+                raise UserError(f"the Ray cluster failed mid-run ({type(e).__name__}); stages already finished are kept: rerun the command to resume") from None
+
+    def _head_answers(self) -> bool:
         try:
-            return ray.get(ref)
-        except ray.exceptions.RayTaskError as e:
-            # the job's own exception: re-raise it unchanged (UserError stays a UserError)
-            cause = e.as_instanceof_cause() if hasattr(e, "as_instanceof_cause") else e
-            raise cause from None
-        except (ray.exceptions.RayError, ConnectionError) as e:
-            raise UserError(f"the Ray cluster failed mid-run ({type(e).__name__}); stages already finished are kept: rerun the command to resume") from None
+            _check_reachable(self.address, timeout=2.0)
+            return True
+        except UserError:
+            return False
 
     def close(self) -> None:
-        if self._ray.is_initialized():
+        # after the cluster died, ray.shutdown() would block on the unreachable head
+        if self._ray.is_initialized() and not self._dead:
             self._ray.shutdown()
