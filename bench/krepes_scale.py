@@ -129,10 +129,7 @@ def subset_run(spec: dict) -> dict:
            "delta_accuracy": fid.get("delta_accuracy"), "precision_at_1": fid.get("precision_at_1"), "stages": o.krepes.stages,
            "engine": spec.get("engine", "local"), "loss_after": fid.get("loss_after")}
     if spec.get("keep_scores"):  # for the Ray-vs-local comparison
-        import pandas as pd
-
-        lm = pd.read_parquet(folder / "krepes" / "landmarks.parquet")
-        np.save(spec["keep_scores"], lm["score"].to_numpy(np.float64))
+        np.save(spec["keep_scores"], o.tables["landmarks"]["score"].to_numpy(np.float64))
     shutil.rmtree(folder, ignore_errors=True)
     return res
 
