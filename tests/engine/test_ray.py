@@ -72,7 +72,6 @@ def test_unreachable_cluster_is_a_clear_error():
 
 DYING = r'''
 import os, signal, sys, time
-import numpy as np
 from sslaudit.engine import get_engine, block_ranges
 from sslaudit.errors import UserError
 
