@@ -185,10 +185,8 @@ def ray_vs_local(n: int, a, run: str) -> dict:
         out["ray"] = {"error": f"no Ray cluster: {e}"}
         return out
     try:
-        t0 = time.time()
         out["ray"] = run_child({**base, "engine": "ray", "address": cluster.address, "keep_scores": str(tmp / "ray.npy")}, a.timeout,
                                prefix=tuple(in_ns(cluster.ns)))
-        out["ray"]["with_cluster_start_s"] = time.time() - t0
     finally:
         cluster.stop()
     if (tmp / "local.npy").exists() and (tmp / "ray.npy").exists():

@@ -8,10 +8,8 @@ from .options import common, number_or_keyword, sample_refs
 
 
 def parse_masks(text: str) -> int | str:
-    n = number_or_keyword(text, "auto", int, f"--masks {text!r}: give a number of masks ≥ 1 (e.g. 3000) or 'auto'")
-    if n != "auto" and n < 1:
-        raise UserError(f"--masks {n}: the number of masks must be ≥ 1 (e.g. 3000), or 'auto'")
-    return n
+    return number_or_keyword(text, "auto", int, f"--masks {text!r}: give a number of masks ≥ 1 (e.g. 3000) or 'auto'",
+                             f"--masks {text}: the number of masks must be ≥ 1 (e.g. 3000), or 'auto'", minimum=1)
 
 
 CHUNK = 8  # inputs attributed together before their results are stored

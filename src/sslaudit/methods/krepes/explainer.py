@@ -25,7 +25,7 @@ from .gauss_newton import KernelLossProblem, StepConfig, ViewBatches, gauss_newt
 from .kernel_model import KernelModel, check_kernel_values, pc_model
 from .losses import KernelSSLLoss
 from .result import KrepesResult
-from .ooc import DiskMatrix, _drop_stale, parse_size, rss_bytes, stored_matrix
+from .ooc import DiskMatrix, drop_stale, parse_size, rss_bytes, stored_matrix
 from .stages import _from_json_array, _json_array, fingerprint, module_fingerprint, view_kernel_block
 from .scores import influence_scores, n_distinct_top1, top_k as top_k_positions
 
@@ -433,8 +433,8 @@ class StoredStepCheckpoint:
 
     def save(self, name: str, arrays: dict) -> None:
         with self.store.lock():
-            _drop_stale(self.store, "krepes/cache/step", self.folder)
+            drop_stale(self.store, "krepes/cache/step", self.folder)
             self.store.write_npz(f"{self.folder}/{name}.npz", stage="krepes/step-parts", **arrays)
 
     def clear(self) -> None:
-        _drop_stale(self.store, "krepes/cache/step", keep_folder=None)
+        drop_stale(self.store, "krepes/cache/step", keep_folder=None)

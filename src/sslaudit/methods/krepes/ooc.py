@@ -146,7 +146,7 @@ def stored_matrix(store, stage: str, key: dict, n: int, m: int, compute_part, *,
     rels = [f"{folder}/part-{i:05d}.f32" for i in range(n_parts)]
     if store.stage_done(stage, key):
         return DiskMatrix([store.path(r) for r in rels], part_rows, n, m), 0
-    _drop_stale(store, base, folder)
+    drop_stale(store, base, folder)
     computed = 0
     for i, rel in enumerate(rels):
         s, e = i * part_rows, min((i + 1) * part_rows, n)
@@ -188,7 +188,7 @@ def _env_part_rows() -> int | None:
     return int(text)
 
 
-def _drop_stale(store, base: str, keep_folder: str | None) -> None:
+def drop_stale(store, base: str, keep_folder: str | None) -> None:
     """Forget (and delete) the files under `base`-<hash>/ folders other than `keep_folder` (None: all)."""
     prefix = f"{base}-"
     for rel in [r for r in store.manifest["artefacts"] if r.startswith(prefix) and (keep_folder is None or not r.startswith(keep_folder + "/"))]:
