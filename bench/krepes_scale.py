@@ -1,7 +1,11 @@
 """KREPES at scale on Adult-1M: full default run, scaling in n, the exact model's crossover, Ray vs local.
 
     SSLAUDIT_DATA=/work/shared/data .venv/bin/python bench/krepes_scale.py [--quick] [--sizes 62500,125000,...]
-        [--skip-full] [--max-memory 6GB] [--exact-sizes 1000,2000,4000] [--ray-sizes 250000]
+        [--skip-full] [--max-memory 6GB] [--exact-sizes 1000,2000,4000] [--ray-sizes 250000] [--agreement-sizes 250000]
+
+`--agreement-sizes` runs each n twice with the default settings, once with the default step sample
+(131,072) and once with `--step-sample all`, and records how many top-10 landmarks per test point
+agree and both runs' fidelity figures.
 
 `--ray-sizes` runs each n twice, with the local engine and with `--engine ray` on a real two-node
 Ray cluster (head and worker started by `ray start`, one CPU each, inside a loopback-only network
@@ -130,6 +134,8 @@ def subset_run(spec: dict) -> dict:
            "engine": spec.get("engine", "local"), "loss_after": fid.get("loss_after")}
     if spec.get("keep_scores"):  # for the Ray-vs-local comparison
         np.save(spec["keep_scores"], o.tables["landmarks"]["score"].to_numpy(np.float64))
+    if spec.get("keep_landmarks"):  # for the subsample-vs-full step comparison
+        o.tables["landmarks"].to_parquet(spec["keep_landmarks"])
     shutil.rmtree(folder, ignore_errors=True)
     return res
 
@@ -164,6 +170,35 @@ def slope(points) -> float | None:
         return None
     x, y = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
     return float(np.polyfit(x, y, 1)[0])
+
+
+def step_sample_agreement(n: int, a, run: str) -> dict:
+    """The same subset run with the default step sample (131,072), any `--agreement-samples`, and
+    `--step-sample all`: how many of each test point's top-10 landmarks agree with the full-n step's,
+    and every run's fidelity figures, time and peak memory."""
+    import tempfile
+
+    import pandas as pd
+
+    tmp = Path(tempfile.mkdtemp(prefix="sslaudit-agreement-"))
+    base = {"kind": "subset", "run": run, "n": n, "max_memory": a.max_memory, "test_points": 10000, "encoder_run": a.encoder_run}
+    samples = [("all", "all"), ("default", None)] + [(str(k), int(k)) for k in a.agreement_samples.split(",") if k]
+    out: dict = {}
+    tops = {}
+    for label, sample in samples:
+        out[label] = run_child({**base, "step_sample": sample, "keep_landmarks": str(tmp / f"{label}.parquet")}, a.timeout)
+        if not (tmp / f"{label}.parquet").exists():
+            continue
+        t = pd.read_parquet(tmp / f"{label}.parquet").sort_values(["test_index", "rank"])
+        tops[label] = t.groupby("test_index")["landmark_index"].apply(list)
+        if label != "all" and "all" in tops:
+            pairs = [(set(x), set(tops["all"][i]), x[0] == tops["all"][i][0]) for i, x in tops[label].items()]
+            out[label]["vs_all"] = {"top10_overlap_mean": float(sum(len(x & y) for x, y, _ in pairs) / (10 * len(pairs))),
+                                    "top1_equal_fraction": float(sum(e for *_, e in pairs) / len(pairs)), "test_points": len(pairs)}
+        save_partial = getattr(a, "_save", None)
+        if save_partial:
+            save_partial(out)
+    return out
 
 
 def ray_vs_local(n: int, a, run: str) -> dict:
@@ -212,6 +247,8 @@ def main() -> None:
     ap.add_argument("--step-sample", type=int, default=None, help="reduced step sample for the scaling runs (default: KREPES's 131072)")
     ap.add_argument("--cg-max-iter", type=int, default=None, help="CG iterations cap for the scaling runs (default: KREPES's 50)")
     ap.add_argument("--lam", type=float, default=None, help="fixed λ multiple for the scaling runs (default: auto over 4 values)")
+    ap.add_argument("--agreement-sizes", default="", help="comma-separated n at which to compare the default step sample with --step-sample all")
+    ap.add_argument("--agreement-samples", default="", help="further step samples compared with --step-sample all (e.g. 16384)")
     ap.add_argument("--ray-sizes", default="", help="comma-separated n to run with the local engine and on a two-node loopback Ray cluster")
     a = ap.parse_args()
     global RESULTS
@@ -240,6 +277,11 @@ def main() -> None:
                                      "encoder_run": a.encoder_run, "step_sample": a.step_sample, "lam": a.lam,
                                      "cg_max_iter": a.cg_max_iter}, a.timeout)
         doc["results"]["scaling_slope"] = slope([(int(k), v.get("krepes_s")) for k, v in scaling.items()])
+        save(doc)
+    for n in [int(s) for s in a.agreement_sizes.split(",") if s]:
+        slot = doc["results"].setdefault("step_sample_agreement", {})
+        a._save = lambda partial, n=n: (slot.__setitem__(str(n), partial), save(doc))
+        slot[str(n)] = step_sample_agreement(n, a, run)
         save(doc)
     for n in [int(s) for s in a.ray_sizes.split(",") if s]:
         doc["results"].setdefault("ray_vs_local", {})[str(n)] = ray_vs_local(n, a, run)

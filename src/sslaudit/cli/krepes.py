@@ -42,7 +42,7 @@ def _step_sample(value: str):
 @click.option("--max-memory", default=None, help="Memory bound, e.g. 6GB or 512MB: kernel block sizes are set so peak RSS stays under it (large kernel blocks live on disk in RUN/krepes/cache).")
 @click.option("--ssl-batch-size", type=int, default=256, show_default=True, help="SSL batch size of the kernel model's loss (separate from --block-size).")
 @click.option("--block-size", type=int, default=1024, show_default=True, help="Rows per kernel block (bounds memory; results do not depend on it).")
-@click.option("--cg-max-iter", type=int, default=50, show_default=True, help="Conjugate-gradient iterations at most per λ.")
+@click.option("--cg-max-iter", type=int, default=50, show_default=True, help="Conjugate-gradient iterations at most (one multi-shift CG run solves every λ candidate).")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Block-execution engine: local, or ray (kernel blocks and scores as tasks on a running Ray cluster).")
 @click.option("--address", default=None, help="HOST:PORT of the Ray cluster's head (with --engine ray), as printed by `ray start --head`.")
 @common

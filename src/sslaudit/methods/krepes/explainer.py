@@ -50,7 +50,7 @@ class KrepesConfig:
     step_sample: int | str = field(default=131072, metadata={"help": "Training samples (two views each) the step uses at most (seeded subsample), or 'all'."})
     ssl_batch_size: int = field(default=256, metadata={"help": "SSL batch size of the kernel model's loss (not a compute block size)."})
     block_size: int = field(default=1024, metadata={"help": "Rows per kernel block (memory bound; does not change results)."})
-    cg_max_iter: int = field(default=50, metadata={"help": "Conjugate-gradient iterations at most per λ."})
+    cg_max_iter: int = field(default=50, metadata={"help": "Conjugate-gradient iterations at most (one multi-shift CG run solves every λ candidate)."})
     cg_tol: float = field(default=1e-6, metadata={"help": "Relative CG residual at which CG stops."})
     fit_ridge: float | str = field(default="gcv", metadata={"help": "fit mode: ridge μ, or 'gcv' (label-free generalised cross-validation)."})
     exact: bool = field(default=False, metadata={"help": "Exact full kernel model: every training sample a landmark, kernel by per-sample gradients (n ≤ 5000)."})
@@ -330,7 +330,9 @@ class Krepes:
                "params": cfg.objective_params, "step": asdict(scfg), "ssl_batch_size": cfg.ssl_batch_size, "rank": self.basis.rank}
 
         def compute():
-            problem = KernelLossProblem(KernelSSLLoss(cfg.objective, cfg.objective_params), batches, self.basis.a0, self.pc.gamma)
+            keep = self._can_keep_step_point(len(views["rows"]) * 2 * self.basis.rank * 8)
+            self.step_point_kept = keep
+            problem = KernelLossProblem(KernelSSLLoss(cfg.objective, cfg.objective_params), batches, self.basis.a0, self.pc.gamma, keep_point=keep)
             res = gauss_newton_step(problem, scfg, None if self.cache is None else StoredStepCheckpoint(self.cache, key))
             s = res.summary()
             curve = s.pop("lambda_curve")
@@ -349,6 +351,13 @@ class Krepes:
         if not self.step_result["accepted"]:
             info("warning: no Gauss–Newton step lowered the kernel model's loss; scores are all zero — try a larger --lambda or --mode fit")
         return self.step_model_for(out["delta"])
+
+    def _can_keep_step_point(self, nbytes: int) -> bool:
+        """Whether the step's linearisation points (2·S·r float64) fit under max_memory beside what is in use
+        (and the plan's reserve); if not, each product recomputes them."""
+        if self.config.max_memory is None:
+            return True
+        return rss_bytes() + nbytes + (512 << 20) <= parse_size(self.config.max_memory)
 
     def step_model_for(self, delta: np.ndarray) -> KernelModel:
         """The step-mode surrogate Ã0 + ΔÃ (γ fixed) for a given ΔÃ (e.g. another λ candidate)."""
@@ -414,7 +423,7 @@ class Krepes:
                 "n_landmarks": int(len(self.landmarks)), "rank": int(self.basis.rank), "path_used": self.path_used,
                 "path_reason": self.path_reason, "nystrom": self.basis.summary(), "step": self.step_result, "fit": self.fit_result,
                 "parameters": "encoder parameters in eval() mode (BatchNorm affine parameters included, running statistics frozen)",
-                "stages": dict(self.stages), "memory_plan": self.memory_plan, "block_rows": self.block_rows,
+                "stages": dict(self.stages), "memory_plan": self.memory_plan, "step_point_kept": getattr(self, "step_point_kept", None), "block_rows": self.block_rows,
                 "storage": "disk (float32 part files, float64 reductions)" if isinstance(self.k_train, DiskMatrix) else "memory"}
 
 

@@ -4,17 +4,20 @@ L(Ã) = mean over fixed, seeded batches of views of loss(K¹_b Ã + γ, K²_b Ã
 is linear in Ã, so Jacobian products factor through the embeddings: J·D = (K¹D, K²D) followed by
 the inner map's jvp in embedding space, Jᵀg = K¹ᵀg¹ + K²ᵀg². The curvature is the PSD
 Gauss–Newton matrix G = mean_b J_bᵀ Q_b J_b (see `losses.py`); (G + λI) is never formed, only
-applied (torch.func jvp/vjp), in float64. λ is a multiple of G's mean eigenvalue (Hutchinson
+applied (closed form for SimCLR, torch.func jvp/vjp otherwise), in float64. λ is a multiple of G's mean eigenvalue (Hutchinson
 probes), fixed or chosen without labels at the peak of the spectral entropy of ÃᵀÃ over a grid.
-A step is accepted only if it lowers L; otherwise its length is halved (backtracking).
+All λ candidates are solved by one multi-shift CG run (one product by G per iteration serves every
+λ), and the linearisation point z = KÃ0 + γ of each batch can be kept between products, so a
+product costs four B×m×r matmuls instead of six. A step is accepted only if it lowers L;
+otherwise its length is halved (backtracking).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch.func import jvp, vjp
 
 from ...progress import info, progress
 from ...seeding import numpy_rng, torch_generator
@@ -29,7 +32,7 @@ class StepConfig:
     lam: float | str = "auto"  # multiple of the mean GN eigenvalue, or "auto" (spectral-entropy peak over lambda_grid)
     lambda_grid: tuple = (1.0, 10.0, 100.0, 1000.0)  # multiples of the mean GN eigenvalue tried by "auto"
     cg_tol: float = 1e-6  # relative residual at which CG stops
-    cg_max_iter: int = 50  # CG iterations at most (each is one pass over the views)
+    cg_max_iter: int = 50  # CG iterations at most, shared by all λ candidates (each is one pass over the views)
     hutchinson_probes: int = 8  # Rademacher probes for the mean GN eigenvalue
     max_backtracks: int = 10  # step-length halvings before a step is rejected
     seed: int = 0
@@ -87,25 +90,37 @@ class StoredViewBatches:
 
 
 class KernelLossProblem:
-    """L(Ã), ∇L(Ã) and Gauss–Newton products at a fixed linearisation point."""
+    """L(Ã), ∇L(Ã) and Gauss–Newton products at a fixed linearisation point.
 
-    def __init__(self, loss: KernelSSLLoss, views: ViewBatches, a0: np.ndarray, gamma: np.ndarray):
+    With `keep_point`, each batch's z = (K¹Ã0 + γ, K²Ã0 + γ) is computed once and kept (2·S·r
+    float64 values for S step samples), which saves two of a product's six B×m×r matmuls."""
+
+    def __init__(self, loss: KernelSSLLoss, views: ViewBatches, a0: np.ndarray, gamma: np.ndarray, keep_point: bool = False):
         self.loss, self.views = loss, views
         dev = views.device
         self.a0 = torch.as_tensor(a0, dtype=torch.float64, device=dev)
         self.gamma = torch.as_tensor(gamma, dtype=torch.float64, device=dev)
+        self._points: dict | None = {} if keep_point else None
+        self.analytic = True  # the inner map's closed-form GN product where one exists (False: torch.func jvp/vjp)
 
-    def _targets(self, k1, k2):
-        if not self.loss.needs_target:
-            return None, None
-        return k1 @ self.a0 + self.gamma, k2 @ self.a0 + self.gamma
+    def _point(self, i: int, k1, k2) -> tuple[torch.Tensor, torch.Tensor]:
+        """z of batch i at Ã0 (also BYOL's stop-gradient targets)."""
+        if self._points is not None and i in self._points:
+            return self._points[i]
+        z = (k1 @ self.a0 + self.gamma, k2 @ self.a0 + self.gamma)
+        if self._points is not None:
+            self._points[i] = z
+        return z
+
+    def _targets(self, i: int, k1, k2):
+        return self._point(i, k1, k2) if self.loss.needs_target else (None, None)
 
     def value(self, a: torch.Tensor) -> float:
         total = 0.0
         with torch.no_grad():
             for i in range(len(self.views)):
                 k1, k2 = self.views.get(i)
-                t1, t2 = self._targets(k1, k2)
+                t1, t2 = self._targets(i, k1, k2)
                 total += float(self.loss.loss(k1 @ a + self.gamma, k2 @ a + self.gamma, t1, t2))
         return total / len(self.views)
 
@@ -113,7 +128,7 @@ class KernelLossProblem:
         total, grad = 0.0, torch.zeros_like(a)
         for i in range(len(self.views)):
             k1, k2 = self.views.get(i)
-            t1, t2 = self._targets(k1, k2)
+            t1, t2 = self._targets(i, k1, k2)
             z1 = (k1 @ a + self.gamma).requires_grad_(True)
             z2 = (k2 @ a + self.gamma).requires_grad_(True)
             val = self.loss.loss(z1, z2, t1, t2)
@@ -128,12 +143,9 @@ class KernelLossProblem:
         out = torch.zeros_like(d)
         for i in range(len(self.views)):
             k1, k2 = self.views.get(i)
-            t1, t2 = self._targets(k1, k2)
-            z1, z2 = k1 @ self.a0 + self.gamma, k2 @ self.a0 + self.gamma
-            inner = lambda u1, u2: self.loss.inner(u1, u2, t1, t2)  # noqa: E731
-            h, u = jvp(inner, (z1, z2), (k1 @ d, k2 @ d))
-            _, back = vjp(inner, z1, z2)
-            g1, g2 = back(self.loss.q_apply(h, u))
+            z1, z2 = self._point(i, k1, k2)
+            t1, t2 = (z1, z2) if self.loss.needs_target else (None, None)
+            g1, g2 = self.loss.gn_inner(z1, z2, k1 @ d, k2 @ d, t1, t2, analytic=self.analytic)
             out += k1.T @ g1 + k2.T @ g2
         return out / len(self.views)
 
@@ -157,6 +169,63 @@ def conjugate_gradient(matvec, b: torch.Tensor, *, tol: float = 1e-6, max_iter: 
         rs = rs_new
     true_res = float(torch.linalg.norm(b - matvec(x))) / bnorm
     return x, true_res, it
+
+
+def shifted_conjugate_gradient(matvec, b: torch.Tensor, shifts, *, tol: float = 1e-6, max_iter: int = 50, state: dict | None = None,
+                               on_iteration=None):
+    """Solve (A + σ_j I) x_j = b for every shift σ_j ≥ 0 (A SPD, given only `matvec`) with ONE product
+    by A per iteration: multi-shift CG (CG-M, Jegerlehner 1996). CG runs on the smallest shift, the
+    slowest to converge; the other systems' residuals stay collinear with its residual, r_j = ζ_j r,
+    so their iterates follow from scalar recurrences. A shift stops updating once its relative
+    residual ‖b − (A + σ_j)x_j‖/‖b‖ = |ζ_j|‖r‖/‖b‖ is ≤ tol.
+
+    Returns (xs, residuals, iterations) in the order of `shifts`; residuals are the recurrence's.
+    `on_iteration(state)` is called after every iteration with a dict of float64 arrays from which
+    `state=` resumes the solve bit-identically."""
+    sig = np.asarray([float(x) for x in shifts], dtype=np.float64)
+    if sig.size == 0 or not np.all(np.isfinite(sig)) or (sig < 0).any():
+        raise ValueError("shifted CG needs one or more finite, non-negative shifts")
+    base = float(sig.min())
+    delta = sig - base
+    bnorm = float(torch.linalg.norm(b)) or 1.0
+    k = len(sig)
+    if state is None:
+        r = b.clone()
+        st = {"r": r, "p": r.clone(), "xs": torch.zeros((k, *b.shape), dtype=b.dtype, device=b.device),
+              "ps": r.expand(k, *b.shape).clone(), "zeta": np.ones(k), "zeta_prev": np.ones(k), "iters": np.zeros(k),
+              "done": np.zeros(k), "scalars": np.array([float((r * r).sum()), 1.0, 0.0, 0.0])}
+        st["done"][:] = (st["scalars"][0] ** 0.5 / bnorm <= tol)
+    else:
+        st = {key: (torch.as_tensor(np.array(v), device=b.device) if key in ("r", "p", "xs", "ps") else np.array(v, dtype=np.float64))
+              for key, v in state.items()}
+    r, p, xs, ps = st["r"], st["p"], st["xs"], st["ps"]
+    zeta, zeta_prev, iters, done = st["zeta"], st["zeta_prev"], st["iters"], st["done"]
+    rr, alpha_prev, beta_prev, it = (float(v) for v in st["scalars"])
+    while it < max_iter and not done.all() and rr > 0:
+        ap = matvec(p) + base * p
+        alpha = rr / float((p * ap).sum())
+        zeta_next = zeta.copy()
+        for j in np.flatnonzero(done == 0):
+            zeta_next[j] = zeta[j] * zeta_prev[j] * alpha_prev / (
+                alpha * beta_prev * (zeta_prev[j] - zeta[j]) + zeta_prev[j] * alpha_prev * (1.0 + delta[j] * alpha))
+            xs[j] += (alpha * zeta_next[j] / zeta[j]) * ps[j]
+        r = r - alpha * ap
+        rr_new = float((r * r).sum())
+        beta = rr_new / rr
+        it += 1
+        for j in np.flatnonzero(done == 0):
+            ps[j] = zeta_next[j] * r + (beta * (zeta_next[j] / zeta[j]) ** 2) * ps[j]
+            zeta_prev[j], zeta[j] = zeta[j], zeta_next[j]
+            iters[j] = it
+            done[j] = abs(zeta[j]) * rr_new ** 0.5 / bnorm <= tol
+        p = r + beta * p
+        rr, alpha_prev, beta_prev = rr_new, alpha, beta
+        if on_iteration is not None:
+            snap = {"r": r, "p": p, "xs": xs, "ps": ps, "zeta": zeta, "zeta_prev": zeta_prev, "iters": iters, "done": done}
+            on_iteration({**{key: np.array(v.cpu().numpy() if torch.is_tensor(v) else v, dtype=np.float64, copy=True) for key, v in snap.items()},
+                          "scalars": np.array([rr, alpha_prev, beta_prev, it])})
+    res = np.abs(zeta) * rr ** 0.5 / bnorm
+    return [xs[j] for j in range(k)], [float(v) for v in res], [int(v) for v in iters]
 
 
 def mean_gn_eigenvalue(problem: KernelLossProblem, probes: int, seed: int) -> float:
@@ -207,22 +276,24 @@ class StepCheckpoint:
         pass
 
 
-def _solve_and_backtrack(problem, grad, loss0, lam, cfg, x0):
-    a0 = problem.a0
-    sol, res, iters = conjugate_gradient(lambda d: problem.gn_matvec(d) + lam * d, -grad, tol=cfg.cg_tol, max_iter=cfg.cg_max_iter, x0=x0)
+def _backtrack(problem, sol: torch.Tensor, loss0: float, cfg: StepConfig):
+    """The longest step t·sol (t = 1, 1/2, …) that lowers L: (delta, loss, accepted, t)."""
     t = 1.0
     for _ in range(cfg.max_backtracks + 1):
-        val = problem.value(a0 + t * sol)
+        val = problem.value(problem.a0 + t * sol)
         if np.isfinite(val) and val < loss0:
-            return sol, t * sol, val, True, t, res, iters
+            return t * sol, val, True, t
         t *= 0.5
-    return sol, torch.zeros_like(sol), loss0, False, 0.0, res, iters
+    return torch.zeros_like(sol), loss0, False, 0.0
 
 
-def gauss_newton_step(problem: KernelLossProblem, cfg: StepConfig, checkpoint: StepCheckpoint | None = None) -> StepResult:
+def gauss_newton_step(problem: KernelLossProblem, cfg: StepConfig, checkpoint: StepCheckpoint | None = None,
+                      save_every_s: float = 30.0) -> StepResult:
     """The damped GN step from Ã0, with λ fixed or chosen by the spectral-entropy peak.
 
-    With a `checkpoint`, the loss, gradient and mean eigenvalue at Ã0 and every finished λ candidate
+    Every λ candidate is solved by the same multi-shift CG run (`shifted_conjugate_gradient`), then
+    backtracked on its own. With a `checkpoint`, the loss, gradient and mean eigenvalue at Ã0, the
+    CG state (at most every `save_every_s` seconds), the solutions and every backtracked candidate
     are saved as they complete and reused by a rerun (bit-identical: saved in float64)."""
     ckpt = checkpoint or StepCheckpoint()
     dev = problem.a0.device
@@ -234,25 +305,47 @@ def gauss_newton_step(problem: KernelLossProblem, cfg: StepConfig, checkpoint: S
     else:
         (loss0, mean_eig), grad = (float(v) for v in start["scalars"]), torch.as_tensor(start["grad"], device=dev)
     multiples = sorted((float(x) for x in cfg.lambda_grid), reverse=True) if cfg.lam == "auto" else [float(cfg.lam)]
+    lams = [mult * mean_eig for mult in multiples]
+    solved = ckpt.load("solve")
+    partial = None if solved is not None or start is None else ckpt.load("cg-state")
     if start is not None:
-        finished = sum(ckpt.load(f"lambda-{i}") is not None for i in range(len(multiples)))
-        info(f"krepes: resuming the Gauss–Newton step of an interrupted run ({finished} of {len(multiples)} λ candidates already solved)")
+        finished = sum(ckpt.load(f"lambda-{i}") is not None for i in range(len(multiples))) if solved is not None else 0
+        where = (f"CG finished, {finished} of {len(multiples)} λ candidates already backtracked" if solved is not None
+                 else f"CG resumes at iteration {int(partial['scalars'][3])}" if partial is not None else "start point reused")
+        info(f"krepes: resuming the Gauss–Newton step of an interrupted run ({where})")
+    if solved is None:
+        bar = progress(desc="krepes gauss-newton (CG)", total=cfg.cg_max_iter, initial=int(partial["scalars"][3]) if partial else 0)
+        last = [time.monotonic()]
+
+        def on_iteration(state):
+            bar.update(1)
+            if time.monotonic() - last[0] >= save_every_s:
+                ckpt.save("cg-state", state)
+                last[0] = time.monotonic()
+
+        try:
+            xs, residuals, iters = shifted_conjugate_gradient(problem.gn_matvec, -grad, lams, tol=cfg.cg_tol, max_iter=cfg.cg_max_iter,
+                                                              state=partial, on_iteration=on_iteration)
+        finally:
+            bar.close()
+        sols = np.stack([x.cpu().numpy() for x in xs])
+        ckpt.save("solve", {"sols": sols, "residuals": np.array(residuals), "iters": np.array(iters, dtype=np.float64)})
+    else:
+        sols, residuals, iters = solved["sols"], [float(v) for v in solved["residuals"]], [int(v) for v in solved["iters"]]
     a0 = problem.a0.cpu().numpy()
-    cands, x0 = [], None
-    for i, mult in enumerate(progress(multiples, desc="krepes gauss-newton", total=len(multiples))):
-        lam = mult * mean_eig
+    cands = []
+    for i, (mult, lam) in enumerate(zip(multiples, lams)):
         done = ckpt.load(f"lambda-{i}")
         if done is None:
-            sol, delta, val, ok, t, res, iters = _solve_and_backtrack(problem, grad, loss0, lam, cfg, x0)
-            sol, d = sol.cpu().numpy(), delta.cpu().numpy()
-            ckpt.save(f"lambda-{i}", {"sol": sol, "delta": d, "scalars": np.array([mult, val, float(ok), t, res, iters], dtype=np.float64)})
+            delta, val, ok, t = _backtrack(problem, torch.as_tensor(sols[i], device=dev), loss0, cfg)
+            d = delta.cpu().numpy()
+            ckpt.save(f"lambda-{i}", {"delta": d, "scalars": np.array([val, float(ok), t], dtype=np.float64)})
         else:
-            sol, d = done["sol"], done["delta"]
-            _, val, ok, t, res, iters = (float(v) for v in done["scalars"])
-            ok, iters = bool(ok), int(iters)
-        x0 = torch.as_tensor(sol, device=dev)  # warm start the next (smaller) λ
+            d = done["delta"]
+            val, ok, t = (float(v) for v in done["scalars"])
+            ok = bool(ok)
         cands.append({"multiple": mult, "lambda": lam, "loss_after": val, "accepted": ok, "step_length": t,
-                      "cg_residual": res, "cg_iterations": iters, "entropy": spectral_entropy(a0 + d), "delta": d})
+                      "cg_residual": residuals[i], "cg_iterations": iters[i], "entropy": spectral_entropy(a0 + d), "delta": d})
     pool = [c for c in cands if c["accepted"]] or cands
     best = max(pool, key=lambda c: (c["entropy"], -c["multiple"])) if cfg.lam == "auto" else pool[0]
     return StepResult(
