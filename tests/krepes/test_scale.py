@@ -197,3 +197,13 @@ def test_cli_memory_and_step_sample_options(digits_run, tmp_path, capsys):
     fid = json.loads((run / "krepes" / "fidelity.json").read_text())
     assert fid["probe_train_rows"] == 500 and fid["n_step_samples"] > 1000
     assert any(r.startswith("krepes/cache/kernel_train-") for r in RunStore(run).manifest["artefacts"])
+
+
+def test_the_step_keeps_its_linearisation_points_only_when_they_fit():
+    import torch
+
+    enc = torch.nn.Linear(4, 3)
+    bounded = Krepes(enc, max_memory="64GB")
+    assert bounded._can_keep_step_point(1 << 20)
+    assert not bounded._can_keep_step_point(1 << 40)  # 1 TB of points: recomputed per product instead
+    assert Krepes(enc)._can_keep_step_point(1 << 40)  # no bound given

@@ -4,8 +4,9 @@ L(Ã) = mean over fixed, seeded batches of views of loss(K¹_b Ã + γ, K²_b Ã
 is linear in Ã, so Jacobian products factor through the embeddings: J·D = (K¹D, K²D) followed by
 the inner map's jvp in embedding space, Jᵀg = K¹ᵀg¹ + K²ᵀg². The curvature is the PSD
 Gauss–Newton matrix G = mean_b J_bᵀ Q_b J_b (see `losses.py`); (G + λI) is never formed, only
-applied (closed form for SimCLR, torch.func jvp/vjp otherwise), in float64. λ is a multiple of G's mean eigenvalue (Hutchinson
-probes), fixed or chosen without labels at the peak of the spectral entropy of ÃᵀÃ over a grid.
+applied (closed form for SimCLR, torch.func jvp/vjp otherwise), in float64. λ is a multiple of G's
+mean eigenvalue (Hutchinson probes), fixed or chosen without labels at the peak of the spectral
+entropy of ÃᵀÃ over a grid.
 All λ candidates are solved by one multi-shift CG run (one product by G per iteration serves every
 λ), and the linearisation point z = KÃ0 + γ of each batch can be kept between products, so a
 product costs four B×m×r matmuls instead of six. A step is accepted only if it lowers L;
@@ -151,7 +152,8 @@ class KernelLossProblem:
 
 
 def conjugate_gradient(matvec, b: torch.Tensor, *, tol: float = 1e-6, max_iter: int = 50, x0: torch.Tensor | None = None):
-    """Solve A x = b for SPD A given only `matvec`; returns (x, relative residual, iterations)."""
+    """Solve A x = b for SPD A given only `matvec`; returns (x, true relative residual, iterations).
+    Plain CG: the step uses `shifted_conjugate_gradient`; this is its reference in tests and benches."""
     x = torch.zeros_like(b) if x0 is None else x0.clone()
     r = b - matvec(x) if x0 is not None else b.clone()
     p = r.clone()
