@@ -80,11 +80,19 @@ def command(run, indices, masks, tolerance, max_masks, control_variate, batch_si
     rel = [f"relax/{split}-{idx:d}" for split, idx, _ in positions]  # built from parsed integers only
     todo = [i for i, name in enumerate(rel) if not store.stage_done(name, cfg)]
     with store.lock():
-        # chunks of inputs, each stored before the next starts: an interrupted run keeps them
-        # (a map does not depend on which inputs it is batched with)
-        for chunk in [todo[c : c + CHUNK] for c in range(0, len(todo), CHUNK)]:
+        # fixed chunks of the requested inputs, each input stored as soon as its chunk is done: an
+        # interrupted run keeps them. A chunk with any input missing is attributed whole again, so
+        # every map is computed in the same batch as in an uninterrupted run: the encoder's float32
+        # kernels can round differently when the batch's composition changes, and a resumed run must
+        # give the same bytes. Finished inputs are not rewritten.
+        missing = set(todo)
+        for chunk in [list(range(c, min(c + CHUNK, len(rel)))) for c in range(0, len(rel), CHUNK)]:
+            if missing.isdisjoint(chunk):
+                continue
             res = relax.attribute(x[chunk], n_masks, tolerance=tolerance, seed=seed, max_masks=max_masks, control_variate=control_variate)
             for j, i in enumerate(chunk):
+                if i not in missing:
+                    continue
                 split, idx, _ = positions[i]
                 arrays = {k: getattr(res, k)[j].cpu().numpy() for k in ("importance", "uncertainty", "u_relax", "std_error", "n_masks", "converged", "threshold")}
                 store.write_npz(f"{rel[i]}.npz", stage=rel[i], **arrays)
