@@ -157,6 +157,19 @@ def run_child(spec: dict, timeout: float, prefix: tuple = ()) -> dict:
     return res
 
 
+def without_krepes(run: str, dest: str) -> str:
+    """A copy of the trained run with no KREPES results, so a CLI run on it computes every stage."""
+    import shutil
+
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(run, dest, ignore=lambda folder, names: ["krepes"] if Path(folder) == Path(run) else [])
+    m = json.loads((Path(dest) / "manifest.json").read_text())
+    for part in ("stages", "artefacts"):
+        m[part] = {k: v for k, v in m[part].items() if not k.startswith("krepes")}
+    (Path(dest) / "manifest.json").write_text(json.dumps(m, indent=1))
+    return dest
+
+
 def save(doc: dict) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(doc, indent=1))
@@ -248,6 +261,7 @@ def main() -> None:
     ap.add_argument("--cg-max-iter", type=int, default=None, help="CG iterations cap for the scaling runs (default: KREPES's 50)")
     ap.add_argument("--lam", type=float, default=None, help="fixed λ multiple for the scaling runs (default: auto over 4 values)")
     ap.add_argument("--agreement-sizes", default="", help="comma-separated n at which to compare the default step sample with --step-sample all")
+    ap.add_argument("--full-step-samples", default="", help="comma-separated --step-sample values for further default CLI runs on all of Adult-1M (each on a fresh copy of the trained run)")
     ap.add_argument("--agreement-samples", default="", help="further step samples compared with --step-sample all (e.g. 16384)")
     ap.add_argument("--ray-sizes", default="", help="comma-separated n to run with the local engine and on a two-node loopback Ray cluster")
     a = ap.parse_args()
@@ -270,6 +284,11 @@ def main() -> None:
         save(doc)
     if not a.skip_full and not a.quick:
         doc["results"]["full_cli"] = run_child({"kind": "cli", "run": run, "args": ["--test-points", "10000", "--max-memory", a.max_memory]}, a.timeout)
+        save(doc)
+    for sample in [s for s in a.full_step_samples.split(",") if s]:
+        copy = without_krepes(run, f"{run}-step{sample}")
+        doc["results"][f"full_cli_step_sample_{sample}"] = run_child(
+            {"kind": "cli", "run": copy, "args": ["--test-points", "10000", "--max-memory", a.max_memory, "--step-sample", sample]}, a.timeout)
         save(doc)
     scaling = doc["results"].setdefault("scaling", {})
     for n in sizes:

@@ -49,7 +49,7 @@ def previous_solver(problem, grad, loss0, mean_eig, cfg):
         lam = mult * mean_eig
         sol, res, iters = gn.conjugate_gradient(lambda d: problem.gn_matvec(d) + lam * d, -grad, tol=cfg.cg_tol, max_iter=cfg.cg_max_iter, x0=x0)
         delta, val, ok, t = gn._backtrack(problem, sol, loss0, cfg)
-        cands.append({"multiple": mult, "loss_after": val, "accepted": ok, "cg_iterations": iters, "cg_residual": res,
+        cands.append({"multiple": mult, "loss_after": val, "accepted": ok, "step_length": t, "cg_iterations": iters, "cg_residual": res,
                       "entropy": spectral_entropy(problem.a0.numpy() + delta.numpy()), "delta": delta.numpy()})
         x0 = sol
     return cands
