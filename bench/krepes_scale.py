@@ -3,9 +3,10 @@
     SSLAUDIT_DATA=/work/shared/data .venv/bin/python bench/krepes_scale.py [--quick] [--sizes 62500,125000,...]
         [--skip-full] [--max-memory 6GB] [--exact-sizes 1000,2000,4000] [--ray-sizes 250000] [--agreement-sizes 250000]
 
-`--agreement-sizes` runs each n twice with the default settings, once with the default step sample
-(131,072) and once with `--step-sample all`, and records how many top-10 landmarks per test point
-agree and both runs' fidelity figures.
+`--agreement-sizes` runs each n with the default settings and `--step-sample all`, the default step
+sample (131,072) and any `--agreement-samples`, and records how many top-10 landmarks per test point
+agree with the full-n step's and every run's fidelity figures, time and peak memory.
+`--full-step-samples` repeats the default CLI run on all of Adult-1M with other step samples.
 
 `--ray-sizes` runs each n twice, with the local engine and with `--engine ray` on a real two-node
 Ray cluster (head and worker started by `ray start`, one CPU each, inside a loopback-only network
