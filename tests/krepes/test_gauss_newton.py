@@ -117,7 +117,7 @@ def test_shifted_cg_resumes_bit_identically_from_any_iteration():
     _, grad = prob.value_and_grad(prob.a0)
     lams = [1.0, 0.1, 0.01]
     states = []
-    ref = shifted_conjugate_gradient(prob.gn_matvec, -grad, lams, tol=1e-14, max_iter=12, on_iteration=states.append)
+    ref = shifted_conjugate_gradient(prob.gn_matvec, -grad, lams, tol=1e-14, max_iter=12, on_iteration=lambda snap: states.append(snap()))
     assert len(states) == 12
     for k in (0, 5, 10):
         saved = {key: np.array(v, copy=True) for key, v in states[k].items()}

@@ -182,8 +182,9 @@ def shifted_conjugate_gradient(matvec, b: torch.Tensor, shifts, *, tol: float = 
     residual ‖b − (A + σ_j)x_j‖/‖b‖ = |ζ_j|‖r‖/‖b‖ is ≤ tol.
 
     Returns (xs, residuals, iterations) in the order of `shifts`; residuals are the recurrence's.
-    `on_iteration(state)` is called after every iteration with a dict of float64 arrays from which
-    `state=` resumes the solve bit-identically."""
+    `on_iteration(snapshot)` is called after every iteration; `snapshot()`, called before the next
+    iteration, copies the state into a dict of float64 arrays from which `state=` resumes the solve
+    bit-identically (copied only when asked: a checkpoint every 30 s, not every iteration)."""
     sig = np.asarray([float(x) for x in shifts], dtype=np.float64)
     if sig.size == 0 or not np.all(np.isfinite(sig)) or (sig < 0).any():
         raise ValueError("shifted CG needs one or more finite, non-negative shifts")
@@ -223,9 +224,11 @@ def shifted_conjugate_gradient(matvec, b: torch.Tensor, shifts, *, tol: float = 
         p = r + beta * p
         rr, alpha_prev, beta_prev = rr_new, alpha, beta
         if on_iteration is not None:
-            snap = {"r": r, "p": p, "xs": xs, "ps": ps, "zeta": zeta, "zeta_prev": zeta_prev, "iters": iters, "done": done}
-            on_iteration({**{key: np.array(v.cpu().numpy() if torch.is_tensor(v) else v, dtype=np.float64, copy=True) for key, v in snap.items()},
-                          "scalars": np.array([rr, alpha_prev, beta_prev, it])})
+            live = {"r": r, "p": p, "xs": xs, "ps": ps, "zeta": zeta, "zeta_prev": zeta_prev, "iters": iters, "done": done}
+            scalars = np.array([rr, alpha_prev, beta_prev, it])
+            on_iteration(lambda live=live, scalars=scalars: {
+                **{key: np.array(v.cpu().numpy() if torch.is_tensor(v) else v, dtype=np.float64, copy=True) for key, v in live.items()},
+                "scalars": scalars})
     res = np.abs(zeta) * rr ** 0.5 / bnorm
     return [xs[j] for j in range(k)], [float(v) for v in res], [int(v) for v in iters]
 
@@ -319,10 +322,10 @@ def gauss_newton_step(problem: KernelLossProblem, cfg: StepConfig, checkpoint: S
         bar = progress(desc="krepes gauss-newton (CG)", total=cfg.cg_max_iter, initial=int(partial["scalars"][3]) if partial else 0)
         last = [time.monotonic()]
 
-        def on_iteration(state):
+        def on_iteration(snapshot):
             bar.update(1)
             if time.monotonic() - last[0] >= save_every_s:
-                ckpt.save("cg-state", state)
+                ckpt.save("cg-state", snapshot())
                 last[0] = time.monotonic()
 
         try:
