@@ -33,8 +33,10 @@ def test_score_pass_memory_does_not_grow_with_n():
     per-sample-gradient temporaries fragmented glibc's heap, and the RSS grew by ~30 MB per block of
     64 with EK-FAC (22 GB for the 60,000 training images). Here (identity curvature, 72 blocks, fresh
     interpreter) the old code grew it steadily by ~20 MB per block, 1.35–1.56 GB in all; the fixed one
-    stays within ±70 MB of allocator noise, with no trend."""
+    moves by allocator noise only, with no trend: −168, −11, 0, 61, 155 and 301 MB in six fresh runs
+    (2026-11-29; the 301 failed an earlier 300 MB bound), so the bound sits at 700 MB, half the old
+    code's smallest growth."""
     r = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     grown = float(r.stdout.strip().splitlines()[-1])
-    assert grown < 300, f"the score pass grew the RSS by {grown:.0f} MB over 72 blocks"
+    assert grown < 700, f"the score pass grew the RSS by {grown:.0f} MB over 72 blocks"
