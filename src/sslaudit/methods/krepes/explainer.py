@@ -31,6 +31,7 @@ from .scores import influence_scores, n_distinct_top1, top_k as top_k_positions
 
 EXACT_MAX = 5000
 MODES = ("step", "fit")
+MEMORY_RESERVE = 512 << 20  # kept free under max_memory for the test rows and the diagnostics
 
 
 @dataclass
@@ -196,7 +197,7 @@ class Krepes:
             self.block_rows, self.read_rows, self.memory_plan = int(cfg.block_size), 65536, None
             return
         budget = parse_size(cfg.max_memory)
-        reserve = 512 << 20
+        reserve = MEMORY_RESERVE
         now = rss_bytes()
         avail = budget - now - reserve
         rows = int(min(cfg.block_size, avail // per_row)) if avail > 0 else 0
@@ -357,7 +358,7 @@ class Krepes:
         (and the plan's reserve); if not, each product recomputes them."""
         if self.config.max_memory is None:
             return True
-        return rss_bytes() + nbytes + (512 << 20) <= parse_size(self.config.max_memory)
+        return rss_bytes() + nbytes + MEMORY_RESERVE <= parse_size(self.config.max_memory)
 
     def step_model_for(self, delta: np.ndarray) -> KernelModel:
         """The step-mode surrogate Ã0 + ΔÃ (γ fixed) for a given ΔÃ (e.g. another λ candidate)."""
