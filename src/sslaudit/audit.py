@@ -76,11 +76,12 @@ def _invoke(verb: str, args: list[str]) -> None:
 
 
 class Audit:
-    def __init__(self, run_path: Path, *, seed: int, device: str, quiet: bool, data_dir=None, quick: bool = False):
+    def __init__(self, run_path: Path, *, seed: int, device: str, quiet: bool, data_dir=None, quick: bool = False, trust_code: bool = False):
         from .run import load
 
         self.path = Path(run_path)
-        self.run = load(self.path, data_dir=data_dir, device=device)
+        self.trust_code = trust_code
+        self.run = load(self.path, data_dir=data_dir, device=device, trust_code=trust_code)
         self.seed, self.device, self.quiet = seed, device, quiet
         self.store = self.run.store
         self.status = self.store.read_json(STATUS) if STATUS in self.store.manifest["artefacts"] else {"lenses": {}, "focus": {}}
@@ -89,7 +90,7 @@ class Audit:
 
     def common(self) -> list[str]:
         out = ["--seed", str(self.seed), "--device", self.device]
-        return out + (["--quiet"] if self.quiet else [])
+        return out + (["--quiet"] if self.quiet else []) + (["--trust-code"] if self.trust_code else [])
 
     def save(self) -> None:
         with self.store.lock():
@@ -104,8 +105,10 @@ class Audit:
             self.save()
             return
         if entry.get("state") == "done" and entry.get("key") == key:
-            info(f"[audit] {lens}: already done, reusing it")
-            return
+            if self.lens_files_verify(lens):
+                info(f"[audit] {lens}: already done, reusing it")
+                return
+            info(f"[audit] {lens}: its stored files are missing or fail their checksums; recomputing it")
         info(f"[audit] {lens} …")
         t = time.perf_counter()
         _invoke(lens, [str(self.path), *args, *self.common()])
@@ -113,6 +116,13 @@ class Audit:
             after()
         self.status["lenses"][lens] = {"state": "done", "key": key, "seconds": round(time.perf_counter() - t, 2), "note": self.plan.notes.get(lens, "")}
         self.save()
+
+    def lens_files_verify(self, lens: str) -> bool:
+        """True if the lens stored results and every one of them matches its manifest checksum
+        (caches under a cache/ folder are excluded: the lens verifies those itself)."""
+        self.store.reload()
+        files = [rel for rel in self.store.manifest["artefacts"] if rel.startswith(f"{lens}/") and "/cache/" not in rel]
+        return bool(files) and all(self.store.verify(rel) for rel in files)
 
     # --- which lenses apply ----------------------------------------------------------------
     def applicability(self) -> dict[str, str | None]:

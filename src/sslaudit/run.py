@@ -3,10 +3,15 @@
 `sslaudit.load(RUN)` returns a `Run`: `.encoder` (an nn.Module from float32 inputs to the
 backbone representation), `.preprocess` for raw table rows, `.dataset`, `.store`. `train_run`
 and `import_run` create runs; every lens then writes under RUN/<lens>/ through `run.store`.
+
+Weights are stored as safetensors (RUN/model.safetensors; runs of older versions hold
+RUN/model.pt, read with weights_only=True). A run whose encoder was imported in a code-carrying
+format (torch.export, TorchScript, a factory) opens only with `trust_code=True` (see trust.py).
 """
 from __future__ import annotations
 
-import importlib
+import io
+import os
 import shutil
 from functools import cached_property
 from pathlib import Path
@@ -17,9 +22,12 @@ from torch import nn
 
 from .errors import UserError
 from .progress import info
-from .store import MANIFEST, RunStore
+from .store import MANIFEST, ArtefactError, RunStore, folder_lock, is_debris
+from .trust import CODE_KINDS, load_code_encoder, require_trust, torch_file_kind
 
-WEIGHTS = "model.pt"
+WEIGHTS = "model.safetensors"  # the trained method's state dict (safetensors: data only)
+LEGACY_WEIGHTS = "model.pt"  # runs written before safetensors (read with weights_only=True)
+IMPORTED_WEIGHTS = "encoder/weights.safetensors"  # an imported encoder stored as weights of an sslaudit architecture
 PROBE_ROWS = 65_536  # training rows (seeded subsample above this) for the evaluation probes
 
 
@@ -41,14 +49,31 @@ def load_data(dcfg: dict, data_dir=None):
 
 
 class Run:
-    def __init__(self, path: str | Path, *, data_dir: str | Path | None = None, device: str = "cpu"):
+    def __init__(self, path: str | Path, *, data_dir: str | Path | None = None, device: str = "cpu", trust_code: bool = False):
         self.store = RunStore(path)
         self.path = self.store.root
         self.device = device
+        self.trust_code = bool(trust_code)
         self._data_dir = data_dir
         if not self.store.stage_done("train"):
             raise UserError(f"{self.path} has no finished model (training was interrupted?); rerun the same `sslaudit train` command to resume")
         self.config = self.store.read_json("config.json")
+        if not isinstance(self.config, dict) or not isinstance(self.config.get("data"), dict):
+            raise ArtefactError(f"{self.path / 'config.json'} is malformed (no data section); use a run written by sslaudit")
+        ext = self.config.get("external")
+        if ext is not None:
+            if not isinstance(ext, dict) or not isinstance(ext.get("kind"), str) or not isinstance(ext.get("file"), str):
+                raise ArtefactError(f"{self.path / 'config.json'} has a malformed 'external' encoder entry; use a run written by sslaudit")
+            require_trust(ext["kind"], str(self.path / ext["file"]) if ext["kind"] != "factory" else f"{ext.get('factory')!r} named in {self.path / 'config.json'}", self.trust_code)
+
+    @property
+    def weights_key(self) -> str | dict | None:
+        """Identity of the encoder's weights, for lens cache keys (checksum of the stored file)."""
+        arts = self.store.manifest["artefacts"]
+        for rel in (WEIGHTS, LEGACY_WEIGHTS):
+            if rel in arts:
+                return arts[rel]["sha256"]
+        return self.config.get("external")
 
     @property
     def objective(self) -> str:
@@ -65,14 +90,17 @@ class Run:
         if "external" in self.config:
             raise UserError(f"{self.path} holds an imported encoder: it has no training method; use run.encoder")
         m = build_method(self.objective, self.config["arch"], self.config["train"].get("params"))
-        state = self.store.read_torch(WEIGHTS, map_location=self.device)
-        m.load_state_dict(state)
+        if WEIGHTS in self.store.manifest["artefacts"]:
+            state = self.store.read_safetensors(WEIGHTS)
+        else:
+            state = self.store.read_torch(LEGACY_WEIGHTS, map_location=self.device)
+        load_weights(m, state, self.path / WEIGHTS)
         return m.to(self.device).eval()
 
     @cached_property
     def encoder(self) -> nn.Module:
         if "external" in self.config:
-            enc = load_external_encoder(self.config["external"], self.store)
+            enc = load_external_encoder(self.config["external"], self.store, trust_code=self.trust_code)
         else:
             enc = self.method.encoder
         enc = enc.to(self.device).eval()
@@ -92,7 +120,7 @@ class Run:
         from .models.embed import embed
 
         rel = f"embeddings/{split}.npy"
-        key = {"weights": self.store.manifest["artefacts"].get(WEIGHTS, {}).get("sha256") or self.config.get("external")}
+        key = {"weights": self.weights_key}
         if self.store.stage_done(f"embeddings/{split}", key):
             return self.store.read_npy(rel)
         emb = embed(self.encoder, self.dataset.split(split).x, device=self.device)
@@ -102,32 +130,60 @@ class Run:
         return emb
 
 
-def load(path: str | Path, *, data_dir: str | Path | None = None, device: str = "cpu") -> Run:
-    """Open a run directory written by `sslaudit train` (or `sslaudit import`)."""
-    return Run(path, data_dir=data_dir, device=device)
+def load(path: str | Path, *, data_dir: str | Path | None = None, device: str = "cpu", trust_code: bool = False) -> Run:
+    """Open a run directory written by `sslaudit train` (or `sslaudit import`).
+
+    A run whose encoder is stored as code (torch.export, TorchScript, a factory) is refused
+    unless `trust_code=True`: opening it runs that code. Runs of weights never need it.
+    """
+    return Run(path, data_dir=data_dir, device=device, trust_code=trust_code)
+
+
+def load_weights(module: nn.Module, state: dict, where) -> None:
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, KeyError) as e:
+        raise ArtefactError(f"{where} does not fit the run's architecture ({str(e).splitlines()[0][:200]}); use a run written by sslaudit") from None
 
 
 # ---- creating runs -------------------------------------------------------------------------
 def open_for_writing(out: str | Path, config: dict, force: bool) -> RunStore:
-    """The store for a new run at `out`; refuses to overwrite a different run without force."""
+    """The store for a new run at `out`; refuses to overwrite a different run without force.
+
+    A folder sslaudit started but where nothing finished (killed at its first write, a rejected
+    argument, a failed import) is taken back without --force: nothing computed is lost. Its lock
+    file and temporary files alone never make a folder "not an sslaudit run". --force replaces
+    any folder with an sslaudit manifest, even a damaged one; it never deletes a folder sslaudit
+    did not make.
+    """
     out = Path(out)
+    if out.is_symlink() and not out.exists():
+        raise UserError(f"--out {out} is a dangling symbolic link; choose another folder")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a directory for the run")
-    if out.is_dir() and any(out.iterdir()):
-        if not (out / MANIFEST).is_file():
+    if out.is_dir() and any(not is_debris(e) for e in os.scandir(out)):
+        if not os.path.lexists(out / MANIFEST):
             raise UserError(f"--out {out} is a non-empty folder that is not an sslaudit run; choose an empty or new folder")
-        existing = RunStore(out)
-        same = existing.config == config
-        if not same and not force:
-            raise UserError(f"{out} holds a different run; pass --force to replace it or choose another --out")
-        if not same:
-            with existing.lock():
-                for child in out.iterdir():
+        try:
+            existing = RunStore(out)
+        except ArtefactError as e:
+            if not force:
+                raise UserError(f"{e} (or pass --force to replace the run at {out})") from None
+            existing = None
+        if existing is None or existing.config != config:
+            if existing is not None and not force and not existing.started_only:
+                raise UserError(f"{out} holds a different run; pass --force to replace it or choose another --out")
+            if existing is not None and existing.started_only and not force:
+                info(f"{out} holds an unfinished start of another run (no stage finished); starting over")
+            with folder_lock(out):
+                for child in os.scandir(out):
                     if child.name == ".lock":
                         continue
-                    shutil.rmtree(child) if child.is_dir() else child.unlink()
-    store = RunStore(out, create=True)
-    return store
+                    if child.is_dir(follow_symlinks=False):
+                        shutil.rmtree(child.path)
+                    else:
+                        os.unlink(child.path)  # a link is removed, never followed
+    return RunStore(out, create=True)
 
 
 def image_stats(x: np.ndarray) -> tuple[list[float], list[float]]:
@@ -197,7 +253,7 @@ def train_run(data: dict, train_cfg, out: str | Path, *, force: bool = False, de
             method.load_state_dict(src.method.state_dict())
         augment = make_augment(dataset, **train_cfg.augment)
         stats = train(method, dataset, train_cfg, store, augment=augment, device=device, extra_loss=extra_loss)
-        store.write_torch(WEIGHTS, method.state_dict(), stage="train")
+        store.write_safetensors(WEIGHTS, method.state_dict(), stage="train")
         metrics = evaluate_run(store, method.encoder, dataset, device, train_cfg.seed)
         metrics.update(stats)
         metrics.update({"objective": train_cfg.objective, "epochs": train_cfg.epochs, "batch_size": train_cfg.batch_size, "n_train": len(dataset.train), "n_test": len(dataset.test)})
@@ -212,23 +268,22 @@ def train_run(data: dict, train_cfg, out: str | Path, *, force: bool = False, de
 
 
 # ---- imported encoders ---------------------------------------------------------------------
-def load_external_encoder(ext: dict, store: RunStore) -> nn.Module:
-    """Rebuild a user's encoder: torch.export program, TorchScript, or factory + state dict."""
-    import io
+def load_external_encoder(ext: dict, store: RunStore, *, trust_code: bool = False) -> nn.Module:
+    """Rebuild an imported encoder: weights of an sslaudit architecture (no trust needed), or a
+    torch.export program, TorchScript or factory + state dict (only with trust_code)."""
+    from .models.encoders import build_encoder
 
     kind = ext["kind"]
-    data = store.read_bytes(ext["file"])
-    if kind == "export":
-        prog = torch.export.load(io.BytesIO(data))
-        return ExportedEncoder(prog.module())
-    if kind == "torchscript":
-        return torch.jit.load(io.BytesIO(data), map_location="cpu")
+    if kind == "weights":
+        enc = build_encoder(ext["arch"])
+        load_weights(enc, store.read_safetensors(ext["file"]), store.root / ext["file"])
+        return enc
+    where = str(store.root / ext["file"]) if kind != "factory" else f"{ext.get('factory')!r} named in {store.root / 'config.json'}"
+    require_trust(kind, where, trust_code)
     if kind == "factory":
-        module = resolve_factory(ext["factory"])()
-        state = store.read_torch(ext["file"])
-        module.load_state_dict(state)
-        return module
-    raise UserError(f"unknown encoder kind {kind!r} in the run's config")
+        return load_code_encoder(kind, b"", factory=ext["factory"], state=read_state_dict(store.read_bytes(ext["file"]), store.root / ext["file"]),
+                                 trust_code=trust_code, file=where)
+    return load_code_encoder(kind, store.read_bytes(ext["file"]), factory=None, state=None, trust_code=trust_code, file=where)
 
 
 class ExportedEncoder(nn.Module):
@@ -250,52 +305,169 @@ class ExportedEncoder(nn.Module):
         return self.graph(x)
 
 
-def resolve_factory(spec: str):
-    mod, sep, fn = spec.partition(":")
-    if not sep or not mod or not fn:
-        raise UserError(f"bad factory {spec!r}: write package.module:function")
+def read_state_dict(data: bytes, where) -> dict:
+    """A state dict from safetensors bytes or a torch.save file (weights_only=True): data, never code."""
+    import pickle
+
+    from .store import parse_safetensors
+
+    if torch_file_kind(data) == "unknown":
+        return parse_safetensors(data, where)
     try:
-        return getattr(importlib.import_module(mod), fn)
-    except (ImportError, AttributeError) as e:
-        raise UserError(f"cannot import the factory {spec!r} ({e}); check that the module is on PYTHONPATH") from None
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise UserError(f"{where} holds more than weights and was refused (weights_only=True): {str(e).splitlines()[0]}") from None
+    except Exception as e:  # a foreign or damaged file: say what it is not
+        raise UserError(f"{where} is not a state dict ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"{where} is not a state dict (a mapping of names to tensors)")
+    return state
 
 
-def import_run(data: dict, encoder: str, weights: str | None, objective: str, out: str | Path, *, force: bool = False, device: str = "cpu", seed: int = 0) -> Path:
-    """Create a run from a user's encoder (torch.export, TorchScript, or factory + state dict)."""
-    from .store import sha256_file
-
-    dataset = load_data(data)
+def classify_encoder(encoder: str, weights: str | None) -> tuple[str, Path]:
+    """(kind, file) of `--encoder`/`--weights`, judged from the file's contents, never by running it."""
     src = Path(encoder)
     if ":" in encoder and not src.exists():
         if weights is None:
-            raise UserError("--encoder package.module:factory needs --weights STATE_DICT.pt")
-        kind, file = "factory", Path(weights)
+            raise UserError("--encoder package.module:factory needs --weights STATE_DICT (.safetensors or .pt)")
+        file = Path(weights)
+        if not file.is_file():
+            raise UserError(f"--weights {weights}: no such file")
+        return "factory", file
+    if not src.is_file():
+        raise UserError(f"--encoder {encoder}: no such file; give a .safetensors state dict of an sslaudit architecture, "
+                        f"a .pt2 (torch.export) or TorchScript file, or package.module:factory")
+    if weights is not None:
+        raise UserError("--weights goes with --encoder package.module:factory; a file given as --encoder holds its own weights")
+    head = src.read_bytes()
+    kind = torch_file_kind(head)
+    if kind == "unknown" and src.suffix == ".pt2":
+        return "export", src
+    if kind == "unknown" and not looks_like_safetensors(head):
+        raise UserError(f"cannot use {encoder} as an encoder: it is neither a safetensors or torch.save state dict, "
+                        f"a TorchScript file nor a torch.export program")
+    return ("weights" if kind in ("unknown", "state_dict") else kind), src
+
+
+def looks_like_safetensors(data: bytes) -> bool:
+    """safetensors = 8-byte little-endian header length, then that many bytes of JSON."""
+    if len(data) < 10:
+        return False
+    n = int.from_bytes(data[:8], "little")
+    return 2 <= n <= len(data) - 8 and data[8:9] == b"{"
+
+
+def infer_arch(state: dict, input_shape) -> dict | None:
+    """The sslaudit architecture whose encoder has exactly these tensor names and shapes, if any."""
+    from .models.encoders import build_encoder
+
+    shape = list(input_shape)
+    cands = []
+    w = [k for k in state if k.startswith("trunk.net.") and k.endswith(".weight")]
+    if w and all(state[k].ndim == 2 for k in w):
+        cands.append({"arch": "mlp", "input_shape": shape, "hidden": [int(state[k].shape[0]) for k in sorted(w, key=lambda k: int(k.split(".")[2]))]})
+    if "normalize.mean" in state and len(shape) == 3:
+        mean = state["normalize.mean"].reshape(-1).tolist()
+        std = state["normalize.std"].reshape(-1).tolist() if "normalize.std" in state else None
+        convs = sorted((k for k in w if state[k].ndim == 4), key=lambda k: int(k.split(".")[2]))
+        if convs:
+            cands.append({"arch": "convnet", "input_shape": shape, "widths": [int(state[k].shape[0]) for k in convs], "mean": mean, "std": std})
+        blocks = sorted({int(k.split(".")[2]) for k in state if k.startswith("trunk.blocks.")})
+        if blocks and all(f"trunk.blocks.{b}.conv1.weight" in state for b in blocks):
+            cands.append({"arch": "resnet", "input_shape": shape, "widths": [int(state[f"trunk.blocks.{b}.conv1.weight"].shape[0]) for b in blocks], "mean": mean, "std": std})
+    for arch in cands:
+        try:
+            ref = build_encoder(arch).state_dict()
+        except Exception:  # a candidate that cannot be built (e.g. shapes that do not chain)
+            continue
+        if ref.keys() == state.keys() and all(ref[k].shape == state[k].shape for k in ref):
+            return arch
+    return None
+
+
+def as_known_architecture(enc: nn.Module, dataset, device: str) -> tuple[dict, dict] | None:
+    """(arch, state) if `enc` is one of sslaudit's architectures (same tensors, same outputs on
+    training rows), so the run can store weights instead of code."""
+    from .models.encoders import build_encoder
+
+    try:
+        state = {k: v.detach().cpu() for k, v in enc.state_dict().items()}
+    except Exception:  # an exported graph or script module without a usable state dict
+        return None
+    arch = infer_arch(state, dataset.input_shape)
+    if arch is None:
+        return None
+    native = build_encoder(arch)
+    native.load_state_dict(state)
+    native = native.to(device).eval()
+    x = torch.as_tensor(dataset.train.x[:64], dtype=torch.float32, device=device)
+    with torch.no_grad():
+        a, b = native(x), enc(x)
+    if a.shape != b.shape or not torch.allclose(a, b, rtol=1e-4, atol=1e-5):
+        return None
+    return arch, state
+
+
+def import_run(data: dict, encoder: str, weights: str | None, objective: str, out: str | Path, *, force: bool = False, device: str = "cpu", seed: int = 0,
+               trust_code: bool = False) -> Path:
+    """Create a run from a user's encoder.
+
+    Weights of an sslaudit architecture (.safetensors, or a torch.save state dict read with
+    weights_only=True) need no trust. A torch.export program, TorchScript file or
+    package.module:factory runs code and needs `trust_code`; if it turns out to be one of
+    sslaudit's architectures it is converted once into weights, so the run needs no trust later.
+    """
+    from .models.encoders import build_encoder
+    from .store import sha256_file
+
+    kind, file = classify_encoder(encoder, weights)
+    require_trust(kind, str(file) if kind != "factory" else encoder, trust_code)
+    dataset = load_data(data)
+    raw = file.read_bytes()
+    try:
+        if kind == "weights":
+            state = read_state_dict(raw, file)
+            arch = infer_arch(state, dataset.input_shape)
+            if arch is None:
+                raise UserError(f"{file} holds weights of no sslaudit architecture for inputs of shape {tuple(dataset.input_shape)} "
+                                f"(mlp, convnet, resnet); import your own module as package.module:factory with --trust-code")
+            enc = build_encoder(arch)
+            enc.load_state_dict(state)
+        elif kind == "factory":
+            enc = load_code_encoder(kind, b"", factory=encoder, state=read_state_dict(raw, file), trust_code=trust_code, file=encoder)
+        else:
+            enc = load_code_encoder(kind, raw, factory=None, state=None, trust_code=trust_code, file=str(file))
+        enc = enc.to(device).eval()
+        probe = torch.as_tensor(dataset.train.x[:2], dtype=torch.float32, device=device)
+        with torch.no_grad():
+            z = enc(probe)
+    except UserError:
+        raise
+    except Exception as e:  # a foreign file: say what it is not
+        raise UserError(f"cannot use {encoder} as an encoder for {data['spec']} ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})") from None
+    if not isinstance(z, torch.Tensor) or z.ndim != 2:
+        raise UserError(f"the encoder returns {tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__} for a batch; it must return N×D embeddings")
+    converted_from = None
+    if kind in CODE_KINDS:
+        known = as_known_architecture(enc, dataset, device)
+        if known is not None:
+            (arch, state), converted_from, kind = known, kind, "weights"
+            info(f"{encoder} is sslaudit's {arch['arch']} architecture: stored as weights (the run needs no --trust-code)")
+    if kind == "weights":
+        ext = {"kind": "weights", "arch": arch, "file": IMPORTED_WEIGHTS, "factory": None, "source": file.name, "converted_from": converted_from, "sha256": sha256_file(file)}
     else:
-        if not src.is_file():
-            raise UserError(f"--encoder {encoder}: no such file; give a .pt2 (torch.export) or TorchScript file, or package.module:factory")
-        kind, file = ("export" if src.suffix == ".pt2" else "torchscript"), src
-    if not file.is_file():
-        raise UserError(f"{file}: no such file")
-    ext = {"kind": kind, "file": f"encoder/{file.name}", "factory": encoder if kind == "factory" else None, "sha256": sha256_file(file)}
+        ext = {"kind": kind, "file": f"encoder/{file.name}", "factory": encoder if kind == "factory" else None, "sha256": sha256_file(file)}
     config = {"data": data, "external": ext, "objective": objective, "train": {"objective": objective, "seed": seed}}
     store = open_for_writing(out, config, force)
     with store.lock():
-        store.write_bytes(ext["file"], file.read_bytes(), stage="train")
-        try:
-            enc = load_external_encoder(ext, store).to(device).eval()
-            probe = torch.as_tensor(dataset.train.x[:2], dtype=torch.float32, device=device)
-            with torch.no_grad():
-                z = enc(probe)
-        except UserError:
-            raise
-        except Exception as e:  # a foreign file: say what it is not
-            raise UserError(f"cannot use {encoder} as an encoder for {data['spec']} ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
-        if z.ndim != 2:
-            raise UserError(f"the encoder returns shape {tuple(z.shape)} for a batch; it must return N×D embeddings")
+        store.set_config(config)
+        if kind == "weights":
+            store.write_safetensors(ext["file"], state, stage="train")
+        else:
+            store.write_bytes(ext["file"], raw, stage="train")
         metrics = evaluate_run(store, enc, dataset, device, seed)
-        metrics.update({"objective": objective, "imported": kind, "n_train": len(dataset.train), "n_test": len(dataset.test)})
+        metrics.update({"objective": objective, "imported": ext.get("converted_from") or kind, "n_train": len(dataset.train), "n_test": len(dataset.test)})
         store.write_json("metrics.json", metrics, stage="train")
         store.write_json("config.json", config, stage="train")
-        store.set_config(config)
         store.mark_done("train", config, ["config.json", ext["file"], "metrics.json"])
     return store.root

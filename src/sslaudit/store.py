@@ -4,6 +4,12 @@ Layout: RUN/manifest.json lists every artefact (relative path → sha256, bytes,
 finished stage (name → hash of the config that produced it, its artefacts). A stage is reused
 only if its config hash matches and all its artefacts still match their checksums; otherwise it
 is recomputed. Every lens writes under RUN/<lens>/ through this class. Nothing here unpickles.
+
+Links: every path is resolved and must lie inside the run; new files are created by `mkstemp`
+(O_CREAT|O_EXCL, so a planted link is never followed) and renamed into place; the lock file is
+opened with O_NOFOLLOW. The manifest records a random `run_id` from the moment the folder is
+created (before anything else), so a folder sslaudit started is recognisable even if it was killed
+there, and a writer notices that the run was replaced (`train --force`) while it was computing.
 """
 from __future__ import annotations
 
@@ -13,6 +19,9 @@ import hashlib
 import io
 import json
 import os
+import re
+import secrets
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -45,21 +54,89 @@ def config_hash(config: Any) -> str:
     return sha256_bytes(json.dumps(config, sort_keys=True, default=str).encode())[:16]
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+TEMP_NAME = re.compile(r"^\..+\.tmp$")  # `.NAME.XXXXXXXX.tmp` from mkstemp_in (and `.NAME.tmp` of older versions)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable (the directory entry itself is flushed)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; artefacts are ordinary files
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def mkstemp_in(folder: Path, name: str) -> tuple[int, str]:
+    """A new temporary file next to `folder/name`: O_CREAT|O_EXCL (never follows a planted link)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; artefacts are ordinary files
+    return fd, tmp
+
+
+def publish(tmp: str, path: Path) -> None:
+    """Rename a finished temporary file over `path` (replacing a link, never writing through it)
+    and fsync the folder so the rename survives a crash."""
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a new temporary file in the same folder, fsync, rename over `path`, fsync the folder."""
+    fd, tmp = mkstemp_in(path.parent, path.name)
+    try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def open_lock(root: Path) -> int:
+    """Take the exclusive writer lock of folder `root` (its `.lock`, opened without following links)."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the run folder {root} ({e.strerror}); choose a folder you can write to") from None
+    try:
+        fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        if os.path.islink(root / LOCK):
+            raise UserError(f"{root / LOCK} is a symbolic link, not sslaudit's lock file; delete it and rerun") from None
+        raise UserError(f"cannot open the lock file {root / LOCK} ({e.strerror}); choose a folder you can write to") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UserError(f"{root / LOCK} is not a regular file; delete it and rerun")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UserError(f"run {root} is in use by another sslaudit process; wait for it to finish or use another --out") from None
+    return fd
+
+
+def close_lock(fd: int) -> None:
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
+@contextlib.contextmanager
+def folder_lock(root: Path) -> Iterator[None]:
+    """The writer lock of a folder whose manifest may be missing or damaged."""
+    fd = open_lock(root)
+    try:
+        yield
+    finally:
+        close_lock(fd)
+
+
+def is_debris(entry: os.DirEntry | Path) -> bool:
+    """sslaudit's own leftovers of an interrupted start: the lock file and temporary files."""
+    return entry.name == LOCK or bool(TEMP_NAME.match(entry.name))
 
 
 def versions() -> dict:
@@ -77,34 +154,48 @@ class RunStore:
 
     def __init__(self, root: str | Path, *, create: bool = False):
         self.root = Path(root)
-        if create:
-            self.root.mkdir(parents=True, exist_ok=True)
+        self._lock_fd: int | None = None
+        if create and not _lexists(self.root / MANIFEST):
+            with folder_lock(self.root):
+                if not _lexists(self.root / MANIFEST):  # the very first write: marks the folder as sslaudit's
+                    self._manifest = self._new_manifest()
+                    atomic_write_bytes(self.root / MANIFEST, self._manifest_bytes())
         elif not (self.root / MANIFEST).is_file():
             if not self.root.exists():
                 raise UserError(f"no run at {self.root}: train one first with `sslaudit train --out {self.root}` or check the path")
             raise UserError(f"{self.root} is not an sslaudit run (no {MANIFEST}); pass the folder `sslaudit train --out` wrote")
-        self._lock_fd: int | None = None
         self._manifest = self._read_manifest()
+        self._run_id = self._manifest.get("run_id")
 
     # ---- manifest -------------------------------------------------------------------------
+    @staticmethod
+    def _new_manifest() -> dict:
+        return {"format": FORMAT, "created": time.time(), "run_id": secrets.token_hex(8), "state": "started by sslaudit",
+                "config": {}, "versions": {}, "artefacts": {}, "stages": {}}
+
+    def _manifest_bytes(self) -> bytes:
+        return json.dumps(self._manifest, indent=1, sort_keys=True).encode()
+
     def _read_manifest(self) -> dict:
         p = self.root / MANIFEST
+        if p.is_symlink():
+            raise ArtefactError(f"{p} is a symbolic link; a run's manifest is a plain file (was the folder tampered with?)")
         if not p.is_file():
-            return {"format": FORMAT, "created": time.time(), "config": {}, "versions": {}, "artefacts": {}, "stages": {}}
+            raise ArtefactError(f"{p} is missing; the run was deleted or replaced while this command ran; rerun it")
         try:
             m = json.loads(p.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ArtefactError(f"{p} is corrupted (not JSON); restore it or start a new run with --force") from None
         if not isinstance(m, dict) or m.get("format") != FORMAT:
             raise ArtefactError(f"{p} is not an sslaudit run manifest (format {m.get('format') if isinstance(m, dict) else '?'}); use a run written by sslaudit")
-        return m
+        return check_manifest(m, p)
 
     def reload(self) -> None:
         self._manifest = self._read_manifest()
 
     def _save_manifest(self) -> None:
         self._require_lock()
-        atomic_write_bytes(self.root / MANIFEST, json.dumps(self._manifest, indent=1, sort_keys=True).encode())
+        atomic_write_bytes(self.root / MANIFEST, self._manifest_bytes())
 
     @property
     def manifest(self) -> dict:
@@ -114,6 +205,16 @@ class RunStore:
     def config(self) -> dict:
         return self._manifest.get("config", {})
 
+    @property
+    def run_id(self) -> str | None:
+        """Random id given when the folder was created; a replaced run (`--force`) has a new one."""
+        return self._manifest.get("run_id")
+
+    @property
+    def started_only(self) -> bool:
+        """True if no stage has finished yet (nothing computed would be lost by starting over)."""
+        return not self._manifest["stages"]
+
     def set_config(self, config: dict) -> None:
         self._manifest["config"] = config
         self._manifest["versions"] = versions()
@@ -122,25 +223,38 @@ class RunStore:
     # ---- lock -----------------------------------------------------------------------------
     @contextlib.contextmanager
     def lock(self) -> Iterator["RunStore"]:
-        """Exclusive writer lock on the run (re-entrant within one object)."""
+        """Exclusive writer lock on the run (re-entrant within one object).
+
+        Refuses if the run was replaced (another run_id) since this object opened it: results
+        computed from the old model never land in the new run.
+        """
         if self._lock_fd is not None:
             yield self
             return
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise UserError(f"run {self.root} is in use by another sslaudit process; wait for it to finish or use another --out") from None
-        self._lock_fd = fd
+        fd = open_lock(self.root)
         try:
             self.reload()
+            if self._manifest.get("run_id") != self._run_id:
+                raise UserError(f"{self.root} was replaced by another run (e.g. `sslaudit train --force`) while this command was computing; "
+                                f"its results were not stored; rerun the command on the new run")
+            self._clean_stray_temps()
+        except BaseException:
+            close_lock(fd)
+            raise
+        self._lock_fd = fd
+        try:
             yield self
         finally:
             self._lock_fd = None
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+            close_lock(fd)
+
+    def _clean_stray_temps(self) -> None:
+        """Delete temporary files an interrupted writer left behind (we hold the lock: none is live)."""
+        for folder, dirs, files in os.walk(self.root, followlinks=False):
+            for name in files:
+                if TEMP_NAME.match(name):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(folder, name))
 
     def _require_lock(self) -> None:
         if self._lock_fd is None:
@@ -148,11 +262,12 @@ class RunStore:
 
     # ---- paths ----------------------------------------------------------------------------
     def path(self, rel: str) -> Path:
-        """Absolute path of an artefact; `rel` may not escape the run directory."""
+        """Absolute path of an artefact after resolving links; it may not lie outside the run."""
         p = (self.root / rel).resolve()
         root = self.root.resolve()
         if p != root and root not in p.parents:
-            raise UserError(f"artefact name {rel!r} escapes the run directory; use a plain relative name")
+            raise UserError(f"artefact {rel!r} escapes the run directory (a '..' name, an absolute path or a link pointing outside it); "
+                            f"a run never reads or writes outside its folder")
         return p
 
     # ---- writes ---------------------------------------------------------------------------
@@ -184,6 +299,13 @@ class RunStore:
         buf = io.BytesIO()
         pq.write_table(pa.Table.from_pandas(df, preserve_index=False), buf)
         return self.write_bytes(rel, buf.getvalue(), stage=stage)
+
+    def write_safetensors(self, rel: str, tensors: dict, *, metadata: dict | None = None, stage: str | None = None) -> Path:
+        """Save named tensors in the safetensors format (pure data: no code, no pickle)."""
+        from safetensors.torch import save
+
+        plain = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+        return self.write_bytes(rel, save(plain, metadata=metadata), stage=stage)
 
     def write_torch(self, rel: str, state: dict, *, stage: str | None = None) -> Path:
         """Save a dict of tensors/plain values; read back with weights_only=True."""
@@ -225,7 +347,7 @@ class RunStore:
         p = self.path(rel)
         if not p.is_file():
             raise ArtefactError(f"{p} is missing; rerun the command that writes it")
-        data = p.read_bytes()
+        data = read_regular_file(p)
         if len(data) != entry["bytes"] or sha256_bytes(data) != entry["sha256"]:
             raise ArtefactError(f"{p} fails its checksum (truncated or altered); delete it and rerun the command that writes it")
         return data
@@ -244,6 +366,10 @@ class RunStore:
         import pyarrow.parquet as pq
 
         return pq.read_table(io.BytesIO(self.read_bytes(rel))).to_pandas()
+
+    def read_safetensors(self, rel: str, device: str = "cpu") -> dict:
+        """Named tensors of a safetensors file (parsed as data; a malformed file is an ArtefactError)."""
+        return parse_safetensors(self.read_bytes(rel), self.path(rel), device)
 
     def read_torch(self, rel: str, map_location="cpu") -> dict:
         import pickle
@@ -288,6 +414,53 @@ class RunStore:
         value = compute()
         self.mark_done(name, config, save(value))
         return value
+
+
+def _lexists(p: Path) -> bool:
+    return os.path.lexists(p)
+
+
+def read_regular_file(p: Path) -> bytes:
+    """The bytes of a regular file (never a FIFO or device: those could block or never end)."""
+    fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise ArtefactError(f"{p} is not a regular file; delete it and rerun the command that writes it")
+        return f.read()
+
+
+def parse_safetensors(data: bytes, where, device: str = "cpu") -> dict:
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    try:
+        out = load(data)
+    except (SafetensorError, ValueError, RuntimeError, OverflowError) as e:
+        raise ArtefactError(f"{where} is not a readable safetensors file ({str(e).splitlines()[0][:200]})") from None
+    return {k: v.to(device) for k, v in out.items()} if device != "cpu" else out
+
+
+def check_manifest(m: dict, where: Path) -> dict:
+    """The manifest's structure, checked before any field is used (a malformed one is an ArtefactError)."""
+    def bad(what: str):
+        return ArtefactError(f"{where} is malformed ({what}); restore it or start a new run with --force")
+
+    for key in ("artefacts", "stages"):
+        if not isinstance(m.get(key, {}), dict):
+            raise bad(f"'{key}' is not an object")
+        m.setdefault(key, {})
+    if not isinstance(m.get("config", {}), dict):
+        raise bad("'config' is not an object")
+    for rel, e in m["artefacts"].items():
+        if not (isinstance(e, dict) and isinstance(e.get("sha256"), str) and isinstance(e.get("bytes"), int)):
+            raise bad(f"artefact {rel!r} lacks its sha256 or size")
+    for name, st in m["stages"].items():
+        if not (isinstance(st, dict) and isinstance(st.get("config_hash"), str) and isinstance(st.get("artefacts"), list)
+                and all(isinstance(a, str) for a in st["artefacts"])):
+            raise bad(f"stage {name!r} lacks its config hash or artefact list")
+        if not isinstance(st.get("info", {}), dict):
+            raise bad(f"stage {name!r} has a malformed info")
+    return m
 
 
 def _jsonable(obj: Any) -> Any:

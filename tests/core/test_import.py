@@ -1,4 +1,5 @@
-"""Bringing your own encoder: torch.export, TorchScript, or a factory plus a state dict."""
+"""Bringing your own encoder: torch.export, TorchScript, or a factory plus a state dict (all code:
+only with --trust-code), or plain weights of an sslaudit architecture (no trust needed)."""
 import os
 import pickle
 
@@ -7,6 +8,7 @@ import torch
 from torch import nn
 
 from sslaudit.cli.main import main
+from sslaudit.errors import UserError
 from sslaudit.run import load
 
 
@@ -28,11 +30,15 @@ def test_torchscript_encoder(tmp_path, capsys):
     m = TinyEncoder().eval()
     path = tmp_path / "enc.pt"
     torch.jit.save(torch.jit.script(m), str(path))
-    assert main(["import", "--data", "digits", "--encoder", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 0
-    run = load(tmp_path / "run")
+    assert main(["import", "--data", "digits", "--encoder", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert "--trust-code" in capsys.readouterr().err and not (tmp_path / "run").exists()
+    assert main(["import", "--data", "digits", "--encoder", str(path), "--out", str(tmp_path / "run"), "--quiet", "--trust-code"]) == 0
+    assert "linear probe" in capsys.readouterr().out
+    with pytest.raises(UserError, match="--trust-code"):
+        load(tmp_path / "run")
+    run = load(tmp_path / "run", trust_code=True)
     x = torch.as_tensor(run.dataset.test.x[:3])
     assert torch.allclose(run.encoder(x), m(x))
-    assert "linear probe" in capsys.readouterr().out
 
 
 def test_exported_program_encoder(tmp_path):
@@ -40,8 +46,11 @@ def test_exported_program_encoder(tmp_path):
     prog = torch.export.export(m, (torch.zeros(2, 1, 8, 8),), dynamic_shapes=({0: torch.export.Dim("batch")},))
     path = tmp_path / "enc.pt2"
     torch.export.save(prog, str(path))
-    assert main(["import", "--data", "digits", "--encoder", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 0
-    run = load(tmp_path / "run")
+    assert main(["import", "--data", "digits", "--encoder", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert main(["import", "--data", "digits", "--encoder", str(path), "--out", str(tmp_path / "run"), "--quiet", "--trust-code"]) == 0
+    with pytest.raises(UserError, match="--trust-code"):
+        load(tmp_path / "run")
+    run = load(tmp_path / "run", trust_code=True)
     x = torch.as_tensor(run.dataset.test.x[:5])
     assert torch.allclose(run.encoder(x), m(x), atol=1e-6)
 
@@ -51,8 +60,10 @@ def test_factory_with_state_dict_and_pickle_refusal(tmp_path, capsys, monkeypatc
     m = TinyEncoder()
     torch.save(m.state_dict(), tmp_path / "w.pt")
     spec = "test_import:factory"
-    assert main(["import", "--data", "digits", "--encoder", spec, "--weights", str(tmp_path / "w.pt"), "--out", str(tmp_path / "run"), "--quiet"]) == 0
-    run = load(tmp_path / "run")
+    args = ["import", "--data", "digits", "--encoder", spec, "--weights", str(tmp_path / "w.pt"), "--out", str(tmp_path / "run"), "--quiet"]
+    assert main(args) == 2 and "--trust-code" in capsys.readouterr().err
+    assert main([*args, "--trust-code"]) == 0
+    run = load(tmp_path / "run", trust_code=True)
     x = torch.as_tensor(run.dataset.test.x[:2])
     assert torch.allclose(run.encoder(x), m(x))
 
@@ -63,7 +74,7 @@ def test_factory_with_state_dict_and_pickle_refusal(tmp_path, capsys, monkeypatc
             return (os.system, (f"touch {marker}",))
 
     torch.save({"net.1.weight": Evil()}, tmp_path / "evil.pt", pickle_module=pickle)
-    code = main(["import", "--data", "digits", "--encoder", spec, "--weights", str(tmp_path / "evil.pt"), "--out", str(tmp_path / "run2"), "--quiet"])
+    code = main(["import", "--data", "digits", "--encoder", spec, "--weights", str(tmp_path / "evil.pt"), "--out", str(tmp_path / "run2"), "--quiet", "--trust-code"])
     assert code == 2 and not marker.exists()
     assert "weights_only" in capsys.readouterr().err
 

@@ -18,7 +18,9 @@ ENV = {**os.environ, "SSLAUDIT_QUIET": "1", "OMP_NUM_THREADS": "1"}
 
 
 def weights(run: Path) -> dict:
-    return torch.load(run / "model.pt", weights_only=True)
+    from safetensors.torch import load_file
+
+    return load_file(run / "model.safetensors")
 
 
 def same_weights(a: dict, b: dict) -> bool:
@@ -78,7 +80,7 @@ def test_sigkill_resume_is_bit_identical(tmp_path):
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not (out / "model.pt").exists(), "the kill came too late to test resumption"
+    assert not (out / "model.safetensors").exists(), "the kill came too late to test resumption"
     r = subprocess.run(_train_cmd(out), env=ENV, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert same_weights(weights(ref), weights(out))

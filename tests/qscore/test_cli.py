@@ -52,11 +52,11 @@ def test_negative_representation_is_refused(tmp_path, capsys):
     torch.manual_seed(0)
     enc = torch.jit.script(nn.Sequential(nn.Flatten(), nn.Linear(64, 16)))  # a linear encoder: signed features
     enc.save(str(tmp_path / "enc.pt"))
-    import_run(data_config("digits"), str(tmp_path / "enc.pt"), None, "simclr", tmp_path / "neg")
-    assert main(["qscore", str(tmp_path / "neg"), "-q"]) == 2
+    import_run(data_config("digits"), str(tmp_path / "enc.pt"), None, "simclr", tmp_path / "neg", trust_code=True)  # our own TorchScript
+    assert main(["qscore", str(tmp_path / "neg"), "-q", "--trust-code"]) == 2
     err = capsys.readouterr().err
     assert "negative values" in err and "--allow-negative" in err and "Traceback" not in err
-    assert main(["qscore", str(tmp_path / "neg"), "--allow-negative", "--fractions", "1", "--saliency-features", "2", "--max-probe-train", "400", "-q"]) == 0
+    assert main(["qscore", str(tmp_path / "neg"), "--allow-negative", "--fractions", "1", "--saliency-features", "2", "--max-probe-train", "400", "-q", "--trust-code"]) == 0
 
 
 def test_finetune_cli_with_regulariser(digits_run, tmp_path, capsys):

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
-from .options import common
+from .options import common, trust_option
 
 
 @click.command("audit")
@@ -22,8 +22,9 @@ from .options import common
 @click.option("--out", type=click.Path(), default=None, help="Run directory (trained into if there is no model). Required without --model.")
 @click.option("--force", is_flag=True, help="Replace a different run already at --out.")
 @click.option("--quick", is_flag=True, help="A coarse smoke audit: every lens on small samples with fixed settings (minutes on a laptop).")
+@trust_option
 @common
-def command(data, data_dir, label, protected, exclude, objective, epochs, model, out, force, quick, seed, device):
+def command(data, data_dir, label, protected, exclude, objective, epochs, model, out, force, quick, seed, device, trust_code):
     """Train (or load) an encoder, run every lens that applies, and write an HTML report.
 
     Lenses that do not apply are skipped with their reason (RELAX on tables, Q-Score on signed
@@ -54,7 +55,7 @@ def command(data, data_dir, label, protected, exclude, objective, epochs, model,
         info("[audit] training the encoder …")
         path = train_run(dcfg, cfg, out, force=force, device=device, dataset=dataset)
     t_train = time.perf_counter() - t0
-    audit = Audit(path, seed=seed, device=device, quiet=quiet, data_dir=data_dir, quick=quick)
+    audit = Audit(path, seed=seed, device=device, quiet=quiet, data_dir=data_dir, quick=quick, trust_code=trust_code)
     audit.run_all()
     report = render_report(path, data_dir=data_dir)
     rows = [("train", "done", t_train)] + [(k, v.get("state"), v.get("seconds")) for k, v in audit.status["lenses"].items()]

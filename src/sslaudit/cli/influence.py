@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .options import common, sample_refs
+from .options import common, trust_option, sample_refs
 
 
 def _queries(values) -> list[str]:
@@ -25,8 +25,9 @@ def _queries(values) -> list[str]:
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="Examples per block of per-sample gradients.")
 @click.option("--check", type=click.IntRange(0), default=200, show_default=True, help="Sample size for checking the duplicate search against exact pairwise scores (0: skip).")
 @click.option("--remove", "remove", default=None, help="Run the removal experiment instead: drop the top (bottom, random) share, e.g. 5%, retrain, probe.")
+@trust_option
 @common
-def command(run, strategy, pairs, queries, damping, subsample, draws, batch_size, check, remove, seed, device):
+def command(run, strategy, pairs, queries, damping, subsample, draws, batch_size, check, remove, seed, device, trust_code):
     """Which training examples does the encoder depend on — duplicates, outliers, groups?
 
     Scores every training example (or --subsample N) by self-influence under the label-free
@@ -40,7 +41,7 @@ def command(run, strategy, pairs, queries, damping, subsample, draws, batch_size
     from ..methods.influence.analyzer import InfluenceConfig
     from ..methods.influence.runner import run_influence
 
-    r = sslaudit.load(run, device=device)
+    r = sslaudit.load(run, device=device, trust_code=trust_code)
     cfg = InfluenceConfig(strategy=strategy, damping=damping, draws=draws, batch_size=batch_size, seed=seed)
     refs = sample_refs(_queries(queries))
     if remove is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from ..errors import UserError
-from .options import common, number_or_keyword, sample_refs
+from .options import common, trust_option, number_or_keyword, sample_refs
 
 
 def _landmarks(value: str):
@@ -45,9 +45,10 @@ def _step_sample(value: str):
 @click.option("--cg-max-iter", type=int, default=50, show_default=True, help="Conjugate-gradient iterations at most (one multi-shift CG run solves every λ candidate).")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Block-execution engine: local, or ray (kernel blocks and scores as tasks on a running Ray cluster).")
 @click.option("--address", default=None, help="HOST:PORT of the Ray cluster's head (with --engine ray), as printed by `ray start --head`.")
+@trust_option
 @common
 def command(run, mode, both_modes, lambda_curve, landmarks, selection, kernel, raw_kernel, exact, top_k, index, concept, test_points, lam, rank,
-            step_sample, probe_sample, max_memory, ssl_batch_size, block_size, cg_max_iter, engine, address, seed, device):
+            step_sample, probe_sample, max_memory, ssl_batch_size, block_size, cg_max_iter, engine, address, seed, device, trust_code):
     """Representer landmarks (KREPES): which training samples shaped each test point's representation.
 
     Writes RUN/krepes/: landmarks.parquet (top-K landmarks per test point with IS and
@@ -70,7 +71,7 @@ def command(run, mode, both_modes, lambda_curve, landmarks, selection, kernel, r
         raise UserError(f"--probe-sample must be ≥ 2, got {probe_sample}")
     if engine == "local" and address:
         raise UserError("--address is only used with --engine ray")
-    r = sslaudit.load(run, device=device)
+    r = sslaudit.load(run, device=device, trust_code=trust_code)
     if top_k < 1:
         raise UserError(f"--top-k must be ≥ 1, got {top_k}")
     eng = get_engine(engine, address)

@@ -66,6 +66,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted: finished stages are kept; rerun the same command to resume", err=True)
         return 130
+    except OSError as e:  # the environment refused a file operation (permissions, disk full, /proc …)
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        click.echo(f"error: {where}{e.strerror or e}; check the path and that you may write there", err=True)
+        return 2
     except MemoryError:
         click.echo("error: out of memory; lower --batch-size or --max-memory, or use a smaller --landmarks", err=True)
         return 2

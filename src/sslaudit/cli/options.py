@@ -24,6 +24,13 @@ def common(f):
     return wrapper
 
 
+def trust_option(f):
+    """--trust-code: allow encoders stored as code (torch.export, TorchScript, a factory) on this command."""
+    return click.option("--trust-code", "trust_code", is_flag=True,
+                        help="Allow an encoder stored as code (a .pt2 torch.export program, TorchScript, package.module:factory): "
+                             "opening it runs that code. Only for runs and files whose author you trust; plain weights never need it.")(f)
+
+
 def resolve_device(name: str) -> str:
     import torch
 

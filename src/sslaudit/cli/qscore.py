@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from ..errors import UserError
-from .options import common
+from .options import common, trust_option
 
 STAGE = "qscore"
 
@@ -38,8 +38,9 @@ def parse_fractions(text: str) -> tuple[float, ...]:
 @click.option("--max-probe-train", type=click.IntRange(10), default=20_000, show_default=True, help="Training samples (seeded subsample) for each linear probe of the evaluation and compression curve.")
 @click.option("--fractions", default=",".join(f"{f:g}" for f in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)), show_default=True, help="Fractions of features kept on the compression curve (comma-separated, in (0, 1]; |D| is always added).")
 @click.option("--saliency-features", type=click.IntRange(1), default=8, show_default=True, help="Discriminative features shown in saliency.png.")
+@trust_option
 @common
-def command(run, epsilon, percentiles, allow_negative, max_probe_train, fractions, saliency_features, seed, device):
+def command(run, epsilon, percentiles, allow_negative, max_probe_train, fractions, saliency_features, seed, device, trust_code):
     """Score every sample's representation by its discriminative features (Q-Score).
 
     Writes RUN/qscore/: scores.parquet (split, index, qscore, qscore_v1, n_discriminative),
@@ -49,12 +50,12 @@ def command(run, epsilon, percentiles, allow_negative, max_probe_train, fraction
     """
     from ..methods.qscore import AnalysisConfig, QScoreConfig, analyze
     from ..progress import info
-    from ..run import WEIGHTS, load
+    from ..run import load
 
-    r = load(run, device=device)
+    r = load(run, device=device, trust_code=trust_code)
     qcfg = QScoreConfig(epsilon="auto" if epsilon == "auto" else float(epsilon), percentiles=parse_percentiles(percentiles), allow_negative=allow_negative)
     cfg = AnalysisConfig(qscore=qcfg, seed=seed, max_probe_train=max_probe_train, fractions=parse_fractions(fractions), saliency_features=saliency_features)
-    key = {"analysis": cfg.to_json(), "weights": r.store.manifest["artefacts"].get(WEIGHTS, {}).get("sha256") or r.config.get("external")}
+    key = {"analysis": cfg.to_json(), "weights": r.weights_key}
     out = r.path / STAGE
     if r.store.stage_done(STAGE, key):
         info("Q-Score results with this configuration are already in the run; nothing to do")
@@ -116,9 +117,9 @@ def finetune(ctx, data_cfg, init, qscore_reg, *, epochs, out, force, seed, devic
 
     if init is None:
         raise UserError("--qscore-reg needs --init RUN: the regulariser fine-tunes an existing run with the discriminative features found in it")
-    src = load(init, device=device)
-    if "external" in src.config:
+    if "external" in RunStore(init).config:  # checked before opening: an imported encoder is never loaded here
         raise UserError(f"{init} holds an imported encoder without its SSL training method; --init needs a run made by `sslaudit train`")
+    src = load(init, device=device)
     given = lambda name: ctx.get_parameter_source(name) is not ParameterSource.DEFAULT  # noqa: E731
     train = dict(src.config["train"])
     if given("data") and data_cfg["spec"] != src.config["data"]["spec"]:

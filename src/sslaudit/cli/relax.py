@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from ..errors import UserError
-from .options import common, number_or_keyword, sample_refs
+from .options import common, trust_option, number_or_keyword, sample_refs
 
 
 def parse_masks(text: str) -> int | str:
@@ -27,8 +27,9 @@ CHUNK = 8  # inputs attributed together before their results are stored
 @click.option("--tabular-groups", is_flag=True, help="Tables: mask whole original features (column groups of the schema) instead of image regions.")
 @click.option("--eval-steps", type=click.IntRange(2), default=20, show_default=True, help="Steps of the deletion / insertion curves in evaluation.json.")
 @click.option("--no-sanity", is_flag=True, help="Skip the model-randomisation sanity check (it reruns RELAX on a re-initialised encoder).")
+@trust_option
 @common
-def command(run, indices, masks, tolerance, max_masks, control_variate, batch_size, fill, tabular_groups, eval_steps, no_sanity, seed, device):
+def command(run, indices, masks, tolerance, max_masks, control_variate, batch_size, fill, tabular_groups, eval_steps, no_sanity, seed, device, trust_code):
     """Explain which parts of each chosen input the representation depends on (RELAX).
 
     Writes RUN/relax/<split>-<index>.npz (importance, uncertainty, u_relax, std_error, n_masks),
@@ -44,7 +45,7 @@ def command(run, indices, masks, tolerance, max_masks, control_variate, batch_si
     from ..methods.relax.evaluation import evaluate_relax
     from ..methods.relax.figures import overlay_png
     from ..progress import info
-    from ..run import WEIGHTS, load
+    from ..run import load
 
     n_masks = parse_masks(masks)
     if tolerance is not None and not tolerance > 0:
@@ -56,7 +57,7 @@ def command(run, indices, masks, tolerance, max_masks, control_variate, batch_si
     if batch_size < 1:
         raise UserError(f"--batch-size {batch_size} must be ≥ 1")
     refs = list(dict.fromkeys(sample_refs(indices)))
-    r = load(run, device=device)
+    r = load(run, device=device, trust_code=trust_code)
     ds = r.dataset
     spatial = ds.kind == "image" and ds.train.x.ndim in (3, 4)
     if not spatial and not tabular_groups:
@@ -72,7 +73,7 @@ def command(run, indices, masks, tolerance, max_masks, control_variate, batch_si
     else:
         train_mean = ds.train.x.mean(axis=tuple(i for i in range(ds.train.x.ndim) if i != 1))
         relax = Relax(r.encoder, fill=fill, fill_value=train_mean if fill == "mean" else None, batch_size=batch_size, spatial_dims=ds.train.x.ndim - 2, device=device)
-    weights = r.store.manifest["artefacts"].get(WEIGHTS, {}).get("sha256") or r.config.get("external")
+    weights = r.weights_key
     control_variate = (n_masks == "auto") if control_variate is None else control_variate
     cfg = {"masks": n_masks, "tolerance": tolerance, "max_masks": max_masks, "control_variate": control_variate, "fill": "mean" if tabular_groups else fill, "groups": tabular_groups,
            "seed": seed, "num_cells": relax.num_cells, "p": relax.p, "weights": weights}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from ..errors import UserError
-from .options import common
+from .options import common, trust_option
 
 STAGE = "simvae/content_style"
 
@@ -32,8 +32,9 @@ def parse_tasks(text: str | None) -> list[str] | None:
 @click.option("--mlp-hidden", type=click.IntRange(1), default=128, show_default=True, help="Hidden units of the 1-hidden-layer MLP probe.")
 @click.option("--no-gmm", is_flag=True, help="Skip the Gaussian-mixture clustering (ARI/NMI) of the content representation.")
 @click.option("--no-views", is_flag=True, help="Skip the explanation figures of a generative run.")
+@trust_option
 @common
-def command(run, tasks, n_train, n_test, val_fraction, mlp_hidden, no_gmm, no_views, seed, device):
+def command(run, tasks, n_train, n_test, val_fraction, mlp_hidden, no_gmm, no_views, seed, device, trust_code):
     """What a representation keeps about content (the class) and style (known nuisances).
 
     For ANY run (SimVAE, VAE, SimCLR, VICReg, imported): rotation, scale, brightness and flips
@@ -48,13 +49,13 @@ def command(run, tasks, n_train, n_test, val_fraction, mlp_hidden, no_gmm, no_vi
 
     from ..methods.simvae import ContentStyle, ContentStyleConfig, write_explanations
     from ..progress import info
-    from ..run import WEIGHTS, load
+    from ..run import load
 
-    r = load(run, device=device)
+    r = load(run, device=device, trust_code=trust_code)
     ds = r.dataset
     cfg = ContentStyleConfig(tasks=parse_tasks(tasks), n_train=n_train, n_test=n_test, val_fraction=val_fraction, mlp_hidden=mlp_hidden, gmm=not no_gmm, seed=seed)
     cfg = cfg.resolved(ds.kind)
-    key = {"config": asdict(cfg), "weights": r.store.manifest["artefacts"].get(WEIGHTS, {}).get("sha256") or r.config.get("external")}
+    key = {"config": asdict(cfg), "weights": r.weights_key}
     if r.store.stage_done(STAGE, key):
         info("content/style results with this configuration are already in the run; nothing to do")
     else:

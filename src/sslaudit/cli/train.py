@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
-from .options import common, data_options
+from .options import common, data_options, trust_option
 
 
 @click.command("train")
@@ -84,7 +84,9 @@ def default_epochs(n: int, kind: str) -> int:
 
 
 def print_metrics(path: Path) -> None:
-    m = json.loads((Path(path) / "metrics.json").read_text())
+    from ..store import RunStore
+
+    m = RunStore(path).read_json("metrics.json")
     acc = m.get("linear_probe_accuracy")
     knn = m.get("knn_accuracy")
     parts = [f"run: {path}"]
@@ -98,17 +100,25 @@ def print_metrics(path: Path) -> None:
 
 @click.command("import")
 @data_options
-@click.option("--encoder", "encoder", required=True, help="A torch.export program (.pt2), a TorchScript file (.pt/.ts), or package.module:factory.")
-@click.option("--weights", type=click.Path(dir_okay=False), default=None, help="With a factory: its state dict (loaded with weights_only=True).")
+@click.option("--encoder", "encoder", required=True, help="A .safetensors (or torch.save) state dict of an sslaudit architecture (mlp, convnet, resnet; "
+              "recognised from its tensors) — or, with --trust-code, a torch.export program (.pt2), a TorchScript file, or package.module:factory.")
+@click.option("--weights", type=click.Path(dir_okay=False), default=None, help="With a factory: its state dict (.safetensors, or torch.save read with weights_only=True).")
 @click.option("--objective", type=click.Choice(["simclr", "byol", "vicreg", "barlow"]), default="simclr", show_default=True, help="The objective the encoder was trained with (KREPES' Gauss–Newton step uses it).")
 @click.option("--out", required=True, type=click.Path(), help="Run directory to write.")
 @click.option("--force", is_flag=True, help="Replace a different run already at --out.")
+@trust_option
 @common
-def import_command(data_cfg, encoder, weights, objective, out, force, seed, device):
-    """Make a run from your own encoder, so that every lens can audit it."""
+def import_command(data_cfg, encoder, weights, objective, out, force, seed, device, trust_code):
+    """Make a run from your own encoder, so that every lens can audit it.
+
+    Weights need no trust. A code-carrying encoder (.pt2, TorchScript, a factory) needs
+    --trust-code; if it is one of sslaudit's architectures it is stored as plain weights, so the
+    run opens without --trust-code afterwards. Otherwise the run keeps the code and every command
+    that opens it needs --trust-code (see docs/security.md).
+    """
     from ..run import import_run
 
-    path = import_run(data_cfg, encoder, weights, objective, out, force=force, device=device, seed=seed)
+    path = import_run(data_cfg, encoder, weights, objective, out, force=force, device=device, seed=seed, trust_code=trust_code)
     print_metrics(path)
 
 
@@ -120,5 +130,5 @@ def info_command(run):
 
     store = RunStore(run)
     click.echo(json.dumps({"config": store.config, "stages": sorted(store.manifest["stages"]), "artefacts": len(store.manifest["artefacts"])}, indent=1))
-    if (Path(run) / "metrics.json").is_file():
-        click.echo((Path(run) / "metrics.json").read_text())
+    if "metrics.json" in store.manifest["artefacts"]:  # read through the store: inside the run, checksum-verified
+        click.echo(store.read_bytes("metrics.json").decode("utf-8", errors="replace"))

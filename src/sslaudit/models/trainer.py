@@ -18,7 +18,7 @@ from ..data.dataset import Dataset
 from ..errors import UserError
 from ..progress import info, progress
 from ..seeding import numpy_rng, torch_generator
-from ..store import RunStore
+from ..store import RunStore, config_hash
 from .methods import Method
 
 CHECKPOINT = "train/checkpoint.pt"
@@ -74,12 +74,15 @@ def train(method: Method, dataset: Dataset, cfg: TrainConfig, store: RunStore, *
 
     start_epoch, seconds = 0, 0.0
     ckpt_cfg = {"train": cfg.to_json()}
-    if store.stage_done("train/checkpoint", ckpt_cfg):
-        state = store.read_torch(CHECKPOINT, map_location=device)
+    state = resumable_checkpoint(store, ckpt_cfg, device)
+    if state is not None:
         method.load_state_dict(state["method"])
         opt.load_state_dict(state["optimizer"])
         start_epoch, seconds = int(state["epoch"]) + 1, float(state["seconds"])
         info(f"resuming training from the checkpoint after epoch {start_epoch} of {cfg.epochs}")
+        if int(state.get("torch_threads", torch.get_num_threads())) != torch.get_num_threads():
+            info(f"warning: the checkpoint was trained with {int(state['torch_threads'])} torch threads and this process uses "
+                 f"{torch.get_num_threads()}; the weights will differ slightly from an uninterrupted run (the thread count is part of the seed)")
 
     step = start_epoch * steps_per_epoch
     bar = progress(total=total, initial=step, desc=f"train {cfg.objective}")
@@ -108,9 +111,42 @@ def train(method: Method, dataset: Dataset, cfg: TrainConfig, store: RunStore, *
             bar.update(1)
             bar.set_postfix(epoch=epoch + 1, loss=f"{last_loss:.4f}")
         seconds += time.perf_counter() - t0
-        state = {"method": method.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "seconds": seconds, "loss": last_loss}
+        state = {"method": method.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "seconds": seconds, "loss": last_loss,
+                 "config_hash": config_hash(ckpt_cfg), "torch_threads": torch.get_num_threads()}
         store.write_torch(CHECKPOINT, state, stage="train/checkpoint")
         store.mark_done("train/checkpoint", ckpt_cfg, [CHECKPOINT], {"epoch": epoch})
     bar.close()
     samples = steps_per_epoch * cfg.batch_size * cfg.epochs
-    return {"train_seconds": seconds, "samples_per_second": samples / seconds if seconds > 0 else None, "final_loss": last_loss, "steps": total}
+    return {"train_seconds": seconds, "samples_per_second": samples / seconds if seconds > 0 else None, "final_loss": last_loss, "steps": total,
+            "torch_threads": torch.get_num_threads()}
+
+
+def resumable_checkpoint(store: RunStore, ckpt_cfg: dict, device: str) -> dict | None:
+    """The checkpoint to resume from, or None.
+
+    The checkpoint's stage is recorded in the manifest after the file is written; a kill between
+    the two leaves a complete checkpoint that the manifest does not (yet) vouch for. Such a file is
+    still used when it loads as weights (weights_only=True) and records this training's config
+    hash — it was written by this training, one epoch further than the manifest knows.
+    """
+    import pickle
+    import zipfile
+
+    if store.stage_done("train/checkpoint", ckpt_cfg):
+        return store.read_torch(CHECKPOINT, map_location=device)
+    p = store.path(CHECKPOINT)
+    if not p.is_file():
+        return None
+    try:
+        import io
+
+        from ..store import read_regular_file
+
+        state = torch.load(io.BytesIO(read_regular_file(p)), map_location=device, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError):
+        return None  # a torn or foreign file: train from the start
+    if not isinstance(state, dict) or state.get("config_hash") != config_hash(ckpt_cfg) or not {"method", "optimizer", "epoch", "seconds"} <= state.keys():
+        return None
+    store.register_file(CHECKPOINT, stage="train/checkpoint")
+    store.mark_done("train/checkpoint", ckpt_cfg, [CHECKPOINT], {"epoch": int(state["epoch"])})
+    return state

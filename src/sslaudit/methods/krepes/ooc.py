@@ -13,6 +13,7 @@ buffer — never a memory map, whose scanned pages would count toward resident m
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from typing import Iterator
@@ -20,7 +21,7 @@ from typing import Iterator
 import numpy as np
 
 from ...errors import UserError
-from ...store import config_hash
+from ...store import config_hash, mkstemp_in, publish
 
 PART_ROWS = 65536  # rows per part file (fixed: resuming does not depend on the memory budget)
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "M": 1 << 20, "MB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "T": 1 << 40, "TB": 1 << 40}
@@ -153,25 +154,29 @@ def stored_matrix(store, stage: str, key: dict, n: int, m: int, compute_part, *,
         if store.verify(rel):
             continue  # a part finished by an interrupted run: checksum verified, reused
         path = store.path(rel)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
+        fd, tmp = mkstemp_in(path.parent, path.name)  # O_CREAT|O_EXCL: a planted link is never written through
         at = s
-        with open(tmp, "wb") as f:
-            for block in compute_part(s, e):
-                block = np.ascontiguousarray(block, dtype=np.float32)
-                if block.ndim != 2 or block.shape[1] != m:
-                    raise ValueError(f"block of shape {block.shape} for a {n}×{m} matrix")
-                if not np.isfinite(block).all():
-                    from .kernel_model import check_kernel_values
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for block in compute_part(s, e):
+                    block = np.ascontiguousarray(block, dtype=np.float32)
+                    if block.ndim != 2 or block.shape[1] != m:
+                        raise ValueError(f"block of shape {block.shape} for a {n}×{m} matrix")
+                    if not np.isfinite(block).all():
+                        from .kernel_model import check_kernel_values
 
-                    check_kernel_values(block, stage)
-                f.write(memoryview(block).cast("B"))
-                at += len(block)
-            f.flush()
-            os.fsync(f.fileno())
-        if at != e:
-            raise ValueError(f"part {i} of {stage} got {at - s} rows, expected {e - s}")
-        os.replace(tmp, path)
+                        check_kernel_values(block, stage)
+                    f.write(memoryview(block).cast("B"))
+                    at += len(block)
+                f.flush()
+                os.fsync(f.fileno())
+            if at != e:
+                raise ValueError(f"part {i} of {stage} got {at - s} rows, expected {e - s}")
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        publish(tmp, path)
         store.register_file(rel, stage=stage)
         computed += 1
     store.mark_done(stage, key, rels, {"shape": [n, m], "dtype": "float32", "part_rows": part_rows})
