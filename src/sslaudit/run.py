@@ -391,7 +391,8 @@ def as_known_architecture(enc: nn.Module, dataset, device: str) -> tuple[dict, d
     from .models.encoders import build_encoder
 
     try:
-        state = {k: v.detach().cpu() for k, v in enc.state_dict().items()}
+        inner = enc.graph if isinstance(enc, ExportedEncoder) else enc
+        state = {k: v.detach().cpu() for k, v in inner.state_dict().items()}
     except Exception:  # an exported graph or script module without a usable state dict
         return None
     arch = infer_arch(state, dataset.input_shape)
