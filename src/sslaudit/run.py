@@ -45,7 +45,12 @@ def load_data(dcfg: dict, data_dir=None):
     from .data import load_dataset
 
     kw = {k: v for k, v in dcfg.items() if k not in ("spec", "data_dir")}
-    return load_dataset(dcfg["spec"], data_dir=data_dir or dcfg.get("data_dir"), **kw)
+    ds = load_dataset(dcfg["spec"], data_dir=data_dir or dcfg.get("data_dir"), **kw)
+    if ds.has_labels and len(np.unique(ds.train.y)) < 2:
+        what = f"the label column {dcfg.get('label')!r} of {dcfg['spec']} holds" if dcfg.get("label") else f"the labels of {dcfg['spec']} hold"
+        raise UserError(f"{what} a single class in the training split: the evaluation probes need at least two; "
+                        f"choose another --label or leave it out")
+    return ds
 
 
 class Run:

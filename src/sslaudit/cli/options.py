@@ -17,6 +17,8 @@ def common(f):
     @click.option("--quiet", "-q", is_flag=True, help="No progress bars or status lines.")
     @functools.wraps(f)
     def wrapper(*args, seed, device, quiet, **kw):
+        if not 0 <= seed < 2**32:
+            raise UserError(f"--seed {seed}: a seed is a whole number from 0 to 4294967295")
         if quiet:
             set_enabled(False)
         return f(*args, seed=seed, device=resolve_device(device), **kw)

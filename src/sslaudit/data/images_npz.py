@@ -82,9 +82,67 @@ def _labels(path: Path, arr: np.ndarray, key: str, n: int) -> np.ndarray:
     return arr
 
 
+def memory_budget() -> int:
+    """Bytes the loaded data may take: SSLAUDIT_MAX_MEMORY (e.g. 8GB) if set, else the free memory."""
+    import os
+
+    import psutil
+
+    text = os.environ.get("SSLAUDIT_MAX_MEMORY")
+    if text:
+        from ..methods.krepes.ooc import parse_size
+
+        return parse_size(text)
+    return int(psutil.virtual_memory().available)
+
+
+def npz_header_sizes(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape and dtype of each array of a .npz, read from the .npy headers only (nothing is inflated
+    beyond the first bytes of each member)."""
+    from numpy.lib import format as npy_format
+
+    out = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                name = info.filename[:-4] if info.filename.endswith(".npy") else None
+                if name not in KEYS:
+                    continue
+                with zf.open(info) as f:
+                    version = npy_format.read_magic(f)
+                    read = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+                    shape, _, dtype = read(f, max_header_size=10_000)
+                out[name] = (tuple(int(d) for d in shape), dtype)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError):
+        return {}  # not a plain npz: np.load below gives the precise message
+    return out
+
+
+def check_npz_size(path: Path) -> None:
+    """Refuse, from the headers alone, an .npz whose arrays would not fit the memory budget."""
+    import math
+
+    need, parts = 0, []
+    for k, (shape, dtype) in npz_header_sizes(path).items():
+        b = math.prod(shape) * dtype.itemsize
+        if k.startswith("x") and dtype != np.float32:
+            b += math.prod(shape) * 4  # converted to float32
+        need += b
+        parts.append(f"{k}: {'×'.join(map(str, shape)) or 'scalar'} {dtype}")
+    budget = memory_budget()
+    if need > budget:
+        raise UserError(f"{path.name} would need {_size(need)} in memory once decompressed ({', '.join(parts)}), more than the "
+                        f"{_size(budget)} available (free memory, or SSLAUDIT_MAX_MEMORY); use a smaller file or raise SSLAUDIT_MAX_MEMORY")
+
+
+def _size(b: int) -> str:
+    return f"{b / 2**30:.1f} GB" if b >= 2**30 else f"{b / 2**20:.0f} MB"
+
+
 def load_images_npz(path: str | Path, *, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
     path = Path(path)
     arrays: dict[str, np.ndarray] = {}
+    check_npz_size(path)
     try:
         npz = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:

@@ -66,6 +66,8 @@ def train(method: Method, dataset: Dataset, cfg: TrainConfig, store: RunStore, *
     x_all = torch.as_tensor(dataset.train.x, dtype=torch.float32)
     n = len(x_all)
     check_batch_size(cfg.batch_size, n)
+    if not (math.isfinite(cfg.lr) and cfg.lr > 0):
+        raise UserError(f"--lr {cfg.lr}: the learning rate must be a positive finite number (e.g. 2e-3)")
     steps_per_epoch = n // cfg.batch_size
     total = steps_per_epoch * cfg.epochs
     warmup = min(steps_per_epoch, max(total // 10, 1))

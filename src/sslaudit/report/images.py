@@ -41,6 +41,7 @@ def plt():
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False  # labels are data (column names): never mathtext, where "$\\foo$" crashes
     import matplotlib.pyplot as pyplot
 
     return pyplot

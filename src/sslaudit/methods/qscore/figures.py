@@ -10,6 +10,7 @@ def _plt():
     import matplotlib
 
     matplotlib.use("Agg", force=False)
+    matplotlib.rcParams["text.parse_math"] = False  # labels are data (column names): never mathtext, where "$\\foo$" crashes
     import matplotlib.pyplot as plt
 
     return plt

@@ -23,6 +23,7 @@ def overlay_png(x, importance, uncertainty, u_relax, *, title: str = "", labels:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
+    matplotlib.rcParams["text.parse_math"] = False  # labels are data (column names): never mathtext, where "$\\foo$" crashes
     from matplotlib.figure import Figure
 
     maps = [("importance R", importance, "inferno"), ("uncertainty U", uncertainty, "viridis"), ("U-RELAX", u_relax, "inferno")]

@@ -38,6 +38,7 @@ def _grid(rows: list[list[np.ndarray]], row_labels: list[str], col_labels: list[
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False  # labels are data (column names): never mathtext, where "$\\foo$" crashes
     import matplotlib.pyplot as plt
 
     nr, nc = len(rows), max(len(r) for r in rows)
@@ -90,6 +91,7 @@ def importance_figure(dirs, objective: str) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False  # labels are data (column names): never mathtext, where "$\\foo$" crashes
     import matplotlib.pyplot as plt
 
     imp = dirs.importance
