@@ -81,3 +81,20 @@ def test_npz_over_the_memory_budget(tmp_path, capsys, monkeypatch):
     from sslaudit.data import load_dataset
 
     assert len(load_dataset(str(tmp_path / "zeros.npz")).train) > 0
+
+
+def test_saliency_figure_of_a_10000_column_table_is_bounded():
+    """The Q-Score saliency figure used to grow with the number of columns (minutes and GBs)."""
+    import struct
+    from types import SimpleNamespace
+
+    from sslaudit.methods.qscore import figures
+
+    rng = np.random.default_rng(0)
+    sal = SimpleNamespace(features=np.arange(8), saliency=rng.random((8, 6, 10_000)))
+    names = [f"$c_{{{i}}}$" for i in range(10_000)]
+    png = figures.table_saliency_figure(sal, names)
+    width, height = struct.unpack(">II", png[16:24])
+    assert width * height < 4_000_000, (width, height)
+    small = figures.table_saliency_figure(SimpleNamespace(features=np.arange(2), saliency=rng.random((2, 6, 3))), ["a", "b", "c"])
+    assert small[:4] == b"\x89PNG"

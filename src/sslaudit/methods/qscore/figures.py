@@ -78,25 +78,33 @@ def image_saliency_figure(images: np.ndarray, sal, labels: list[str] | None = No
     return _png(fig)
 
 
+TOP_ATTRIBUTES = 30  # attributes shown per feature: the figure's size must not grow with the table's width
+
+
 def table_saliency_figure(sal, group_names: list[str]) -> bytes:
-    """Per feature, a bar of mean input-gradient magnitude over each table attribute."""
+    """Per feature, a bar of mean input-gradient magnitude over its most salient table attributes
+    (at most TOP_ATTRIBUTES: a 10,000-column table once made a figure 360,000 pixels tall)."""
     plt = _plt()
     f = len(sal.features)
     cols = min(4, max(f, 1))
     rows = int(np.ceil(max(f, 1) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 0.18 * len(group_names) * rows + 1.2 * rows), squeeze=False)
-    y = np.arange(len(group_names))
+    top = min(TOP_ATTRIBUTES, len(group_names))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.0 * cols, 0.18 * top * rows + 1.2 * rows), squeeze=False)
+    y = np.arange(top)
     for i, ax in enumerate(axes.ravel()):
         if i >= f:
             ax.axis("off")
             continue
-        ax.barh(y, sal.saliency[i].mean(axis=0), color="tab:orange")
+        m = np.asarray(sal.saliency[i]).mean(axis=0)
+        order = np.argsort(-m, kind="stable")[:top]
+        ax.barh(y, m[order], color="tab:orange")
         ax.set_yticks(y)
-        ax.set_yticklabels(group_names if i % cols == 0 else [], fontsize=6)
+        ax.set_yticklabels([group_names[j] for j in order], fontsize=6)
         ax.invert_yaxis()
         ax.set_title(f"feature {int(sal.features[i])}", fontsize=8)
         ax.tick_params(axis="x", labelsize=6)
-    fig.suptitle("largest |∂h_j/∂x| over each attribute's columns (mean over top-activating samples)", fontsize=9)
+    shown = "" if top == len(group_names) else f"; the {top} largest of {len(group_names)} attributes"
+    fig.suptitle(f"largest |∂h_j/∂x| over each attribute's columns (mean over top-activating samples{shown})", fontsize=9)
     return _png(fig)
 
 
