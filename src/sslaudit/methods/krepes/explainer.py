@@ -77,7 +77,7 @@ class KrepesConfig:
         if self.step_sample != "all" and (isinstance(self.step_sample, str) or int(self.step_sample) < 2):
             raise UserError(f"step_sample must be ≥ 2, got {self.step_sample}")
         if self.lam != "auto" and not float(self.lam) > 0:
-            raise UserError(f"lambda must be a positive multiple of the mean Gauss–Newton eigenvalue or 'auto', got {self.lam}")
+            raise UserError(f"lambda must be a positive multiple of the λ scale ({self.lambda_scale}) or 'auto', got {self.lam}")
         if self.lambda_scale not in ("gradient-curvature", "mean-eigenvalue"):
             raise UserError(f"lambda_scale must be gradient-curvature or mean-eigenvalue, got {self.lambda_scale!r}")
         if self.lambda_rule not in ("heldout", "entropy"):
