@@ -35,7 +35,7 @@ def _step_sample(value: str):
 @click.option("--index", "index", multiple=True, help="Also explain this sample, e.g. test:17 or train:3 (repeatable); Split.index values.")
 @click.option("--concept", "concept", multiple=True, help="Concept-conditioned scores: NAME=COLUMN==VALUE, NAME=label==VALUE or NAME=@FILE (one split:index per line). Repeatable.")
 @click.option("--test-points", type=int, default=1000, show_default=True, help="Size of the seeded sample of the test split that is explained (plus any --index).")
-@click.option("--lambda", "lam", default="auto", show_default=True, help="Damping of the step as a multiple of the Gauss–Newton curvature along the loss gradient, or auto (label-free: the lowest SSL loss on a fresh, seeded augmentation draw of the step rows, over 0.01, 0.1, 1).")
+@click.option("--lambda", "lam", default="auto", show_default=True, help="Damping of the step as a multiple of the Gauss–Newton curvature along the loss gradient, or auto (label-free: the lowest SSL loss on a fresh, seeded augmentation draw of the step rows, over 0.1, 1, 10).")
 @click.option("--lambda-rule", type=click.Choice(["heldout", "entropy"]), default="heldout", show_default=True,
               help="How --lambda auto chooses: heldout (lowest SSL loss of the kernel model on a fresh, seeded augmentation draw) or entropy (spectral-entropy peak of ÃᵀÃ; barely moves, kept as a diagnostic).")
 @click.option("--step-basis", type=click.Choice(["eigen", "landmark"]), default="eigen", show_default=True,

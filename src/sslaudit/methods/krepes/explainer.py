@@ -47,7 +47,7 @@ class KrepesConfig:
     top_k: int = field(default=10, metadata={"help": "Representer landmarks kept per test point."})
     rank: int | None = field(default=None, metadata={"help": "Nyström rank r (default min(d, numerical rank of K_mm))."})
     lam: float | str = field(default="auto", metadata={"help": "Damping as a multiple of the λ scale (the GN curvature along ∇L by default), or 'auto' (label-free: the held-out SSL loss on fresh views)."})
-    lambda_grid: tuple = field(default=(0.01, 0.1, 1.0), metadata={"help": "Multiples of the λ scale tried by lam='auto'."})
+    lambda_grid: tuple = field(default=(0.1, 1.0, 10.0), metadata={"help": "Multiples of the λ scale tried by lam='auto'."})
     lambda_scale: str = field(default="gradient-curvature", metadata={"help": "Unit of λ: gradient-curvature (gᵀGg/gᵀg, g = ∇L) or mean-eigenvalue (Hutchinson tr(G)/(mr), the old unit)."})
     lambda_rule: str = field(default="heldout", metadata={"help": "How lam='auto' chooses: heldout (lowest SSL loss on a fresh, seeded augmentation draw of the step rows) or entropy (spectral-entropy peak of ÃᵀÃ)."})
     heldout_sample: int = field(default=16384, metadata={"help": "Step rows (a seeded subset) whose fresh pair of views scores the λ candidates."})

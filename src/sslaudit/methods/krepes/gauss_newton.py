@@ -31,7 +31,7 @@ class StepConfig:
     """How the Gauss–Newton step is taken."""
 
     lam: float | str = "auto"  # λ as a multiple of `lambda_scale`, or "auto" (chosen over lambda_grid by `lambda_rule`)
-    lambda_grid: tuple = (0.01, 0.1, 1.0)  # multiples of `lambda_scale` tried by "auto"
+    lambda_grid: tuple = (0.1, 1.0, 10.0)  # multiples of `lambda_scale` tried by "auto"
     cg_tol: float = 1e-6  # relative residual at which CG stops
     cg_max_iter: int = 50  # CG iterations at most, shared by all λ candidates (each is one pass over the views)
     hutchinson_probes: int = 8  # Rademacher probes for the mean GN eigenvalue (lambda_scale="mean-eigenvalue" only)
