@@ -69,7 +69,20 @@ def child(spec: dict) -> dict:
         out["fidelity"] = {k: fid.get(k) for k in ("delta_accuracy", "network_accuracy", "surrogate_accuracy", "kendall_tau", "precision_at_1",
                                                    "precision_at_1_baseline", "confidence_drop_top", "confidence_drop_random", "loss_before",
                                                    "loss_after", "lambda_multiple", "cg_iterations", "cg_residual", "n_landmarks", "rank",
-                                                   "n_step_samples", "n_distinct_top1")}
+                                                   "n_step_samples", "n_distinct_top1", "kendall_tau_raw", "kendall_tau_ceiling", "linear_cka",
+                                                   "precision_at_1_kernel", "n_distinct_top1_baseline", "n_distinct_top1_kernel",
+                                                   "confidence_drop_fraction_top", "confidence_drop_fraction_random", "confidence_drop_fraction_removed",
+                                                   "hub_warning", "top1_max_share", "lambda_reason", "lambda_chosen_by", "lambda_scale",
+                                                   "curvature_along_gradient", "heldout_loss_before", "heldout_loss_after", "lambda_candidates",
+                                                   "step_basis", "step_dtype", "n_heldout_samples")}
+        ag = Path(spec["run"]) / "krepes" / "alignment_gap.parquet"
+        if ag.exists():
+            import pandas as pd
+
+            out["alignment_gap"] = pd.read_parquet(ag)[["feature", "gap", "gap_normalised", "ci_low", "ci_high", "chance_agreement"]].to_dict(orient="records")
+            agk = Path(spec["run"]) / "krepes" / "alignment_gap_kernel.parquet"
+            if agk.exists():
+                out["alignment_gap_kernel"] = pd.read_parquet(agk)[["feature", "gap", "gap_normalised", "ci_low", "ci_high"]].to_dict(orient="records")
         out["stages"] = cfg["summary"]["stages"]
         out["memory_plan"] = cfg["summary"].get("memory_plan")
     elif spec["kind"] in ("subset", "exact"):

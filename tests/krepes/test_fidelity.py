@@ -69,3 +69,46 @@ def test_fit_mode_recovers_a_linear_network_exactly():
     gcv = fit_representer(k, a0, gamma, f + 0.1 * rng.normal(size=f.shape))
     assert gcv.chosen_by == "generalised cross-validation" and gcv.r2 > 0.9
     assert np.allclose(fit_representer(k, a0, gamma, f, mu=0.5, block=7).model.a, fit_representer(k, a0, gamma, f, mu=0.5).model.a)
+
+
+def test_linear_cka_reference_and_invariances():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(40, 5))
+    q, _ = np.linalg.qr(rng.normal(size=(5, 5)))
+    assert fid.linear_cka(x, 3.0 * x @ q + 7.0) == pytest.approx(1.0)  # rotation, scale and shift invariant
+    y = rng.normal(size=(40, 3))
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    # the kernel form: HSIC(XXᵀ, YYᵀ) / sqrt(HSIC(XXᵀ, XXᵀ) HSIC(YYᵀ, YYᵀ)) with centred Gram matrices
+    kx, ky = xc @ xc.T, yc @ yc.T
+    want = (kx * ky).sum() / np.sqrt((kx * kx).sum() * (ky * ky).sum())
+    assert fid.linear_cka(x, y) == pytest.approx(want)
+
+
+def test_headline_tau_is_met_by_a_perfect_surrogate_and_the_raw_one_has_a_ceiling():
+    """A surrogate equal to the centred network scores τ = 1 on the headline; on the raw (spec) definition it scores
+    exactly the ceiling, the raw network against its own centred copy, which is below 1 for a non-negative embedding."""
+    rng = np.random.default_rng(0)
+    net = np.maximum(rng.normal(size=(300, 6)) + 0.5, 0)  # post-ReLU
+    y = (net[:, 0] > net[:, 1]).astype(int)
+    mu = net[:200].mean(0)
+    lm = np.arange(0, 200, 10)
+    sur = net - mu
+    k_test = rng.random((100, len(lm)))
+    top = np.argsort(-k_test, axis=1)[:, :3]
+    rep = fid.fidelity_report(net_train=net[:200], net_test=net[200:], sur_train=sur[:200], sur_test=sur[200:], y_train=y[:200],
+                              y_test=y[200:], landmark_pos=lm, top=top, landmark_norms=np.ones(len(lm)), n_reference=50, k_test=k_test)
+    assert rep["kendall_tau"] == pytest.approx(1.0) and rep["kendall_tau_centred_network"] == rep["kendall_tau"]
+    assert rep["kendall_tau_raw"] == pytest.approx(rep["kendall_tau_ceiling"]) and rep["kendall_tau_ceiling"] < 0.95
+    assert rep["linear_cka"] == pytest.approx(1.0)
+    kernel_top1 = np.argmax(k_test, axis=1)
+    assert rep["precision_at_1_kernel"] == pytest.approx(float((y[lm][kernel_top1] == y[200:]).mean()))
+    assert rep["precision_at_1"] == rep["precision_at_1_kernel"]  # equal norms: IS ranks like |k|
+    assert rep["confidence_drop_fraction_removed"] == 1 and rep["confidence_drop_fraction"] == fid.CONFIDENCE_FRACTION
+
+
+def test_hub_warning():
+    from sslaudit.methods.krepes.pipeline import hub_warning
+
+    warn, share = hub_warning(np.array([3] * 90 + list(range(10))), 2000)
+    assert warn is not None and "hub" in warn and share == pytest.approx(0.91)  # landmark 3 is also in range(10)
+    assert hub_warning(np.arange(100), 2000) == (None, pytest.approx(0.01))

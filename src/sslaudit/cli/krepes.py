@@ -12,8 +12,8 @@ def _landmarks(value: str):
 
 
 def _lambda(value: str):
-    return number_or_keyword(value, "auto", float, f"--lambda {value!r}: give a positive number (a multiple of the mean Gauss–Newton eigenvalue) or 'auto'",
-                             f"--lambda {value}: must be > 0 (a multiple of the mean Gauss–Newton eigenvalue) or 'auto'")
+    return number_or_keyword(value, "auto", float, f"--lambda {value!r}: give a positive number (a multiple of the Gauss–Newton curvature along the gradient) or 'auto'",
+                             f"--lambda {value}: must be > 0 (a multiple of the Gauss–Newton curvature along the gradient) or 'auto'")
 
 
 def _step_sample(value: str):
@@ -35,7 +35,11 @@ def _step_sample(value: str):
 @click.option("--index", "index", multiple=True, help="Also explain this sample, e.g. test:17 or train:3 (repeatable); Split.index values.")
 @click.option("--concept", "concept", multiple=True, help="Concept-conditioned scores: NAME=COLUMN==VALUE, NAME=label==VALUE or NAME=@FILE (one split:index per line). Repeatable.")
 @click.option("--test-points", type=int, default=1000, show_default=True, help="Size of the seeded sample of the test split that is explained (plus any --index).")
-@click.option("--lambda", "lam", default="auto", show_default=True, help="Damping of the step as a multiple of the mean Gauss–Newton eigenvalue, or auto (label-free: spectral-entropy peak over 1, 10, 100, 1000).")
+@click.option("--lambda", "lam", default="auto", show_default=True, help="Damping of the step as a multiple of the Gauss–Newton curvature along the loss gradient, or auto (label-free: the lowest SSL loss on a fresh, seeded augmentation draw of the step rows, over 0.1, 1, 10).")
+@click.option("--lambda-rule", type=click.Choice(["heldout", "entropy"]), default="heldout", show_default=True,
+              help="How --lambda auto chooses: heldout (lowest SSL loss of the kernel model on a fresh, seeded augmentation draw) or entropy (spectral-entropy peak of ÃᵀÃ; barely moves, kept as a diagnostic).")
+@click.option("--step-basis", type=click.Choice(["eigen", "landmark"]), default="eigen", show_default=True,
+              help="eigen: the step in the Nyström eigenbasis (view rows rotated once, float32 products); landmark: the landmark-basis reference (float64, slower).")
 @click.option("--rank", type=int, default=None, help="Nyström rank r (default min(embedding width, numerical rank of K_mm)).")
 @click.option("--step-sample", default="131072", show_default=True, help="Training samples (two views each) used by the step at most (seeded subsample), or all.")
 @click.option("--probe-sample", type=int, default=65536, show_default=True, help="Training rows (seeded subsample) the Δ-accuracy linear probes are fitted on.")
@@ -47,13 +51,14 @@ def _step_sample(value: str):
 @click.option("--address", default=None, help="HOST:PORT of the Ray cluster's head (with --engine ray), as printed by `ray start --head`.")
 @trust_option
 @common
-def command(run, mode, both_modes, lambda_curve, landmarks, selection, kernel, raw_kernel, exact, top_k, index, concept, test_points, lam, rank,
+def command(run, mode, both_modes, lambda_curve, landmarks, selection, kernel, raw_kernel, exact, top_k, index, concept, test_points, lam, lambda_rule, step_basis, rank,
             step_sample, probe_sample, max_memory, ssl_batch_size, block_size, cg_max_iter, engine, address, seed, device, trust_code):
     """Representer landmarks (KREPES): which training samples shaped each test point's representation.
 
     Writes RUN/krepes/: landmarks.parquet (top-K landmarks per test point with IS and
     attract/repel sign), landmark_norms.parquet, fidelity.json (how far the surrogate can be
-    trusted), anchoring.parquet, alignment_gap.parquet (tables), concepts.parquet (with
+    trusted, how λ was chosen, a hub warning), anchoring.parquet, alignment_gap.parquet and
+    alignment_gap_kernel.parquet (the same audit for the plain |k| ranking), concepts.parquet (with
     --concept). Kernel blocks are cached: changing only --top-k, --index or --concept reuses them.
     """
     import sslaudit
@@ -80,7 +85,7 @@ def command(run, mode, both_modes, lambda_curve, landmarks, selection, kernel, r
             r, test_points=test_points, refs=refs, concepts=concept, both_modes=both_modes, lambda_curve=lambda_curve, engine=eng,
             probe_sample=probe_sample, max_memory=max_memory,
             mode=mode, landmarks=_landmarks(landmarks), selection=selection, kernel=kernel, normalize=not raw_kernel, exact=exact,
-            top_k=top_k, lam=_lambda(lam), rank=rank, step_sample=step_sample, ssl_batch_size=ssl_batch_size, block_size=block_size,
+            top_k=top_k, lam=_lambda(lam), lambda_rule=lambda_rule, step_basis=step_basis, rank=rank, step_sample=step_sample, ssl_batch_size=ssl_batch_size, block_size=block_size,
             cg_max_iter=cg_max_iter, seed=seed, device=device,
         )
         for name, df in out.tables.items():
@@ -88,8 +93,13 @@ def command(run, mode, both_modes, lambda_curve, landmarks, selection, kernel, r
         for name, doc in out.documents.items():
             r.store.write_json(f"krepes/{name}.json", doc, stage="krepes")
     fid = out.documents["fidelity"]
+    if fid.get("lambda_reason"):
+        info(f"λ = {fid['lambda_multiple']:g}× the {fid.get('lambda_scale')} ({fid['lambda_chosen_by']}): {fid['lambda_reason']}")
     if fid.get("kendall_tau") is not None:
-        info(f"surrogate fidelity: Δ accuracy {fid['delta_accuracy']:+.4f}, Kendall τ {fid['kendall_tau']:.3f}, "
-             f"precision@1 {fid['precision_at_1']:.3f} (cosine baseline {fid['precision_at_1_baseline']:.3f}), "
-             f"{fid['n_distinct_top1']} distinct top-1 landmarks")
+        info(f"surrogate fidelity: Δ accuracy {fid['delta_accuracy']:+.4f}, Kendall τ {fid['kendall_tau']:.3f} against the centred network "
+             f"(raw {fid['kendall_tau_raw']:.3f}, whose ceiling is {fid['kendall_tau_ceiling']:.3f}), linear CKA {fid['linear_cka']:.3f}, "
+             f"precision@1 {fid['precision_at_1']:.3f} (cosine baseline {fid['precision_at_1_baseline']:.3f}, largest |k| "
+             f"{fid.get('precision_at_1_kernel', float('nan')):.3f}), {fid['n_distinct_top1']} distinct top-1 landmarks")
+    if fid.get("hub_warning"):
+        info(f"warning: {fid['hub_warning']}")
     click.echo(f"KREPES results written to {r.store.root / 'krepes'}")

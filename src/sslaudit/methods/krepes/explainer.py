@@ -46,8 +46,13 @@ class KrepesConfig:
     mode: str = field(default="step", metadata={"help": "step (one Gauss–Newton step on the SSL loss) or fit (regress onto the network)."})
     top_k: int = field(default=10, metadata={"help": "Representer landmarks kept per test point."})
     rank: int | None = field(default=None, metadata={"help": "Nyström rank r (default min(d, numerical rank of K_mm))."})
-    lam: float | str = field(default="auto", metadata={"help": "Damping as a multiple of the mean Gauss–Newton eigenvalue, or 'auto' (spectral-entropy peak)."})
-    lambda_grid: tuple = field(default=(1.0, 10.0, 100.0, 1000.0), metadata={"help": "Multiples tried by lam='auto'."})
+    lam: float | str = field(default="auto", metadata={"help": "Damping as a multiple of the λ scale (the GN curvature along ∇L by default), or 'auto' (label-free: the held-out SSL loss on fresh views)."})
+    lambda_grid: tuple = field(default=(0.1, 1.0, 10.0), metadata={"help": "Multiples of the λ scale tried by lam='auto'."})
+    lambda_scale: str = field(default="gradient-curvature", metadata={"help": "Unit of λ: gradient-curvature (gᵀGg/gᵀg, g = ∇L) or mean-eigenvalue (Hutchinson tr(G)/(mr), the old unit)."})
+    lambda_rule: str = field(default="heldout", metadata={"help": "How lam='auto' chooses: heldout (lowest SSL loss on a fresh, seeded augmentation draw of the step rows) or entropy (spectral-entropy peak of ÃᵀÃ)."})
+    heldout_sample: int = field(default=16384, metadata={"help": "Step rows (a seeded subset) whose fresh pair of views scores the λ candidates."})
+    step_basis: str = field(default="eigen", metadata={"help": "eigen: the step in the Nyström eigenbasis (rows rotated once, O(S·r²) products); landmark: in the landmark basis (O(S·m·r), the reference)."})
+    step_dtype: str = field(default="float32", metadata={"help": "Precision of the eigenbasis step's products (float32 or float64; reductions and CG are float64)."})
     step_sample: int | str = field(default=131072, metadata={"help": "Training samples (two views each) the step uses at most (seeded subsample), or 'all'."})
     ssl_batch_size: int = field(default=256, metadata={"help": "SSL batch size of the kernel model's loss (not a compute block size)."})
     block_size: int = field(default=1024, metadata={"help": "Rows per kernel block (memory bound; does not change results)."})
@@ -72,7 +77,19 @@ class KrepesConfig:
         if self.step_sample != "all" and (isinstance(self.step_sample, str) or int(self.step_sample) < 2):
             raise UserError(f"step_sample must be ≥ 2, got {self.step_sample}")
         if self.lam != "auto" and not float(self.lam) > 0:
-            raise UserError(f"lambda must be a positive multiple of the mean Gauss–Newton eigenvalue or 'auto', got {self.lam}")
+            raise UserError(f"lambda must be a positive multiple of the λ scale ({self.lambda_scale}) or 'auto', got {self.lam}")
+        if self.lambda_scale not in ("gradient-curvature", "mean-eigenvalue"):
+            raise UserError(f"lambda_scale must be gradient-curvature or mean-eigenvalue, got {self.lambda_scale!r}")
+        if self.lambda_rule not in ("heldout", "entropy"):
+            raise UserError(f"lambda_rule must be heldout or entropy, got {self.lambda_rule!r}")
+        if self.step_basis not in ("eigen", "landmark"):
+            raise UserError(f"step_basis must be eigen or landmark, got {self.step_basis!r}")
+        if self.step_dtype not in ("float32", "float64"):
+            raise UserError(f"step_dtype must be float32 or float64, got {self.step_dtype!r}")
+        if int(self.heldout_sample) < 2:
+            raise UserError(f"heldout_sample must be ≥ 2, got {self.heldout_sample}")
+        if not self.lambda_grid or any(not float(x) > 0 for x in self.lambda_grid):
+            raise UserError(f"lambda_grid needs one or more positive multiples, got {self.lambda_grid}")
         if self.rank is not None and int(self.rank) < 1:
             raise UserError(f"rank must be ≥ 1, got {self.rank}")
         if self.max_memory is not None:
@@ -313,6 +330,59 @@ class Krepes:
         self.stages["kernel_views"] = "computed" if done else "reused"
         return {"disk": mat, "rows": rows}
 
+    def heldout_rows(self) -> np.ndarray:
+        """Positions of the training samples whose fresh views score the λ candidates (a seeded subset of the step rows)."""
+        rows = self.step_rows()
+        h = int(self.config.heldout_sample)
+        if len(rows) <= h:
+            return rows
+        return np.sort(numpy_rng(self.config.seed, "krepes", "heldout-rows").choice(rows, h, replace=False))
+
+    def _heldout_views(self) -> dict:
+        """Kernel rows of a fresh, seeded pair of augmented views of `heldout_rows` (never used by the step itself)."""
+        cfg = self.config
+        rows = self.heldout_rows()
+        key = {**self.lm_key, "step_sample": cfg.step_sample, "heldout_sample": cfg.heldout_sample, "augment": self.augment.config(),
+               "augment_type": type(self.augment).__name__}
+
+        def compute():
+            g = torch_generator(cfg.seed, "krepes", "heldout-views")
+            params = [self.augment.sample(len(rows), g), self.augment.sample(len(rows), g)]
+            if self.kernel is None:
+                from ...kernels import exact_kernel
+
+                xb = torch.as_tensor(self.train_x[rows])
+                ks = [exact_kernel(self.encoder, self.augment.apply(xb, p).numpy(), self.train_x[self.landmarks], kind=cfg.kernel, normalize=cfg.normalize) for p in params]
+                return {"k1": ks[0], "k2": ks[1], "rows": rows}
+            k1 = np.empty((len(rows), len(self.landmarks)), dtype=np.float32)
+            k2 = np.empty_like(k1)
+            for s, e, (b1, b2) in self._view_blocks(rows, params, 0, len(rows)):
+                k1[s:e], k2[s:e] = b1, b2
+            return {"k1": k1, "k2": k2, "rows": rows}
+
+        return self._stage("kernel_heldout", key, compute)
+
+    def _step_problems(self, batches, held, loss: KernelSSLLoss, n_rows: int):
+        """The step's problem and its held-out twin, in the configured basis."""
+        cfg = self.config
+        if cfg.step_basis == "landmark":
+            keep = self._can_keep_step_point(n_rows * 2 * self.basis.rank * 8)
+            self.step_point_kept = keep
+            problem = KernelLossProblem(loss, batches, self.basis.a0, self.pc.gamma, keep_point=keep)
+            heldout = None if held is None else KernelLossProblem(loss, held, self.basis.a0, self.pc.gamma)
+            return problem, heldout
+        from .eigenbasis import EigenbasisProblem, RotatedViews, point_bytes
+
+        u, ev = self.basis.eigenvectors, self.basis.eigenvalues
+        rotated = RotatedViews(batches, u, cfg.step_dtype)
+        item = 4 if cfg.step_dtype == "float32" else 8
+        keep = self._can_keep_step_point(point_bytes(len(rotated) * rotated.bs, self.basis.rank, cfg.ssl_batch_size, cfg.objective, item))
+        self.step_point_kept = keep
+        problem = EigenbasisProblem(loss, rotated, ev, self.pc.gamma, keep_point=keep)
+        heldout = None if held is None else EigenbasisProblem(loss, RotatedViews(held, u, cfg.step_dtype, desc="krepes: rotating held-out view rows"),
+                                                              ev, self.pc.gamma)
+        return problem, heldout
+
     def _step_model(self) -> KernelModel:
         cfg = self.config
         if self.augment is None:
@@ -326,18 +396,29 @@ class Krepes:
             k1 = check_kernel_values(views["k1"], "K(views, landmarks)")
             k2 = check_kernel_values(views["k2"], "K(views, landmarks)")
             batches = ViewBatches(k1, k2, cfg.ssl_batch_size, cfg.seed, cfg.device)
-        scfg = StepConfig(lam=cfg.lam, lambda_grid=tuple(cfg.lambda_grid), cg_tol=cfg.cg_tol, cg_max_iter=cfg.cg_max_iter, seed=cfg.seed)
+        scfg = StepConfig(lam=cfg.lam, lambda_grid=tuple(cfg.lambda_grid), cg_tol=cfg.cg_tol, cg_max_iter=cfg.cg_max_iter, seed=cfg.seed,
+                          lambda_scale=cfg.lambda_scale, lambda_rule=cfg.lambda_rule)
+        use_heldout = cfg.lam == "auto" and cfg.lambda_rule == "heldout"
         key = {**self.lm_key, "step_sample": cfg.step_sample, "augment": self.augment.config(), "objective": cfg.objective,
-               "params": cfg.objective_params, "step": asdict(scfg), "ssl_batch_size": cfg.ssl_batch_size, "rank": self.basis.rank}
+               "params": cfg.objective_params, "step": asdict(scfg), "ssl_batch_size": cfg.ssl_batch_size, "rank": self.basis.rank,
+               "basis": cfg.step_basis, "dtype": cfg.step_dtype if cfg.step_basis == "eigen" else "float64",
+               "heldout_sample": cfg.heldout_sample if use_heldout else None}
 
         def compute():
-            keep = self._can_keep_step_point(len(views["rows"]) * 2 * self.basis.rank * 8)
-            self.step_point_kept = keep
-            problem = KernelLossProblem(KernelSSLLoss(cfg.objective, cfg.objective_params), batches, self.basis.a0, self.pc.gamma, keep_point=keep)
-            res = gauss_newton_step(problem, scfg, None if self.cache is None else StoredStepCheckpoint(self.cache, key))
+            loss = KernelSSLLoss(cfg.objective, cfg.objective_params)
+            held = None
+            if use_heldout:
+                hv = self._heldout_views()
+                held = ViewBatches(check_kernel_values(hv["k1"], "K(held-out views, landmarks)"), check_kernel_values(hv["k2"], "K(held-out views, landmarks)"),
+                                   cfg.ssl_batch_size, cfg.seed, cfg.device)
+            problem, heldout = self._step_problems(batches, held, loss, len(views["rows"]))
+            res = gauss_newton_step(problem, scfg, None if self.cache is None else StoredStepCheckpoint(self.cache, key), heldout=heldout)
+            lift = (lambda d: d) if cfg.step_basis == "landmark" else (lambda d: self.basis.eigenvectors @ d)  # noqa: E731
             s = res.summary()
             curve = s.pop("lambda_curve")
-            return {"delta": res.delta, "candidates": np.stack([c["delta"] for c in res.candidates]),
+            s["step_basis"], s["step_dtype"] = cfg.step_basis, (cfg.step_dtype if cfg.step_basis == "eigen" else "float64")
+            s["n_heldout_samples"] = int(len(held) * min(cfg.ssl_batch_size, len(hv["rows"]))) if held is not None else None
+            return {"delta": lift(res.delta), "candidates": np.stack([lift(c["delta"]) for c in res.candidates]),
                     "summary": _json_array(s), "curve": _json_array(curve)}
 
         out = self._stage("step", key, compute)

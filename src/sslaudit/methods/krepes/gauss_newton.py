@@ -30,13 +30,20 @@ from .losses import KernelSSLLoss
 class StepConfig:
     """How the Gauss–Newton step is taken."""
 
-    lam: float | str = "auto"  # multiple of the mean GN eigenvalue, or "auto" (spectral-entropy peak over lambda_grid)
-    lambda_grid: tuple = (1.0, 10.0, 100.0, 1000.0)  # multiples of the mean GN eigenvalue tried by "auto"
+    lam: float | str = "auto"  # λ as a multiple of `lambda_scale`, or "auto" (chosen over lambda_grid by `lambda_rule`)
+    lambda_grid: tuple = (0.1, 1.0, 10.0)  # multiples of `lambda_scale` tried by "auto"
     cg_tol: float = 1e-6  # relative residual at which CG stops
     cg_max_iter: int = 50  # CG iterations at most, shared by all λ candidates (each is one pass over the views)
-    hutchinson_probes: int = 8  # Rademacher probes for the mean GN eigenvalue
+    hutchinson_probes: int = 8  # Rademacher probes for the mean GN eigenvalue (lambda_scale="mean-eigenvalue" only)
     max_backtracks: int = 10  # step-length halvings before a step is rejected
     seed: int = 0
+    lambda_scale: str = "gradient-curvature"  # unit of λ: gᵀGg/gᵀg (free from CG's first product) or "mean-eigenvalue" (Hutchinson tr(G)/(mr))
+    lambda_rule: str = "heldout"  # "auto": lowest held-out SSL loss on fresh views ("heldout"), or the spectral-entropy peak ("entropy")
+
+
+LAMBDA_SCALES = ("gradient-curvature", "mean-eigenvalue")
+LAMBDA_RULES = ("heldout", "entropy")
+TIE_RTOL = 1e-9  # held-out losses this close (relative) count as equal: the larger λ (the more damped step) wins
 
 
 class ViewBatches:
@@ -48,13 +55,14 @@ class ViewBatches:
         n = len(k1)
         self.k1, self.k2, self.device = k1, k2, device
         self.batches = ssl_batches(n, batch_size, seed)
+        self.dtype = np.float64  # what get() returns (the eigenbasis rotation reads float32)
 
     def __len__(self) -> int:
         return len(self.batches)
 
     def get(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         rows = self.batches[i]
-        t = lambda k: torch.as_tensor(np.asarray(k[rows], dtype=np.float64), device=self.device)  # noqa: E731
+        t = lambda k: torch.as_tensor(np.asarray(k[rows], dtype=self.dtype), device=self.device)  # noqa: E731
         return t(self.k1), t(self.k2)
 
 
@@ -79,12 +87,15 @@ class StoredViewBatches:
         self.mat, self.device = mat, device
         self.bs = min(int(batch_size), len(mat)) if len(mat) else int(batch_size)
         self.m = mat.shape[1] // 2
-        self._buf = np.empty((self.bs, 2 * self.m), dtype=np.float64)
+        self.dtype = np.float64  # what get() returns (the eigenbasis rotation reads float32)
+        self._buf = None
 
     def __len__(self) -> int:
         return len(self.mat) // self.bs if self.bs else 0
 
     def get(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._buf is None or self._buf.dtype != self.dtype:
+            self._buf = np.empty((self.bs, 2 * self.m), dtype=self.dtype)
         k = self.mat.read_rows(i * self.bs, (i + 1) * self.bs, out=self._buf)
         t = torch.as_tensor(k, device=self.device)
         return t[:, : self.m].clone(), t[:, self.m :].clone()
@@ -244,28 +255,57 @@ def mean_gn_eigenvalue(problem: KernelLossProblem, probes: int, seed: int) -> fl
     return float(np.mean(est)) / (shape[0] * shape[1])
 
 
+def curvature_along(problem, v: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """(vᵀGv / vᵀv, G·v): the Rayleigh quotient of the GN matrix along v, and the product it took."""
+    gv = problem.gn_matvec(v)
+    vv = float((v * v).sum())
+    return (float((v * gv).sum()) / vv if vv > 0 else 0.0), gv
+
+
+class _FirstProductKept:
+    """`matvec` that answers one known product (G·v from the curvature estimate) without recomputing it:
+    CG's first product is G·(−∇L), the same vector."""
+
+    def __init__(self, matvec, v: torch.Tensor | None, gv: torch.Tensor | None):
+        self.matvec, self.v, self.gv = matvec, v, gv
+
+    def __call__(self, d: torch.Tensor) -> torch.Tensor:
+        if self.v is not None and d.shape == self.v.shape and torch.equal(d, self.v):
+            out, self.v, self.gv = self.gv, None, None
+            return out.clone()
+        return self.matvec(d)
+
+
 @dataclass
 class StepResult:
-    delta: np.ndarray  # m×r accepted ΔÃ (zeros if rejected)
+    delta: np.ndarray  # accepted ΔÃ in the problem's coordinates (zeros if rejected)
     accepted: bool
     lam: float  # absolute damping
-    lam_multiple: float  # λ / mean GN eigenvalue
-    mean_eigenvalue: float
+    lam_multiple: float  # λ / lambda_scale
+    mean_eigenvalue: float | None  # Hutchinson tr(G)/(mr) (only with lambda_scale="mean-eigenvalue")
     loss_before: float
     loss_after: float
     cg_residual: float
     cg_iterations: int
     step_length: float
     grad_norm: float
-    candidates: list = field(default_factory=list)  # per λ: multiple, lam, loss_after, accepted, entropy, cg_residual, step_length, delta
+    candidates: list = field(default_factory=list)  # per λ: multiple, lam, loss_after, heldout_loss, accepted, entropy, cg_residual, step_length, delta
     lambda_chosen_by: str = "fixed"
+    curvature: float | None = None  # gᵀGg/gᵀg along g = ∇L
+    lambda_scale: str = "gradient-curvature"
+    scale_value: float = 0.0  # the λ unit's value (curvature or mean eigenvalue)
+    lambda_reason: str = ""
+    heldout_loss_before: float | None = None  # held-out SSL loss at the PC point (ΔÃ = 0)
+    heldout_loss_after: float | None = None
 
     def summary(self) -> dict:
         return {
             "accepted": self.accepted, "lambda": self.lam, "lambda_multiple": self.lam_multiple,
             "mean_gn_eigenvalue": self.mean_eigenvalue, "loss_before": self.loss_before, "loss_after": self.loss_after,
             "cg_residual": self.cg_residual, "cg_iterations": self.cg_iterations, "step_length": self.step_length,
-            "grad_norm": self.grad_norm, "lambda_chosen_by": self.lambda_chosen_by,
+            "grad_norm": self.grad_norm, "lambda_chosen_by": self.lambda_chosen_by, "lambda_reason": self.lambda_reason,
+            "lambda_scale": self.lambda_scale, "lambda_scale_value": self.scale_value, "curvature_along_gradient": self.curvature,
+            "heldout_loss_before": self.heldout_loss_before, "heldout_loss_after": self.heldout_loss_after,
             "lambda_curve": [{k: v for k, v in c.items() if k != "delta"} for c in self.candidates],
         }
 
@@ -292,25 +332,57 @@ def _backtrack(problem, sol: torch.Tensor, loss0: float, cfg: StepConfig):
     return torch.zeros_like(sol), loss0, False, 0.0
 
 
-def gauss_newton_step(problem: KernelLossProblem, cfg: StepConfig, checkpoint: StepCheckpoint | None = None,
-                      save_every_s: float = 30.0) -> StepResult:
-    """The damped GN step from Ã0, with λ fixed or chosen by the spectral-entropy peak.
+def choose_candidate(cands: list, rule: str) -> tuple[dict, str]:
+    """The λ candidate `rule` picks among the accepted ones (all, if none was accepted), and why.
 
-    Every λ candidate is solved by the same multi-shift CG run (`shifted_conjugate_gradient`), then
-    backtracked on its own. With a `checkpoint`, the loss, gradient and mean eigenvalue at Ã0, the
-    CG state (at most every `save_every_s` seconds), the solutions and every backtracked candidate
-    are saved as they complete and reused by a rerun (bit-identical: saved in float64)."""
+    heldout: the lowest held-out SSL loss; entropy: the spectral-entropy peak of ÃᵀÃ. Ties (within
+    TIE_RTOL relative) go to the larger λ — the more damped, shorter step."""
+    pool = [c for c in cands if c["accepted"]] or cands
+    key = "heldout_loss" if rule == "heldout" else "entropy"
+    sign = 1.0 if rule == "heldout" else -1.0  # minimise the held-out loss, maximise the entropy
+    best_val = min(sign * c[key] for c in pool)
+    tied = [c for c in pool if sign * c[key] <= best_val + TIE_RTOL * abs(best_val)]
+    best = max(tied, key=lambda c: c["multiple"])
+    what = "held-out SSL loss" if rule == "heldout" else "spectral entropy of ÃᵀÃ"
+    others = ", ".join(f"{c['multiple']:g}×: {c[key]:.6g}" for c in cands)
+    why = (f"{'lowest' if rule == 'heldout' else 'highest'} {what} among the {'accepted ' if any(c['accepted'] for c in cands) else ''}"
+           f"candidates ({others}){'; ties go to the larger λ' if len(tied) > 1 else ''}")
+    return best, why
+
+
+def gauss_newton_step(problem, cfg: StepConfig, checkpoint: StepCheckpoint | None = None,
+                      save_every_s: float = 30.0, heldout=None) -> StepResult:
+    """The damped GN step from Ã0, with λ fixed or chosen without labels.
+
+    λ = multiple × scale, the scale being the curvature of G along ∇L (its Rayleigh quotient, from
+    the product CG needs first anyway) or Hutchinson's mean eigenvalue. Every λ candidate is solved
+    by the same multi-shift CG run (`shifted_conjugate_gradient`), then backtracked on its own; with
+    lam="auto" the candidate is chosen by the held-out SSL loss of `heldout` (the same kind of
+    problem on a fresh augmentation draw: one loss evaluation per candidate) or, without it or with
+    lambda_rule="entropy", by the spectral-entropy peak. `problem` is a `KernelLossProblem` or an
+    `EigenbasisProblem` (anything with a0, value, value_and_grad, gn_matvec). With a `checkpoint`,
+    the loss, gradient and λ scale at Ã0, the CG state (at most every `save_every_s` seconds), the
+    solutions and every backtracked candidate are saved as they complete and reused by a rerun
+    (bit-identical: saved in float64)."""
+    if cfg.lambda_scale not in LAMBDA_SCALES:
+        raise ValueError(f"lambda_scale must be one of {LAMBDA_SCALES}, got {cfg.lambda_scale!r}")
+    if cfg.lambda_rule not in LAMBDA_RULES:
+        raise ValueError(f"lambda_rule must be one of {LAMBDA_RULES}, got {cfg.lambda_rule!r}")
     ckpt = checkpoint or StepCheckpoint()
     dev = problem.a0.device
     start = ckpt.load("start")
+    kept = (None, None)
     if start is None:
         loss0, grad = problem.value_and_grad(problem.a0)
-        mean_eig = max(mean_gn_eigenvalue(problem, cfg.hutchinson_probes, cfg.seed), 1e-300)
-        ckpt.save("start", {"grad": grad.cpu().numpy(), "scalars": np.array([loss0, mean_eig], dtype=np.float64)})
+        curv, g_grad = curvature_along(problem, -grad)
+        kept = (-grad, g_grad)
+        mean_eig = max(mean_gn_eigenvalue(problem, cfg.hutchinson_probes, cfg.seed), 1e-300) if cfg.lambda_scale == "mean-eigenvalue" else float("nan")
+        ckpt.save("start", {"grad": grad.cpu().numpy(), "scalars": np.array([loss0, mean_eig, curv], dtype=np.float64)})
     else:
-        (loss0, mean_eig), grad = (float(v) for v in start["scalars"]), torch.as_tensor(start["grad"], device=dev)
+        (loss0, mean_eig, curv), grad = (float(v) for v in start["scalars"]), torch.as_tensor(start["grad"], device=dev)
+    scale = mean_eig if cfg.lambda_scale == "mean-eigenvalue" else max(curv, 1e-300)
     multiples = sorted((float(x) for x in cfg.lambda_grid), reverse=True) if cfg.lam == "auto" else [float(cfg.lam)]
-    lams = [mult * mean_eig for mult in multiples]
+    lams = [mult * scale for mult in multiples]
     solved = ckpt.load("solve")
     partial = None if solved is not None or start is None else ckpt.load("cg-state")
     if start is not None:
@@ -328,8 +400,9 @@ def gauss_newton_step(problem: KernelLossProblem, cfg: StepConfig, checkpoint: S
                 ckpt.save("cg-state", snapshot())
                 last[0] = time.monotonic()
 
+        matvec = _FirstProductKept(problem.gn_matvec, *kept)
         try:
-            xs, residuals, iters = shifted_conjugate_gradient(problem.gn_matvec, -grad, lams, tol=cfg.cg_tol, max_iter=cfg.cg_max_iter,
+            xs, residuals, iters = shifted_conjugate_gradient(matvec, -grad, lams, tol=cfg.cg_tol, max_iter=cfg.cg_max_iter,
                                                               state=partial, on_iteration=on_iteration)
         finally:
             bar.close()
@@ -338,24 +411,40 @@ def gauss_newton_step(problem: KernelLossProblem, cfg: StepConfig, checkpoint: S
     else:
         sols, residuals, iters = solved["sols"], [float(v) for v in solved["residuals"]], [int(v) for v in solved["iters"]]
     a0 = problem.a0.cpu().numpy()
+    rule = cfg.lambda_rule if (cfg.lam == "auto" and heldout is not None) else "entropy"
+    h_before = None
+    if heldout is not None:
+        done = ckpt.load("heldout-before")
+        if done is None:
+            h_before = heldout.value(heldout.a0)
+            ckpt.save("heldout-before", {"scalars": np.array([h_before], dtype=np.float64)})
+        else:
+            h_before = float(done["scalars"][0])
     cands = []
     for i, (mult, lam) in enumerate(zip(multiples, lams)):
         done = ckpt.load(f"lambda-{i}")
         if done is None:
             delta, val, ok, t = _backtrack(problem, torch.as_tensor(sols[i], device=dev), loss0, cfg)
+            hval = float("nan") if heldout is None else (heldout.value(heldout.a0 + delta.to(heldout.a0.device)) if ok else h_before)
             d = delta.cpu().numpy()
-            ckpt.save(f"lambda-{i}", {"delta": d, "scalars": np.array([val, float(ok), t], dtype=np.float64)})
+            ckpt.save(f"lambda-{i}", {"delta": d, "scalars": np.array([val, float(ok), t, hval], dtype=np.float64)})
         else:
             d = done["delta"]
-            val, ok, t = (float(v) for v in done["scalars"])
+            val, ok, t, hval = (float(v) for v in done["scalars"])
             ok = bool(ok)
-        cands.append({"multiple": mult, "lambda": lam, "loss_after": val, "accepted": ok, "step_length": t,
-                      "cg_residual": residuals[i], "cg_iterations": iters[i], "entropy": spectral_entropy(a0 + d), "delta": d})
-    pool = [c for c in cands if c["accepted"]] or cands
-    best = max(pool, key=lambda c: (c["entropy"], -c["multiple"])) if cfg.lam == "auto" else pool[0]
+        cands.append({"multiple": mult, "lambda": lam, "loss_after": val, "heldout_loss": None if heldout is None else hval,
+                      "accepted": ok, "step_length": t, "cg_residual": residuals[i], "cg_iterations": iters[i],
+                      "entropy": spectral_entropy(a0 + d), "delta": d})
+    if cfg.lam == "auto":
+        best, why = choose_candidate(cands, rule)
+        chosen_by = "held-out SSL loss" if rule == "heldout" else "spectral-entropy peak"
+    else:
+        best, why, chosen_by = cands[0], f"fixed by the user ({multiples[0]:g}× the {cfg.lambda_scale})", "fixed"
     return StepResult(
         delta=best["delta"], accepted=best["accepted"], lam=best["lambda"], lam_multiple=best["multiple"],
-        mean_eigenvalue=mean_eig, loss_before=loss0, loss_after=best["loss_after"], cg_residual=best["cg_residual"],
-        cg_iterations=best["cg_iterations"], step_length=best["step_length"], grad_norm=float(torch.linalg.norm(grad)),
-        candidates=cands, lambda_chosen_by="spectral-entropy peak" if cfg.lam == "auto" else "fixed",
+        mean_eigenvalue=None if not np.isfinite(mean_eig) else mean_eig, loss_before=loss0, loss_after=best["loss_after"],
+        cg_residual=best["cg_residual"], cg_iterations=best["cg_iterations"], step_length=best["step_length"],
+        grad_norm=float(torch.linalg.norm(grad)), candidates=cands, lambda_chosen_by=chosen_by, curvature=curv,
+        lambda_scale=cfg.lambda_scale, scale_value=scale, lambda_reason=why, heldout_loss_before=h_before,
+        heldout_loss_after=best["heldout_loss"],
     )

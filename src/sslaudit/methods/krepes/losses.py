@@ -99,7 +99,21 @@ class KernelSSLLoss:
             return ((p * uu - p * (p * uu).sum(1, keepdim=True)) / lg.shape[0],)
         return tuple(2.0 * t for t in u)
 
-    def gn_inner(self, z1, z2, u1, u2, t1=None, t2=None, analytic: bool = True) -> Tensors:
+    def gn_state(self, z1, z2):
+        """What the Gauss–Newton product at (z1, z2) needs that does not depend on the direction:
+        for SimCLR the unit rows n, their norms and the softmax p (cached per batch by the step;
+        None for the other objectives)."""
+        if self.objective != "simclr":
+            return None
+        tau = float(self.params["temperature"])
+        z = torch.cat([z1, z2])
+        norm = torch.linalg.vector_norm(z, dim=1, keepdim=True).clamp_min(1e-12)  # as F.normalize
+        n = z / norm
+        logits = n @ n.T / tau
+        logits.fill_diagonal_(_MASKED)
+        return n, norm, torch.softmax(logits, dim=1)  # p_ii = 0 exactly
+
+    def gn_inner(self, z1, z2, u1, u2, t1=None, t2=None, analytic: bool = True, state=None) -> Tensors:
         """J_hᵀ Q J_h (u1, u2): the inner map's Gauss–Newton product at (z1, z2), in embedding space.
 
         Generic path: torch.func jvp and vjp of `inner` around `q_apply`. SimCLR has a closed form
@@ -107,25 +121,21 @@ class KernelSSLLoss:
         dL = (dn nᵀ + n dnᵀ)/τ, G = Q·dL, pulled back as P_n (G + Gᵀ) n / (τ‖z‖) — three 2B×2B×d
         matmuls and no autograd graph (tested equal to the generic path and to the dense reference)."""
         if analytic and self.objective == "simclr":
-            return self._simclr_gn_inner(z1, z2, u1, u2)
+            return self._simclr_gn_inner(z1, z2, u1, u2, state)
         inner = lambda a, b: self.inner(a, b, t1, t2)  # noqa: E731
         h, u = jvp(inner, (z1, z2), (u1, u2))
         _, back = vjp(inner, z1, z2)
         return back(self.q_apply(h, u))
 
-    def _simclr_gn_inner(self, z1, z2, u1, u2) -> Tensors:
+    def _simclr_gn_inner(self, z1, z2, u1, u2, state=None) -> Tensors:
         tau = float(self.params["temperature"])
-        z, du = torch.cat([z1, z2]), torch.cat([u1, u2])
-        norm = torch.linalg.vector_norm(z, dim=1, keepdim=True).clamp_min(1e-12)  # as F.normalize
-        n = z / norm
+        n, norm, p = state if state is not None else self.gn_state(z1, z2)
+        du = torch.cat([u1, u2])
         dn = (du - n * (n * du).sum(1, keepdim=True)) / norm
-        logits = n @ n.T / tau
-        logits.fill_diagonal_(_MASKED)
-        p = torch.softmax(logits, dim=1)  # p_ii = 0 exactly
         m = dn @ n.T
         dl = (m + m.T) / tau
         pu = p * dl
-        g = (pu - p * pu.sum(1, keepdim=True)) / logits.shape[0]  # Q·dL; zero on the diagonal
+        g = (pu - p * pu.sum(1, keepdim=True)) / p.shape[0]  # Q·dL; zero on the diagonal
         gn = (g + g.T) @ n / tau
         gz = (gn - n * (n * gn).sum(1, keepdim=True)) / norm
         b = z1.shape[0]

@@ -129,7 +129,8 @@ def explain_run(run, *, test_points: int = 1000, refs=(), concepts=(), both_mode
             reports[name] = {**fid.fidelity_report(net_train=net_train, net_test=run.embeddings("test")[test_pos], sur_train=SurrogateRows(k, model),
                                                    sur_test=r.embeddings[is_test], y_train=ds.train.y, y_test=ds.test.y[test_pos],
                                                    landmark_pos=k.landmarks, top=r.top[is_test], landmark_norms=r.landmark_norms, seed=seed,
-                                                   network_accuracy=net_acc, probe_sample=probe_sample, net_mean=net_mean),
+                                                   network_accuracy=net_acc, probe_sample=probe_sample, net_mean=net_mean,
+                                                   k_test=k_all[is_test]),
                              "n_distinct_top1": r.n_distinct_top1}
             net_acc = reports[name]["network_accuracy"]
         summary.update({kk: v for kk, v in reports[k.config.mode].items()})
@@ -137,7 +138,7 @@ def explain_run(run, *, test_points: int = 1000, refs=(), concepts=(), both_mode
             summary["modes"] = reports
             trusted = max(reports, key=lambda m_: (np.nan_to_num(reports[m_]["kendall_tau"], nan=-2), -abs(reports[m_]["delta_accuracy"])))
             summary["trusted_mode"] = trusted
-            summary["trusted_mode_rule"] = "the mode with the higher Kendall τ (label-free), then the smaller |Δ accuracy|"
+            summary["trusted_mode_rule"] = "the mode with the higher Kendall τ against the centred network embedding (label-free), then the smaller |Δ accuracy|"
         if lambda_curve and k.config.mode == "step" and k.step_result and len(k.step_result["lambda_curve"]) > 1:
             curve = []
             for c, delta in zip(k.step_result["lambda_curve"], k.step_candidates):
@@ -146,7 +147,8 @@ def explain_run(run, *, test_points: int = 1000, refs=(), concepts=(), both_mode
                 f = fid.fidelity_report(net_train=net_train, net_test=run.embeddings("test")[test_pos], sur_train=SurrogateRows(k, model),
                                         sur_test=r.embeddings, y_train=ds.train.y, y_test=ds.test.y[test_pos], landmark_pos=k.landmarks,
                                         top=r.top, landmark_norms=r.landmark_norms, seed=seed, probe=False, net_mean=net_mean)
-                curve.append({**c, **{kk: f[kk] for kk in ("kendall_tau", "precision_at_1", "confidence_drop_top", "confidence_drop_random")},
+                curve.append({**c, **{kk: f[kk] for kk in ("kendall_tau", "kendall_tau_raw", "linear_cka", "precision_at_1", "confidence_drop_top",
+                                                           "confidence_drop_random")},
                               "n_distinct_top1": r.n_distinct_top1})
             summary["lambda_curve"] = curve
         anchoring = [] if ds.protected else [fid.label_anchoring(ds.test.y[test_pos], ds.train.y, k.landmarks, res.top[is_test, 0])]
@@ -161,6 +163,10 @@ def explain_run(run, *, test_points: int = 1000, refs=(), concepts=(), both_mode
         test_meta = ds.test.meta.iloc[test_pos].reset_index(drop=True)
         lm_meta = meta_tr.iloc[k.landmarks].reset_index(drop=True)
         out.tables["alignment_gap"] = alignment_gap(test_meta, lm_meta, meta_tr, res.top[is_test], res.top_scores[is_test], seed=seed)
+        # the same audit for the plain |k| ranking (the eNTK's nearest landmarks, no SSL pull), weights |k|
+        k_abs = np.abs(k_all[is_test])
+        k_top = top_k(k_abs, k.config.top_k)
+        out.tables["alignment_gap_kernel"] = alignment_gap(test_meta, lm_meta, meta_tr, k_top, np.take_along_axis(k_abs, k_top, 1), seed=seed)
         for attr in ds.protected:
             anchoring.append(group_anchoring(attr, test_meta[attr], lm_meta[attr], res.top[is_test, 0]))
     cols = ["attribute", "test_group", "landmark_group", "probability", "base_rate", "n_test"]
@@ -173,9 +179,36 @@ def explain_run(run, *, test_points: int = 1000, refs=(), concepts=(), both_mode
     return out
 
 
+HUB_SHARE = 0.1  # warn when fewer than this share of min(test points, landmarks) are someone's top-1 ...
+HUB_MAX_SHARE = 0.25  # ... or when one landmark is the top-1 of at least this share of the test points
+
+
+def hub_warning(top1: np.ndarray, n_landmarks: int) -> tuple[str | None, float]:
+    """(warning or None, the largest share of test points that one landmark is the top-1 of)."""
+    top1 = np.asarray(top1)
+    if not len(top1):
+        return None, 0.0
+    _, counts = np.unique(top1, return_counts=True)
+    share = float(counts.max() / len(top1))
+    floor = HUB_SHARE * min(len(top1), n_landmarks)
+    if len(counts) < floor or (share >= HUB_MAX_SHARE and len(top1) >= 10):
+        return (f"hub landmarks: {len(counts)} distinct top-1 landmarks for {len(top1)} test points (a warning below "
+                f"{HUB_SHARE:.0%} of min(test points, landmarks) = {floor:.0f}, or when one landmark is the top-1 of ≥ {HUB_MAX_SHARE:.0%}); "
+                f"the most frequent one is the top-1 of {share:.0%} of them — the explanations are dominated by a few landmarks "
+                "(try a larger --lambda)"), share
+    return None, share
+
+
 def _run_facts(k: Krepes, res) -> dict:
     step = k.step_result or {}
+    warning, share = hub_warning(res.top[:, 0] if len(res.top) else res.top, len(k.landmarks))
     return {
+        "hub_warning": warning, "top1_max_share": share, "lambda_reason": step.get("lambda_reason"),
+        "lambda_scale": step.get("lambda_scale"), "curvature_along_gradient": step.get("curvature_along_gradient"),
+        "heldout_loss_before": step.get("heldout_loss_before"), "heldout_loss_after": step.get("heldout_loss_after"),
+        "lambda_candidates": [{kk: c.get(kk) for kk in ("multiple", "lambda", "loss_after", "heldout_loss", "accepted", "entropy",
+                                                       "cg_residual", "cg_iterations", "step_length")} for c in step.get("lambda_curve", [])],
+        "step_basis": step.get("step_basis"), "step_dtype": step.get("step_dtype"), "n_heldout_samples": step.get("n_heldout_samples"),
         "loss_before": step.get("loss_before"), "loss_after": step.get("loss_after"), "lambda": step.get("lambda"),
         "lambda_multiple": step.get("lambda_multiple"), "lambda_chosen_by": step.get("lambda_chosen_by"),
         "mean_gn_eigenvalue": step.get("mean_gn_eigenvalue"), "cg_residual": step.get("cg_residual"),
