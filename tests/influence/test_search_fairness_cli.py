@@ -10,7 +10,7 @@ from torch import nn
 from sslaudit.errors import UserError
 from sslaudit.methods.influence import InfluenceAnalyzer
 from sslaudit.methods.influence.baselines import knn_distance
-from sslaudit.methods.influence.duplicates import nearest_pairs
+from sslaudit.methods.influence.duplicates import nearest_pairs, partner_ranks, query_neighbours, retrieval_metrics
 from sslaudit.methods.influence.fairness import fairness_report, group_comparison
 from sslaudit.methods.influence.removal import parse_fraction, removal_sets
 
@@ -25,6 +25,43 @@ def test_nearest_pairs_equal_brute_force():
     assert len(df) == len(ref) and (df["i"] < df["j"]).all()
     assert not df.duplicated(["i", "j"]).any()
     np.testing.assert_allclose(df["score"].to_numpy()[:20], np.sort(ref)[::-1][:20], atol=1e-5)
+
+
+def test_query_neighbours_and_partner_ranks_equal_brute_force():
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(40, 6)).astype(np.float32)
+    z[7] = z[2]  # an exact copy: it must not push row 2 (or 7) out of its own list
+    idx, sims = query_neighbours(z, 5)
+    u = z / np.linalg.norm(z, axis=1, keepdims=True)
+    full = u @ u.T
+    for i in range(40):
+        assert i not in idx[i]
+        others = np.delete(np.arange(40), i)
+        np.testing.assert_allclose(sims[i], np.sort(full[i, others])[::-1][:5], atol=1e-5)
+    assert idx[2][0] == 7 and idx[7][0] == 2
+    q, p = np.arange(40), (np.arange(40) + 1) % 40
+    ranks = partner_ranks(z, q, p)
+    for i in range(40):
+        others = np.delete(np.arange(40), [i, p[i]])
+        assert ranks[i] == 1 + int((full[i, others] >= full[i, p[i]] - 1e-12).sum())
+
+
+def test_per_query_recall_finds_planted_near_copies_a_global_ranking_misses():
+    # Two tight "classes" of look-alikes whose pairs all score high, and three planted near copies
+    # of other rows: each copy is its source's nearest neighbour, but globally the look-alike pairs
+    # outrank every copy pair.
+    rng = np.random.default_rng(4)
+    a = np.array([10.0, 0, 0, 0, 0, 0]) + 0.01 * rng.normal(size=(30, 6))
+    b = np.array([0, 10.0, 0, 0, 0, 0]) + 0.01 * rng.normal(size=(30, 6))
+    spread = rng.normal(size=(20, 6))
+    copies = spread[:3] + 0.15 * rng.normal(size=(3, 6))
+    z = np.concatenate([a, b, spread, copies])
+    src, cp = np.arange(60, 63), np.arange(80, 83)
+    glob = nearest_pairs(z, neighbours=10).head(3)
+    assert not {(int(i), int(j)) for i, j in zip(glob.i, glob.j)} & set(zip(src.tolist(), cp.tolist()))
+    m = retrieval_metrics(partner_ranks(z, cp, src), ks=(1, 10))
+    assert m["recall_at_1"] == 1.0 and m["mrr"] == 1.0 and m["n_queries"] == 3
+    assert retrieval_metrics([1, 2, 4, 20], ks=(1, 10)) == pytest.approx({"n_queries": 4, "mrr": (1 + 0.5 + 0.25 + 0.05) / 4, "median_rank": 3.0, "recall_at_1": 0.25, "recall_at_10": 0.75})
 
 
 def test_knn_distance_flags_an_outlier():
@@ -126,6 +163,9 @@ def test_cli_writes_contract_files_and_reuses_cache(tiny_run):
     pw = pd.read_parquet(d / "pairwise.parquet")
     assert list(pw.columns) == ["query_split", "query_index", "train_index", "score", "score_normalised"] and len(pw) == 60
     assert json.loads((d / "fairness.json").read_text())["attributes"] == []
+    nb = pd.read_parquet(d / "neighbours.parquet")
+    assert list(nb.columns) == ["index", "rank", "neighbour", "score"] and len(nb) == 60 * 5
+    assert (nb["index"] != nb["neighbour"]).all() and set(nb["neighbour"]) <= set(si["index"])
     summary = json.loads((d / "summary.json").read_text())
     assert summary["strategy_used"] == "ekfac" and summary["duplicate_check"]["sample"] == 20
     assert main(args) == 0  # rerun: factors and scores come from the cache

@@ -14,7 +14,8 @@ def test_qscore_cli_writes_every_artefact(digits_run, capsys):
     assert main(["qscore", str(digits_run), "--fractions", "0.5,1", "--saliency-features", "3", "--max-probe-train", "400", "-q"]) == 0
     out = digits_run / "qscore"
     scores = pd.read_parquet(out / "scores.parquet")
-    assert list(scores.columns) == ["split", "index", "qscore", "qscore_v1", "n_discriminative"]
+    assert list(scores.columns) == ["split", "index", "qscore", "qscore_v1", "n_discriminative", "qscore_paper", "qscore_zscore"]
+    assert scores.qscore.tolist() == scores.qscore_paper.tolist()  # the paper's v6 form is the default
     import sslaudit
 
     run = sslaudit.load(digits_run)
@@ -25,8 +26,12 @@ def test_qscore_cli_writes_every_artefact(digits_run, capsys):
     ev = json.loads((out / "evaluation.json").read_text())
     for k in ("auprc", "auroc", "prevalence", "epsilon", "empty_share"):
         assert ev[k] is not None
-    assert set(ev["baselines"]) == {"embedding_norm", "max_activation"} and set(ev["baselines"]["max_activation"]) == {"auprc", "auroc"}
+    assert set(ev["baselines"]) == {"embedding_norm", "max_activation", "mean_activation"} and set(ev["baselines"]["max_activation"]) == {"auprc", "auroc"}
     assert ev["empty_share"] == pytest.approx((test.n_discriminative == 0).mean())
+    assert ev["form"] == "paper" and set(ev["variants"]) == {"qscore_v1", "qscore_paper", "qscore_zscore"}
+    assert ev["variants"]["qscore_paper"]["auroc"] == pytest.approx(ev["auroc"])
+    assert set(ev["within_class_auroc"]) == {"qscore", "embedding_norm", "max_activation", "mean_activation"}
+    assert sum(c["n"] for c in ev["per_class"].values()) == len(test)
     assert ((test.qscore == 0) == (test.n_discriminative == 0)).all()
     comp = json.loads((out / "compression.json").read_text())
     assert comp["curve"][-1]["fraction_kept"] == 1.0 and 0 <= comp["droppable_fraction"] < 1
@@ -37,6 +42,15 @@ def test_qscore_cli_writes_every_artefact(digits_run, capsys):
     assert "AUPRC" in printed and str(out) in printed
     assert main(["qscore", str(digits_run), "--fractions", "0.5,1", "--saliency-features", "3", "--max-probe-train", "400", "-q"]) == 0  # cached rerun
     assert pd.read_parquet(out / "scores.parquet").equals(scores)
+
+
+def test_qscore_cli_zscore_form_is_a_labelled_option(digits_run):
+    assert main(["qscore", str(digits_run), "--form", "zscore", "--fractions", "1", "--saliency-features", "1", "--max-probe-train", "400", "-q"]) == 0
+    out = digits_run / "qscore"
+    scores = pd.read_parquet(out / "scores.parquet")
+    assert scores.qscore.tolist() == scores.qscore_zscore.tolist()
+    ev = json.loads((out / "evaluation.json").read_text())
+    assert ev["form"] == "zscore" and json.loads((out / "config.json").read_text())["qscore"]["form"] == "zscore"
 
 
 def test_qscore_cli_bad_options(digits_run, capsys):

@@ -51,7 +51,8 @@ def test_fit_fixed_epsilon_and_empty_share():
     qs = QScore(epsilon=1).fit(H)
     s = qs.score(H)
     assert s.n_discriminative.tolist() == [0, 1, 1, 0, 0]
-    assert s.qscore == pytest.approx([0, math.sqrt(3), math.sqrt(3), 0, 0])
+    assert s.qscore == pytest.approx([0, 3, 3, 0, 0])  # paper form: one-hot 4 → 4 − μ(1) = 3
+    assert s.qscore_zscore == pytest.approx([0, math.sqrt(3), math.sqrt(3), 0, 0])
     assert s.empty_share == pytest.approx(0.6)
 
 

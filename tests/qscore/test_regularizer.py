@@ -9,26 +9,44 @@ from sslaudit.errors import UserError
 from sslaudit.methods.qscore import QScoreRegularizer, batch_qscore, qscore_v6
 
 
-def test_value_by_hand():
+def test_value_by_hand_zscore_form():
     # row 0 [0,0,0,4]: Q = √3. row 1 [1,0,0,4]: μ = 1.25, σ = √(10.75/4), L = {3} → Q = 2.75/σ < √3.
     # α = mean Q → low set = {row 1}. Column ℓ1 norms [1, 0, 0, 8], β = 2.25 → only column 3: 8 / B(2) = 4.
     h = torch.tensor([[0, 0, 0, 4.0], [1, 0, 0, 4]], dtype=torch.float64)
     q1 = 2.75 / math.sqrt(10.75 / 4)
-    reg = QScoreRegularizer(np.ones(4, bool), epsilon=1.0, lambda1=1.0, lambda2=1.0)
-    assert batch_qscore(h, torch.ones(4, dtype=torch.bool), 1.0).tolist() == pytest.approx([math.sqrt(3), q1])
+    reg = QScoreRegularizer(np.ones(4, bool), epsilon=1.0, lambda1=1.0, lambda2=1.0, form="zscore")
+    assert batch_qscore(h, torch.ones(4, dtype=torch.bool), 1.0, "zscore").tolist() == pytest.approx([math.sqrt(3), q1])
     assert float(reg.value(h)) == pytest.approx(-q1 + 4.0)
-    assert reg.last == pytest.approx({"low_q_mean": q1, "dense_mass": 4.0})
-    reg2 = QScoreRegularizer(np.ones(4, bool), epsilon=1.0, lambda1=1e-4, lambda2=2e-4)
+    assert reg.last == pytest.approx({"low_q_term": q1, "dense_mass": 4.0})
+    reg2 = QScoreRegularizer(np.ones(4, bool), epsilon=1.0, lambda1=1e-4, lambda2=2e-4, form="zscore")
     assert float(reg2.value(h)) == pytest.approx(-1e-4 * q1 + 2e-4 * 4.0)
+
+
+def test_value_by_hand_paper_form_sums_the_low_q_samples():
+    # Paper form Q = mean_{L∩D}(h − μ). rows: [0,0,0,4] → μ 1, L {3}, Q 3; [1,0,0,4] → μ 1.25, Q 2.75;
+    # [0,0,0,2] → μ 0.5, Q 1.5. α = 7.25/3 → low set {row 2}... and row 1? 2.75 > 2.4167, so only row 2.
+    # Add [0,0,0,2.2]: μ 0.55, Q 1.65. α = (3+2.75+1.5+1.65)/4 = 2.225 → low = rows 2, 3: sum 3.15, mean 1.575.
+    h = torch.tensor([[0, 0, 0, 4.0], [1, 0, 0, 4], [0, 0, 0, 2], [0, 0, 0, 2.2]], dtype=torch.float64)
+    assert batch_qscore(h, torch.ones(4, dtype=torch.bool), 1.0).tolist() == pytest.approx([3.0, 2.75, 1.5, 1.65])
+    # column ℓ1 norms [1, 0, 0, 12.2], β = 3.3 → only column 3: 12.2 / 4 = 3.05
+    summed = QScoreRegularizer(np.ones(4, bool), epsilon=1.0, lambda1=1.0, lambda2=1.0)
+    assert summed.form == "paper" and summed.low_q == "sum"  # the defaults
+    assert float(summed.value(h)) == pytest.approx(-3.15 + 3.05)
+    assert summed.last == pytest.approx({"low_q_term": 3.15, "dense_mass": 3.05})
+    mean = QScoreRegularizer(np.ones(4, bool), epsilon=1.0, lambda1=1.0, lambda2=1.0, low_q="mean")
+    assert float(mean.value(h)) == pytest.approx(-1.575 + 3.05)
+    with pytest.raises(UserError):
+        QScoreRegularizer(np.ones(4, bool), epsilon=1.0, low_q="median")
 
 
 def test_batch_qscore_equals_numpy_v6():
     rng = np.random.default_rng(0)
     h = np.maximum(rng.normal(size=(64, 32)), 0)
     disc = rng.random(32) < 0.6
-    ref, _ = qscore_v6(h, disc, 1.0)
-    got = batch_qscore(torch.tensor(h), torch.tensor(disc), 1.0)
-    assert got.numpy() == pytest.approx(ref)
+    for form in ("paper", "zscore"):
+        ref, _ = qscore_v6(h, disc, 1.0, form)
+        got = batch_qscore(torch.tensor(h), torch.tensor(disc), 1.0, form)
+        assert got.numpy() == pytest.approx(ref)
 
 
 def test_differentiable_and_matches_finite_differences():

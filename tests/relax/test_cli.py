@@ -21,7 +21,11 @@ def test_cli_writes_maps_png_and_evaluation(digits_run, capsys):
         assert z["importance"].shape == (8, 8) and int(z["n_masks"].reshape(-1)[0]) == 200
         assert (d / f"test-{i}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ev = json.loads((d / "evaluation.json").read_text())
-    assert set(ev["maps"]) == {"relax", "u_relax", "saliency", "random"} and "sanity_check" in ev
+    assert set(ev["maps"]) == {"relax", "u_relax", "saliency", "random", "random_mask_scale", "reversed_relax"} and "sanity_check" in ev
+    assert ev["settings"]["num_cells"] == 2 and ev["settings"]["fill"] == "mean"  # 8×8 digits: 4-pixel cells, not 7×7
+    loc = ev["maps"]["relax"]["localisation"]
+    assert 0 < loc["foreground_share"] < 1 and 0 <= loc["mass_share"] <= 1
+    assert ev["sanity_check"]["passed"] is None  # two inputs: too few for the permutation null
     assert ev["inputs"] == [f"test:{i}" for i in idx]
     before = (d / f"test-{idx[0]}.npz").stat().st_mtime_ns
     assert main(args[:-3] + ["--eval-steps", "5", "--no-sanity", "-q"]) == 0  # cached maps reused
@@ -29,6 +33,9 @@ def test_cli_writes_maps_png_and_evaluation(digits_run, capsys):
     assert main(["relax", str(digits_run), "--index", f"test:{idx[0]}", "--masks", "auto", "--tolerance", "0.01", "--no-sanity", "-q"]) == 0
     z = np.load(d / f"test-{idx[0]}.npz")
     assert z["std_error"].max() <= 0.01 and int(z["n_masks"].reshape(-1)[0]) % 100 == 0
+    assert main(["relax", str(digits_run), "--index", f"test:{idx[0]}", "--masks", "100", "--cells", "4", "--no-sanity", "--no-localisation", "-q"]) == 0
+    ev = json.loads((d / "evaluation.json").read_text())
+    assert ev["settings"]["num_cells"] == 4 and "localisation" not in ev["maps"]["relax"]
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -37,6 +44,8 @@ def test_cli_writes_maps_png_and_evaluation(digits_run, capsys):
     (["--index", "valid:1"], "bad sample reference"),
     (["--masks", "0"], "≥ 1"),
     (["--masks", "lots"], "number of masks"),
+    (["--cells", "0"], "cells per side"),
+    (["--cells", "many"], "cells per side"),
     (["--masks", "auto", "--tolerance", "0"], "> 0"),
     (["--masks", "100", "--tolerance", "0.01"], "--masks auto"),
     (["--batch-size", "0"], "--batch-size"),

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sslaudit.methods.relax import EmbeddingSimilarity, Relax, SpatialMasks, explain, gradient_saliency
-from sslaudit.methods.relax.evaluation import (complexity, deletion_insertion, evaluate_relax, randomized_copy, removal_order, sanity_check,
+from sslaudit.methods.relax.evaluation import (complexity, deletion_insertion, evaluate_relax, random_maps, randomized_copy, removal_order, sanity_check,
                                                sparseness, spearman, ssim)
 
 from .conftest import QuadrantEncoder
@@ -35,9 +35,64 @@ def test_rank_correlation_and_ssim():
     assert spearman(a, a**3)[0] == pytest.approx(1.0)  # ranks only
     assert ssim(a, 2 * a + 1)[0] == pytest.approx(1.0)
     assert ssim(a, -a)[0] < 0
-    sc = sanity_check(a, -a)
-    assert sc["passed"] and sc["spearman_mean"] == pytest.approx(-1.0)
-    assert not sanity_check(a, a)["passed"]
+    sc = sanity_check(a, -a, max_spearman=0.5)  # the fixed rule is still available
+    assert sc["passed"] and sc["spearman_mean"] == pytest.approx(-1.0) and sc["threshold_rule"] == "fixed"
+    assert not sanity_check(a, a, max_spearman=0.5)["passed"]
+    assert sanity_check(a, -a)["passed"] is None  # one input: no null to compare with
+
+
+def test_sanity_threshold_from_the_derangement_null():
+    rng = np.random.default_rng(0)
+    trained = rng.normal(size=(12, 49))
+    # the randomised encoder reproduces the trained maps: far above what mismatched inputs share → fail
+    copy_like = trained + 0.1 * rng.normal(size=trained.shape)
+    sc = sanity_check(trained, copy_like, seed=0)
+    assert sc["passed"] is False and sc["spearman_mean"] > sc["threshold"] > sc["null_spearman_mean"] - 0.5
+    # unrelated maps → pass; the threshold is the null's 95% quantile, near 0 for independent maps
+    sc = sanity_check(trained, rng.normal(size=trained.shape), seed=0)
+    assert sc["passed"] is True and abs(sc["null_spearman_mean"]) < 0.1
+    # shared generic structure (a common centre bias) raises the null, so a randomised map that only
+    # carries that structure passes, while one that also tracks each input's own map fails
+    bias = np.linspace(-3, 3, 49)
+    tb = trained + bias
+    assert sanity_check(tb, rng.normal(size=trained.shape) + bias, seed=0)["passed"] is True
+    assert sanity_check(tb, tb + 0.3 * rng.normal(size=trained.shape), seed=0)["passed"] is False
+    other = rng.normal(size=trained.shape)
+    assert sanity_check(tb, other, seed=3) == sanity_check(tb.copy(), other.copy(), seed=3)  # same seed, same result
+
+
+def test_null_derangements_have_no_fixed_point():
+    from sslaudit.methods.relax.evaluation import derangement_null
+
+    t = np.eye(5)  # Spearman of a row with itself is 1, with any other row −0.25
+    null = derangement_null(t, n_permutations=50, seed=1)
+    assert null == pytest.approx(np.full(50, -0.25))
+
+
+def test_localisation_by_hand():
+    from sslaudit.methods.relax.evaluation import foreground_of, localisation
+
+    x = np.zeros((1, 1, 2, 2))
+    x[0, 0, 0, 0] = 0.7  # the object: one pixel
+    fg = foreground_of(x)
+    assert fg.tolist() == [[True, False, False, False]]
+    good = localisation(np.array([[3.0, 1.0, 1.0, 2.0]]), fg)
+    assert good["auroc"][0] == pytest.approx(1.0) and good["foreground_share"][0] == pytest.approx(0.25)
+    assert good["mass_share"][0] == pytest.approx(2 / 3)  # q = (m − 1) / Σ(m − 1) = [2, 0, 0, 1] / 3
+    bad = localisation(np.array([[0.0, 1.0, 1.0, 2.0]]), fg)
+    assert bad["auroc"][0] == pytest.approx(0.0) and bad["mass_share"][0] == 0
+
+
+def test_mask_scale_random_map_is_smooth_and_seeded():
+    from sslaudit.methods.relax import SpatialMasks
+    from sslaudit.methods.relax.evaluation import mask_scale_random_maps
+
+    fam = SpatialMasks((28, 28), 7)
+    a, b = mask_scale_random_maps(fam, 3, seed=2), mask_scale_random_maps(fam, 3, seed=2)
+    assert torch.equal(a, b) and a.shape == (3, 784)
+    pix = random_maps((3, 784), seed=2)
+    step = lambda m: (m.reshape(3, 28, 28).diff(dim=2).abs().mean())  # noqa: E731
+    assert step(a) < 0.5 * step(pix)  # neighbouring pixels agree: RELAX's own scale
 
 
 def test_removal_order_ties_random_but_seeded():
@@ -88,7 +143,8 @@ def test_evaluate_relax_report(tiny_conv, images):
     rx = Relax(tiny_conv)
     res = rx.attribute(images, n_masks=100)
     ev = evaluate_relax(rx, images, res, n_masks=100, steps=6)
-    assert set(ev["maps"]) == {"relax", "u_relax", "saliency", "random"}
+    assert set(ev["maps"]) == {"relax", "u_relax", "saliency", "random", "random_mask_scale", "reversed_relax"}
+    assert ev["maps"]["reversed_relax"]["deletion_auc"] != ev["maps"]["relax"]["deletion_auc"]
     for m in ev["maps"].values():
         assert 0 <= m["sparseness"] <= 1 and 0 <= m["complexity"] <= math.log(144) + 1e-9
         assert len(m["deletion_auc_per_input"]) == 3

@@ -71,3 +71,19 @@ def test_too_small_input_and_bad_groups():
         GroupMasks([(0, 2)], 3)
     with pytest.raises(UserError, match="outside"):
         GroupMasks([(0, 4)], 3)
+
+
+def test_default_cells_per_image_size():
+    from sslaudit.methods.relax import Relax
+    from sslaudit.methods.relax.masks import default_cells
+
+    assert default_cells((224, 224)) == 7 and default_cells((28, 28)) == 7  # the reference's grid
+    assert default_cells((16, 16)) == 4 and default_cells((8, 8)) == 2  # cells ≥ 4 pixels: no 1-pixel cells on digits
+    assert default_cells((100,)) == 7 and default_cells((3, 3)) == 2
+    rx = Relax(torch.nn.Flatten())
+    assert rx.num_cells == "auto" and rx.fill == "mean"  # the library defaults: auto cells, the reference's mean fill
+    assert rx.family(torch.zeros(1, 1, 8, 8)).num_cells == 2 and rx.family(torch.zeros(1, 1, 28, 28)).num_cells == 7
+    assert Relax(torch.nn.Flatten(), num_cells=5).family(torch.zeros(1, 1, 28, 28)).num_cells == 5
+    for bad in (0, 2.5, "many", True):
+        with pytest.raises(UserError):
+            Relax(torch.nn.Flatten(), num_cells=bad)

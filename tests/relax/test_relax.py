@@ -25,7 +25,7 @@ def naive_relax(encoder, x, n, seed, mask_batch=100):
 
 
 def test_batched_equals_naive_per_mask_loop(tiny_conv, images):
-    res = Relax(tiny_conv, batch_size=37, mask_batch=40).attribute(images, n_masks=150, seed=4)
+    res = Relax(tiny_conv, batch_size=37, mask_batch=40, fill="zero", num_cells=7).attribute(images, n_masks=150, seed=4)  # the reference setting
     r, u = naive_relax(tiny_conv, images, 150, seed=4, mask_batch=40)
     np.testing.assert_allclose(res.importance.numpy(), r, rtol=0, atol=2e-6)
     np.testing.assert_allclose(res.uncertainty.numpy(), u, rtol=1e-3, atol=1e-8)
@@ -82,7 +82,7 @@ def test_adaptive_reports_n_and_meets_tolerance(tiny_conv, images):
 
 def test_planted_region_recovered():
     x = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(0)) + 0.2
-    res = Relax(QuadrantEncoder()).attribute(x, n_masks=1500, seed=0)
+    res = Relax(QuadrantEncoder(), fill="zero").attribute(x, n_masks=1500, seed=0)  # 0 is "absent" for this encoder
     for r in res.importance:
         inside, far = r[:6, :6].mean(), r[12:, 12:].mean()
         assert inside > far + 5 * res.std_error.max()

@@ -18,6 +18,7 @@ def _queries(values) -> list[str]:
 @click.option("--strategy", type=click.Choice(["ekfac", "kfac", "identity"]), default="ekfac", show_default=True,
               help="Curvature: EK-FAC or K-FAC (kronfluence), or identity (plain gradient dot products).")
 @click.option("--pairs", type=click.IntRange(1), default=100, show_default=True, help="Duplicate pairs kept in duplicates.parquet (K).")
+@click.option("--neighbours", type=click.IntRange(0), default=5, show_default=True, help="Per training example, its most mutually influential other examples kept in neighbours.parquet (per-query duplicate search; 0: skip).")
 @click.option("--queries", multiple=True, help="split:index of a query example (repeatable, or comma-separated), e.g. test:17; writes pairwise.parquet.")
 @click.option("--damping", type=click.FloatRange(min=0), default=None, help="λ added to the curvature [default: 0.1 × each layer's mean eigenvalue].")
 @click.option("--subsample", type=click.IntRange(2), default=None, help="Score a seeded subsample of N training examples instead of all.")
@@ -27,12 +28,14 @@ def _queries(values) -> list[str]:
 @click.option("--remove", "remove", default=None, help="Run the removal experiment instead: drop the top (bottom, random) share, e.g. 5%, retrain, probe.")
 @trust_option
 @common
-def command(run, strategy, pairs, queries, damping, subsample, draws, batch_size, check, remove, seed, device, trust_code):
+def command(run, strategy, pairs, neighbours, queries, damping, subsample, draws, batch_size, check, remove, seed, device, trust_code):
     """Which training examples does the encoder depend on — duplicates, outliers, groups?
 
     Scores every training example (or --subsample N) by self-influence under the label-free
     augmentation-stability loss with EK-FAC curvature, and writes RUN/influence/:
-    self_influence.parquet (split, index, score, rank), duplicates.parquet (i, j, score),
+    self_influence.parquet (split, index, score, rank), duplicates.parquet (i, j, score; the
+    globally top pairs), neighbours.parquet (index, rank, neighbour, score: each example's most
+    mutually influential others — the per-query view that finds near copies),
     pairwise.parquet for --queries, fairness.json (tables with protected attributes), the
     embedding baselines knn_outliers.parquet and embedding_duplicates.parquet, and summary.json.
     With --remove 5% it runs the removal experiment into RUN/influence/removal.json.
@@ -62,11 +65,13 @@ def command(run, strategy, pairs, queries, damping, subsample, draws, batch_size
         click.echo(f"removal ({fraction:.1%}): " + ", ".join(f"{k} {v:.4f}" for k, v in acc.items()))
         click.echo(f"written: {p}")
         return
-    res = run_influence(r, cfg, pairs=pairs, queries=refs, subsample=subsample, check=check, device=device)
+    res = run_influence(r, cfg, pairs=pairs, queries=refs, subsample=subsample, check=check, device=device, neighbours=neighbours)
     with r.store.lock():
         st = r.store
         st.write_parquet("influence/self_influence.parquet", res.self_influence, stage="influence")
         st.write_parquet("influence/duplicates.parquet", res.duplicates, stage="influence")
+        if res.neighbours is not None:
+            st.write_parquet("influence/neighbours.parquet", res.neighbours, stage="influence")
         if res.pairwise is not None:
             st.write_parquet("influence/pairwise.parquet", res.pairwise, stage="influence")
         st.write_json("influence/fairness.json", res.fairness, stage="influence")

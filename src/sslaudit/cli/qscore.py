@@ -32,6 +32,7 @@ def parse_fractions(text: str) -> tuple[float, ...]:
 
 @click.command("qscore")
 @click.argument("run", type=click.Path())
+@click.option("--form", type=click.Choice(["paper", "zscore"]), default="paper", show_default=True, help="Q-Score formula: paper = the v6 formula, mean over the sample's discriminative active features of (h − μ); zscore = mean of (h − μ)/σ (our earlier form; both are written to scores.parquet).")
 @click.option("--epsilon", type=click.Choice(["auto", "4", "3", "2", "1"]), default="auto", show_default=True, help="z-score threshold of 'highly activating' features; auto = the largest of 4,3,2,1 leaving ≥ 90% of training samples with a discriminative active feature.")
 @click.option("--percentiles", default="50,95", show_default=True, help="Activation-rate percentiles LOW,HIGH (inclusive, linear interpolation) that delimit the discriminative features.")
 @click.option("--allow-negative", is_flag=True, help="Apply Q-Score to a representation with negative values after a ReLU (negative values set to 0).")
@@ -40,12 +41,13 @@ def parse_fractions(text: str) -> tuple[float, ...]:
 @click.option("--saliency-features", type=click.IntRange(1), default=8, show_default=True, help="Discriminative features shown in saliency.png.")
 @trust_option
 @common
-def command(run, epsilon, percentiles, allow_negative, max_probe_train, fractions, saliency_features, seed, device, trust_code):
+def command(run, form, epsilon, percentiles, allow_negative, max_probe_train, fractions, saliency_features, seed, device, trust_code):
     """Score every sample's representation by its discriminative features (Q-Score).
 
-    Writes RUN/qscore/: scores.parquet (split, index, qscore, qscore_v1, n_discriminative),
-    features.parquet, evaluation.json (AUPRC/AUROC of Q-Score for probe-correct vs misclassified
-    samples, beside the prevalence and label-free baselines), compression.json (probe accuracy vs
+    Writes RUN/qscore/: scores.parquet (split, index, qscore [the --form], qscore_v1,
+    n_discriminative, qscore_paper, qscore_zscore), features.parquet, evaluation.json (AUPRC/AUROC
+    of Q-Score for probe-correct vs misclassified samples, beside the prevalence and label-free
+    baselines, plus the within-class view), compression.json (probe accuracy vs
     features kept), saliency.npz and PNG figures. Labels are used only for the evaluation.
     """
     from ..methods.qscore import AnalysisConfig, QScoreConfig, analyze
@@ -53,7 +55,7 @@ def command(run, epsilon, percentiles, allow_negative, max_probe_train, fraction
     from ..run import load
 
     r = load(run, device=device, trust_code=trust_code)
-    qcfg = QScoreConfig(epsilon="auto" if epsilon == "auto" else float(epsilon), percentiles=parse_percentiles(percentiles), allow_negative=allow_negative)
+    qcfg = QScoreConfig(form=form, epsilon="auto" if epsilon == "auto" else float(epsilon), percentiles=parse_percentiles(percentiles), allow_negative=allow_negative)
     cfg = AnalysisConfig(qscore=qcfg, seed=seed, max_probe_train=max_probe_train, fractions=parse_fractions(fractions), saliency_features=saliency_features)
     key = {"analysis": cfg.to_json(), "weights": r.weights_key}
     out = r.path / STAGE
@@ -75,7 +77,7 @@ def command(run, epsilon, percentiles, allow_negative, max_probe_train, fraction
                 written.append(r.store.write_bytes(f"{STAGE}/{name}", png, stage=STAGE))
             r.store.mark_done(STAGE, key, [str(p.relative_to(r.path.resolve())) for p in written])
     ev = r.store.read_json(f"{STAGE}/evaluation.json")
-    parts = [f"ε = {ev['epsilon']:g}", f"{ev['n_discriminative']}/{ev['n_features']} features discriminative", f"empty share {ev['empty_share']:.3f}"]
+    parts = [f"{ev.get('form', 'zscore')} form", f"ε = {ev['epsilon']:g}", f"{ev['n_discriminative']}/{ev['n_features']} features discriminative", f"empty share {ev['empty_share']:.3f}"]
     if ev.get("auprc") is not None:
         parts.append(f"AUPRC {ev['auprc']:.4f} (prevalence {ev['prevalence']:.4f}), AUROC {ev['auroc']:.4f}")
     if r.store.has(f"{STAGE}/compression.json"):

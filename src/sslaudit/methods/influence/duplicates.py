@@ -4,6 +4,11 @@ Normalised influence I_ij / √(s_i s_j) is the cosine of whitened gradients, so
 mutually influential pairs are nearest neighbours of the ℓ2-normalised (sketched) whitened
 gradients: a faiss inner-product index finds each example's nearest neighbours, the candidate
 pairs are kept once (i < j, never i = j), and the caller rescores them exactly.
+
+Per query: ranking a global list of pairs lets same-class look-alikes, whose gradients are
+similar, drown the near copies of any one example. `query_neighbours` instead ranks, for every
+example, all the other examples by normalised influence (its own top-k), and `partner_ranks` /
+`retrieval_metrics` score planted copies that way (recall@k, MRR).
 """
 from __future__ import annotations
 
@@ -18,6 +23,59 @@ def unit_rows(z: np.ndarray) -> np.ndarray:
     z = np.ascontiguousarray(z, dtype=np.float32)
     norm = np.linalg.norm(z, axis=1, keepdims=True)
     return np.ascontiguousarray(z / np.where(norm > 0, norm, 1.0), dtype=np.float32)
+
+
+def query_neighbours(z: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """For each row, the k most cosine-similar other rows (n × k positions, n × k cosines), best first.
+
+    Exact search (faiss flat inner product); the row itself is dropped even when an exact copy
+    ties with it. Ties between others are broken by position.
+    """
+    import faiss
+
+    n = len(z)
+    k = max(0, min(int(k), n - 1))
+    if k == 0:
+        return np.zeros((n, 0), np.int64), np.zeros((n, 0))
+    faiss.omp_set_num_threads(max(1, torch.get_num_threads()))
+    u = unit_rows(z)
+    index = faiss.IndexFlatIP(u.shape[1])
+    index.add(u)
+    sims, idx = index.search(u, k + 1)
+    keep = idx != np.arange(n)[:, None]
+    # the row's own slot (or, if it fell off behind exact ties, the last slot) is dropped
+    drop = np.where(~keep.all(1), (~keep).argmax(1), k)
+    mask = np.ones_like(keep)
+    mask[np.arange(n), drop] = False
+    return idx[mask].reshape(n, k).astype(np.int64), sims[mask].reshape(n, k).astype(np.float64)
+
+
+def partner_ranks(z: np.ndarray, queries, partners) -> np.ndarray:
+    """Rank (1 = best) of each query's partner among all other rows, by cosine of the rows of z.
+
+    Exact and tie-pessimistic: rank = 1 + the number of other rows (not the query, not the
+    partner) whose cosine to the query is ≥ the partner's.
+    """
+    u = unit_rows(z).astype(np.float64)
+    q, p = np.asarray(queries, dtype=np.int64), np.asarray(partners, dtype=np.int64)
+    out = np.empty(len(q), dtype=np.int64)
+    for s in range(0, len(q), 256):
+        sims = u[q[s : s + 256]] @ u.T
+        rows = np.arange(len(sims))
+        target = sims[rows, p[s : s + 256]]
+        ge = sims >= target[:, None]
+        ge[rows, q[s : s + 256]] = False
+        ge[rows, p[s : s + 256]] = False
+        out[s : s + 256] = 1 + ge.sum(1)
+    return out
+
+
+def retrieval_metrics(ranks, ks=(1, 5, 10, 50)) -> dict:
+    """recall@k (share of queries whose partner ranks ≤ k) and mean reciprocal rank."""
+    r = np.asarray(ranks, dtype=np.float64)
+    if not len(r):
+        return {"n_queries": 0, "mrr": None, **{f"recall_at_{k}": None for k in ks}}
+    return {"n_queries": int(len(r)), "mrr": float((1.0 / r).mean()), "median_rank": float(np.median(r)), **{f"recall_at_{k}": float((r <= k).mean()) for k in ks}}
 
 
 def nearest_pairs(z: np.ndarray, neighbours: int = 10) -> pd.DataFrame:

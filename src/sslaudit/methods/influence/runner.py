@@ -20,6 +20,7 @@ from ...seeding import numpy_rng
 from ...store import config_hash
 from .analyzer import InfluenceAnalyzer, InfluenceConfig
 from .baselines import embedding_duplicates, knn_distance
+from .duplicates import query_neighbours
 from .fairness import fairness_report
 from .scores import BlockScores
 
@@ -36,6 +37,7 @@ class InfluenceResult:
     knn_outliers: pd.DataFrame  # split, index, score, rank (baseline)
     embedding_duplicates: pd.DataFrame  # i, j, score (baseline)
     summary: dict = field(default_factory=dict)
+    neighbours: pd.DataFrame | None = None  # index, rank, neighbour, score: each example's most mutually influential others
 
 
 def subsample_rows(n: int, subsample: int | None, seed: int) -> np.ndarray:
@@ -72,8 +74,16 @@ def to_index_pairs(df: pd.DataFrame, index: np.ndarray) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def neighbour_table(z: np.ndarray, index: np.ndarray, k: int) -> pd.DataFrame:
+    """Per training example (as a query), its k most mutually influential other examples."""
+    idx, sims = query_neighbours(z, k)
+    kk = idx.shape[1]
+    return pd.DataFrame({"index": np.repeat(index, kk).astype(np.int64), "rank": np.tile(np.arange(1, kk + 1), len(index)).astype(np.int64),
+                         "neighbour": index[idx.reshape(-1)].astype(np.int64), "score": sims.reshape(-1)})
+
+
 def run_influence(run, cfg: InfluenceConfig, *, pairs: int = 100, queries=(), subsample: int | None = None, check: int = 200,
-                  device: str = "cpu", engine: str = "local", knn: int = 10) -> InfluenceResult:
+                  device: str = "cpu", engine: str = "local", knn: int = 10, neighbours: int = 5) -> InfluenceResult:
     """Self-influence, duplicates, query pairwise scores, fairness and baselines for a run."""
     from ...data.augment import make_augment
 
@@ -125,6 +135,9 @@ def run_influence(run, cfg: InfluenceConfig, *, pairs: int = 100, queries=(), su
     t = time.perf_counter()
     dups = to_index_pairs(ia.duplicates(pairs), index)
     timings["duplicates_seconds"] = time.perf_counter() - t
+    t = time.perf_counter()
+    neigh = neighbour_table(ia.train_scores().sketch, index, neighbours) if neighbours else None
+    timings["neighbours_seconds"] = time.perf_counter() - t
     pw = None
     if refs:
         raw, norm = ia.pairwise(xq)
@@ -150,4 +163,4 @@ def run_influence(run, cfg: InfluenceConfig, *, pairs: int = 100, queries=(), su
     }
     if ia.fallback:
         info(f"influence: {ia.fallback}")
-    return InfluenceResult(ranked(index, s), dups, pw, fair, knn_df, emb_dups, summary)
+    return InfluenceResult(ranked(index, s), dups, pw, fair, knn_df, emb_dups, summary, neigh)

@@ -13,7 +13,7 @@ import pandas as pd
 from ...progress import info
 from . import figures
 from .compression import DEFAULT_FRACTIONS, compression_curve
-from .evaluation import baseline_scores, evaluate_scores, probe_correct
+from .evaluation import baseline_scores, evaluate_scores, per_class, probe_correct
 from .saliency import feature_saliency, pick_features
 from .score import QScore, QScoreConfig
 
@@ -39,7 +39,7 @@ class AnalysisConfig:
 
 @dataclass
 class QScoreAnalysis:
-    scores: pd.DataFrame  # split, index, qscore, qscore_v1, n_discriminative
+    scores: pd.DataFrame  # split, index, qscore, qscore_v1, n_discriminative, qscore_paper, qscore_zscore
     features: pd.DataFrame  # feature, activation_rate, discriminative
     evaluation: dict | None
     compression: dict | None
@@ -58,7 +58,7 @@ def analyze(run, cfg: AnalysisConfig | None = None) -> QScoreAnalysis:
     for name, h in (("train", h_train), ("test", h_test)):
         s = qs.score(h)
         per_split[name] = s
-        rows.append(pd.DataFrame({"split": name, "index": ds.split(name).index.astype(np.int64), "qscore": s.qscore, "qscore_v1": s.qscore_v1, "n_discriminative": s.n_discriminative.astype(np.int64)}))
+        rows.append(pd.DataFrame({"split": name, "index": ds.split(name).index.astype(np.int64), "qscore": s.qscore, "qscore_v1": s.qscore_v1, "n_discriminative": s.n_discriminative.astype(np.int64), "qscore_paper": s.qscore_paper, "qscore_zscore": s.qscore_zscore}))
     scores = pd.concat(rows, ignore_index=True)
     feats = pd.DataFrame({"feature": np.arange(len(qs.discriminative), dtype=np.int64), "activation_rate": qs.activation_rate, "discriminative": qs.discriminative})
 
@@ -71,8 +71,11 @@ def analyze(run, cfg: AnalysisConfig | None = None) -> QScoreAnalysis:
         hp_train, hp_test = qs.prepare(h_train), qs.prepare(h_test)
         info("Q-Score: linear probe for the correct/misclassified evaluation")
         correct, acc = probe_correct(hp_train, ds.train.y, hp_test, ds.test.y, seed=cfg.seed, max_train=cfg.max_probe_train)
-        ev = evaluate_scores({"qscore": test.qscore, "qscore_v1": test.qscore_v1}, baseline_scores(hp_test), correct)
-        evaluation = {**base, **ev, "probe_accuracy": acc}
+        base_scores = baseline_scores(hp_test)
+        ev = evaluate_scores({"qscore": test.qscore, "qscore_v1": test.qscore_v1, "qscore_paper": test.qscore_paper, "qscore_zscore": test.qscore_zscore}, base_scores, correct)
+        views = {"qscore": test.qscore, **base_scores}
+        within = {k: per_class(v, correct, ds.test.y) for k, v in views.items()}
+        evaluation = {**base, **ev, "probe_accuracy": acc, "within_class_auroc": {k: w["within_class_auroc"] for k, w in within.items()}, "per_class": within["qscore"]["classes"]}
         info("Q-Score: compression curve (linear probes on feature subsets)")
         comp = compression_curve(hp_train, ds.train.y, hp_test, ds.test.y, rates=qs.activation_rate, discriminative=qs.discriminative, band=qs.fit_.band, fractions=cfg.fractions, tolerance=cfg.tolerance, seed=cfg.seed, max_train=cfg.max_probe_train)
         compression = comp.to_json()

@@ -4,8 +4,8 @@ A linear probe (`sslaudit.evaluate.probes.linear_probe`) is trained on the train
 representation; a test sample is positive ("correct") when the probe classifies it correctly.
 Each label-free score is then judged by AUPRC (average precision, positive = correct) and
 AUROC, beside the prevalence (the AUPRC of an uninformative score) and two label-free
-baselines computed from the same representation: the embedding's ℓ2 norm and its largest
-activation. AUPRC grows with the prevalence, so compare it with the prevalence, not with the
+baselines computed from the same representation: the embedding's ℓ2 norm, its largest and its
+mean activation. AUPRC grows with the prevalence, so compare it with the prevalence, not with the
 paper's ImageNet numbers.
 """
 from __future__ import annotations
@@ -45,9 +45,29 @@ def score_metrics(score: np.ndarray, correct: np.ndarray) -> dict:
 
 
 def baseline_scores(h: np.ndarray) -> dict[str, np.ndarray]:
-    """Label-free baselines a user would otherwise try: ℓ2 norm and largest activation."""
+    """Label-free baselines a user would otherwise try: ℓ2 norm, largest and mean activation."""
     h = np.asarray(h, dtype=np.float64)
-    return {"embedding_norm": np.linalg.norm(h, axis=1), "max_activation": h.max(axis=1)}
+    return {"embedding_norm": np.linalg.norm(h, axis=1), "max_activation": h.max(axis=1), "mean_activation": h.mean(axis=1)}
+
+
+def per_class(score: np.ndarray, correct: np.ndarray, y: np.ndarray) -> dict:
+    """The within-class view: per true class, n, probe accuracy, mean score and AUROC (labels used).
+
+    A pooled AUROC mixes "ranks the samples of a class" with "differs between easy and hard
+    classes"; `within_class_auroc` is the mean over classes with both outcomes of the first.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    correct, y, s = np.asarray(correct, dtype=bool), np.asarray(y), np.asarray(score, dtype=np.float64)
+    rows, aurocs = {}, []
+    for c in np.unique(y):
+        m = y == c
+        acc = float(correct[m].mean())
+        auc = float(roc_auc_score(correct[m], s[m])) if 0 < acc < 1 else None
+        if auc is not None:
+            aurocs.append(auc)
+        rows[str(c.item() if hasattr(c, "item") else c)] = {"n": int(m.sum()), "accuracy": acc, "mean_score": float(s[m].mean()), "auroc": auc}
+    return {"within_class_auroc": float(np.mean(aurocs)) if aurocs else None, "classes": rows}
 
 
 def evaluate_scores(scores: dict[str, np.ndarray], baselines: dict[str, np.ndarray], correct: np.ndarray) -> dict:

@@ -1,7 +1,11 @@
 """Q-Score of each sample, and the `QScore` estimator (fit on train, score any split).
 
-- v6 (AAAI 2024): Q_i = mean_{j ∈ L_i ∩ D} z_ij, and 0 when L_i ∩ D is empty. Low Q-Score: the
-  sample activates no discriminative feature strongly — it is likely misclassified downstream.
+- v6 (AAAI 2024, as transcribed in the spec): Q_i = mean_{j ∈ L_i ∩ D} (h_ij − μ_i), and 0 when
+  L_i ∩ D is empty — the default (`form="paper"`). Low Q-Score: the sample activates no
+  discriminative feature strongly — it is likely misclassified downstream. The score keeps the
+  magnitude of the activations (it is in the units of h).
+- z-scored form (ours, `form="zscore"`): Q_i = mean_{j ∈ L_i ∩ D} (h_ij − μ_i)/σ_i. Dividing by
+  σ_i discards the magnitude; on a Fashion-MNIST ConvNet it scored below chance (docs/qscore.md).
 - v1 (arXiv v1): Q_i = max_j z_ij / ‖ĥ_i‖₁ with ĥ_i = h_i / ‖h_i‖₂ (z-scores are scale-free, so
   z on ĥ equals z on h); high when one feature stands out in a sparse representation. 0 for an
   all-zero sample.
@@ -16,12 +20,22 @@ from ...errors import UserError
 from .features import EPSILON_CANDIDATES, FeatureFit, check_representation, fit_features, highly_activating, zscores
 
 
-def qscore_v6(h: np.ndarray, discriminative: np.ndarray, epsilon: float) -> tuple[np.ndarray, np.ndarray]:
-    """Q-Score (mean z-score over L_i ∩ D; 0 when empty) and |L_i ∩ D| for every sample."""
+FORMS = ("paper", "zscore")
+
+
+def qscore_v6(h: np.ndarray, discriminative: np.ndarray, epsilon: float, form: str = "paper") -> tuple[np.ndarray, np.ndarray]:
+    """Q-Score and |L_i ∩ D| for every sample (0 when L_i ∩ D is empty).
+
+    form="paper": mean of h_ij − μ_i over L_i ∩ D (the v6 formula); form="zscore": mean of the
+    z-scores (h_ij − μ_i)/σ_i over the same set (our earlier default, kept as an option).
+    """
+    if form not in FORMS:
+        raise UserError(f"unknown Q-Score form {form!r}: use one of {', '.join(FORMS)} (paper = the v6 formula)")
     z, _ = zscores(h)
+    value = z if form == "zscore" else h - h.mean(axis=1, keepdims=True)
     sel = highly_activating(h, epsilon) & np.asarray(discriminative, dtype=bool)[None, :]
     count = sel.sum(axis=1)
-    total = np.where(sel, z, 0.0).sum(axis=1)
+    total = np.where(sel, value, 0.0).sum(axis=1)
     q = np.divide(total, count, out=np.zeros(len(h)), where=count > 0)
     return q, count
 
@@ -42,6 +56,7 @@ def qscore_v1(h: np.ndarray) -> np.ndarray:
 class QScoreConfig:
     """How Q-Score picks its features; saved beside the results."""
 
+    form: str = field(default="paper", metadata={"help": "'paper' = the v6 formula mean_{L∩D}(h − μ); 'zscore' = mean_{L∩D}(h − μ)/σ (our earlier form)."})
     epsilon: float | str = field(default="auto", metadata={"help": "z-score threshold of highly activating features, or 'auto' (largest of 4,3,2,1 leaving ≥ min_nonempty samples with a non-empty L ∩ D)."})
     percentiles: tuple[float, float] = field(default=(50.0, 95.0), metadata={"help": "Activation-rate percentiles (linear interpolation, bounds inclusive) that delimit the discriminative band."})
     min_nonempty: float = field(default=0.9, metadata={"help": "Share of training samples that must have a non-empty L ∩ D for epsilon='auto'."})
@@ -60,9 +75,11 @@ class QScoreConfig:
 class QScores:
     """Per-sample results for one split (rows in the order of the input)."""
 
-    qscore: np.ndarray
+    qscore: np.ndarray  # in the configured form (default: the paper's v6 formula)
     qscore_v1: np.ndarray
     n_discriminative: np.ndarray  # |L_i ∩ D|
+    qscore_paper: np.ndarray | None = None  # both v6 forms, whatever the configured one
+    qscore_zscore: np.ndarray | None = None
 
     @property
     def empty_share(self) -> float:
@@ -78,6 +95,8 @@ class QScore:
 
     def __init__(self, config: QScoreConfig | None = None, **kw):
         self.config = config if config is not None else QScoreConfig(**kw)
+        if self.config.form not in FORMS:
+            raise UserError(f"unknown Q-Score form {self.config.form!r}: use one of {', '.join(FORMS)} (paper = the v6 formula)")
         self.fit_: FeatureFit | None = None
         self.shift_: float | None = None
 
@@ -116,13 +135,14 @@ class QScore:
         h = self.prepare(h)
         if h.shape[1] != len(fit.discriminative):
             raise UserError(f"the representation has {h.shape[1]} features but Q-Score was fitted on {len(fit.discriminative)}; use the same encoder")
-        q, n = qscore_v6(h, fit.discriminative, fit.epsilon)
-        return QScores(q, qscore_v1(h), n)
+        paper, n = qscore_v6(h, fit.discriminative, fit.epsilon, "paper")
+        zs, _ = qscore_v6(h, fit.discriminative, fit.epsilon, "zscore")
+        return QScores(zs if self.config.form == "zscore" else paper, qscore_v1(h), n, paper, zs)
 
     def summary(self) -> dict:
         fit = self._fitted()
         return {
-            "epsilon": fit.epsilon, "epsilon_met_target": fit.met_target, "epsilon_candidates": fit.candidates,
+            "form": self.config.form, "epsilon": fit.epsilon, "epsilon_met_target": fit.met_target, "epsilon_candidates": fit.candidates,
             "train_empty_share": fit.empty_share, "band": list(fit.band), "n_features": int(len(fit.discriminative)),
             "n_discriminative": int(fit.discriminative.sum()), "config": self.config.to_json(),
         }

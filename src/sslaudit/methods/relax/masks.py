@@ -19,6 +19,17 @@ from ...errors import UserError
 from ...seeding import torch_generator
 
 
+REFERENCE_CELLS = 7  # the reference's grid (7×7 on 224×224 ImageNet images: 32-pixel cells)
+MIN_CELL_PIXELS = 4
+
+
+def default_cells(size: tuple[int, ...]) -> int:
+    """Mask cells per side for an input of spatial `size`: cells at least 4 pixels wide, at most
+    the reference's 7 per side — 7 for 28×28 (4-pixel cells) and larger, 4 for 16×16, 2 for 8×8
+    digits (the reference's 7 there would give ≈ 1-pixel cells, i.e. pixel noise)."""
+    return int(max(2, min(REFERENCE_CELLS, min(int(s) for s in size) // MIN_CELL_PIXELS)))
+
+
 def check_mask_params(num_cells: int, p: float) -> None:
     if int(num_cells) != num_cells or num_cells < 1:
         raise UserError(f"num_cells={num_cells} must be a positive integer (the reference uses 7)")

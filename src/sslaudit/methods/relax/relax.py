@@ -22,7 +22,7 @@ from torch import nn
 
 from ...errors import UserError
 from .estimator import estimate
-from .masks import MaskFamily, SpatialMasks
+from .masks import MaskFamily, SpatialMasks, default_cells
 from .similarity import similarity_function
 
 FILLS = ("zero", "mean", "blur")
@@ -80,15 +80,18 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 class Relax:
     """RELAX for an encoder f: inputs → N×D representations.
 
-    fill: "zero" (0 in the encoder's input space), "mean" (`fill_value`, e.g. the training
-    per-channel mean; else each image's channel mean), "blur" (a Gaussian blur of the input,
-    σ = `blur_sigma` or size / (2·num_cells)), a number, or a tensor broadcastable to one input.
+    num_cells: mask cells per side, or "auto" (default): cells at least 4 pixels wide and at most
+    the reference's 7 per side (`masks.default_cells`: 7 on 28×28, 2 on 8×8 digits).
+    fill: "mean" (default; `fill_value`, e.g. the training per-channel mean — the reference masks
+    the normalised input, i.e. paints the data mean; without `fill_value` each image's channel
+    mean), "zero" (0 in the encoder's input space: black pixels), "blur" (a Gaussian blur of the
+    input, σ = `blur_sigma` or size / (2·num_cells)), a number, or a tensor broadcastable to one input.
     similarity: "cosine" (default), "dot", "neg_euclidean", or a callable (h, h') → (n,).
     batch_size: rows (image × mask pairs) per forward pass; mask_batch: masks per estimator step.
     groups: column spans [(start, stop), ...] → tabular mode (N×F inputs, one weight per group).
     """
 
-    def __init__(self, encoder: nn.Module, *, num_cells: int = 7, p: float = 0.5, fill: str | float | torch.Tensor = "zero", fill_value=None, blur_sigma: float | None = None,
+    def __init__(self, encoder: nn.Module, *, num_cells: int | str = "auto", p: float = 0.5, fill: str | float | torch.Tensor = "mean", fill_value=None, blur_sigma: float | None = None,
                  similarity: str | Callable = "cosine", batch_size: int = 250, mask_batch: int = 100, groups: list[tuple[int, int]] | None = None, spatial_dims: int = 2, device=None):
         if isinstance(fill, str) and fill not in FILLS:
             raise UserError(f"unknown fill {fill!r}: use one of {', '.join(FILLS)}, a number or a tensor")
@@ -96,7 +99,9 @@ class Relax:
             raise UserError(f"batch_size ({batch_size}) and mask_batch ({mask_batch}) must be ≥ 1")
         if groups is None and spatial_dims not in (1, 2):
             raise UserError(f"spatial_dims={spatial_dims}: RELAX masks images (2) or 1-D signals (1); pass groups= for tables")
-        self.encoder, self.num_cells, self.p = encoder, int(num_cells), float(p)
+        if num_cells != "auto" and (isinstance(num_cells, (str, bool)) or int(num_cells) != num_cells or num_cells < 1):
+            raise UserError(f"num_cells={num_cells!r}: use a positive integer (the reference uses 7) or 'auto'")
+        self.encoder, self.num_cells, self.p = encoder, num_cells if num_cells == "auto" else int(num_cells), float(p)
         self.fill, self.fill_value, self.blur_sigma = fill, fill_value, blur_sigma
         self.sim = similarity_function(similarity)
         self.batch_size, self.mask_batch = int(batch_size), int(mask_batch)
@@ -118,7 +123,11 @@ class Relax:
         if x.ndim != want:
             kind = "N×C×H×W images" if self.spatial_dims == 2 else "N×C×L signals"
             raise UserError(f"RELAX needs {kind} (inputs with spatial dimensions), got shape {tuple(x.shape)}; for tables pass feature groups")
-        return SpatialMasks(tuple(x.shape[2:]), self.num_cells, self.p)
+        return SpatialMasks(tuple(x.shape[2:]), self.cells_for(tuple(x.shape[2:])), self.p)
+
+    def cells_for(self, size: tuple[int, ...]) -> int:
+        """The mask cells per side used on inputs of spatial `size`."""
+        return default_cells(size) if self.num_cells == "auto" else int(self.num_cells)
 
     def baseline(self, x: torch.Tensor) -> torch.Tensor:
         """The value a masked-out entry takes, shaped like x."""
@@ -137,7 +146,7 @@ class Relax:
         if isinstance(f, str) and f == "blur":
             if self.groups is not None:
                 raise UserError("fill='blur' needs spatial inputs; use 'mean' for tables")
-            sigma = self.blur_sigma or max(x.shape[2:]) / (2 * self.num_cells)
+            sigma = self.blur_sigma or max(x.shape[2:]) / (2 * self.cells_for(tuple(x.shape[2:])))
             return gaussian_blur(x, float(sigma))
         try:
             return torch.broadcast_to(torch.as_tensor(f, dtype=x.dtype, device=x.device), x.shape).clone()
