@@ -12,8 +12,9 @@ from .images import thumbnail
 class SampleView:
     """Looks samples up by (split, index) in a dataset and renders them as report tiles."""
 
-    def __init__(self, dataset, max_fields: int = 14):
+    def __init__(self, dataset, max_fields: int = 14, thumb: int = 100):
         self.ds = dataset
+        self.thumb = thumb  # pixels of a thumbnail's longer side (nearest-neighbour upscaling)
         self.max_fields = max_fields
         self._pos: dict[str, dict[int, int]] = {}
 
@@ -40,7 +41,7 @@ class SampleView:
             return Tile(None, cap + " (not in the data)", **kw)
         s = self.ds.split(split)
         if self.ds.kind == "image":
-            return Tile(thumbnail(s.x[p]), cap, **kw)
+            return Tile(thumbnail(s.x[p], size=self.thumb), cap, **kw)
         fields: list[tuple[str, Any]] = []
         if s.meta is not None:
             row = s.meta.iloc[p]
