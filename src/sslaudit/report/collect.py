@@ -188,7 +188,10 @@ class Collector:
             if nm is not None and len(nm):
                 top = nm.sort_values("norm", ascending=False).head(10)
                 big = float(top["norm"].max()) or 1.0
-                sec.blocks.append(Gallery("Training samples that shape the most representations", [self.view.tile("train", int(r.landmark_index), f"train:{int(r.landmark_index)} · coefficient {100 * float(r.norm) / big:.0f}% of the largest", tip="landmark norm") for r in top.itertuples()], caption="The landmarks with the largest coefficients ‖ΔÃ_l‖: every explanation draws on these most."))
+                if not self.view.is_image:
+                    sec.blocks.append(self.view.rows_table([([f"{100 * float(r.norm) / big:.0f}%"], "train", int(r.landmark_index)) for r in top.head(6).itertuples()], ["coefficient (of the largest)"], "Training rows that shape the most representations (largest landmark coefficients ‖ΔÃ_l‖)"))
+                else:
+                    sec.blocks.append(Gallery("Training samples that shape the most representations", [self.view.tile("train", int(r.landmark_index), f"train:{int(r.landmark_index)} · coefficient {100 * float(r.norm) / big:.0f}% of the largest", tip="landmark norm") for r in top.itertuples()], caption="The landmarks with the largest coefficients ‖ΔÃ_l‖: every explanation draws on these most."))
             # tables, folded
             if fid:
                 sec.blocks.append(self.fidelity_table(fid))
@@ -200,9 +203,13 @@ class Collector:
                 sec.blocks.append(_table(self.store.read_parquet("krepes/concepts.parquet"), limit=30, caption="Concept-conditioned influence scores"))
         return self.safe("krepes", LENS_TITLES["krepes"], build, lead="Which unlabeled training samples shaped the representation of an input, and whether that explanation can be trusted.")
 
-    def landmark_gallery(self, lm, t: int) -> Gallery:
+    def landmark_gallery(self, lm, t: int):
         sub = lm[lm["test_index"] == t].sort_values("rank").head(8)
         lab = self.label_of("test", t)
+        if not self.view.is_image:  # table rows: one row per sample, the test point first
+            top = float(sub["score"].abs().max()) if len(sub) else 1.0
+            items = [(["test point", "", ""], "test", t)] + [([f"#{int(r.rank)}", sign_word(r.sign), f"{100 * abs(float(r.score)) / (top or 1.0):.0f}%"], "train", int(r.landmark_index)) for r in sub.itertuples()]
+            return self.view.rows_table(items, ["rank", "effect", "influence score"], f"What shaped test:{t}" + (f" (label {lab})" if lab is not None else "") + ": the test point and its strongest landmarks (attracts/repels its representation; % of the strongest)")
         tiles = [self.view.tile("test", t, f"test point test:{t}", anchor=anchor("krepes", "test", t), link=f"#{anchor('relax', 'test', t)}" if self.relax_has(t) else "", link_text="its RELAX map", tone="focus")]
         top = float(sub["score"].abs().max()) if len(sub) else 1.0
         same = 0
@@ -253,14 +260,22 @@ class Collector:
         def build(sec):
             summ = self.json("influence/summary.json")
             d = self.parquet("influence/duplicates.parquet")
-            if d is not None and len(d):
+            if d is not None and len(d) and not self.view.is_image:
+                items = []
+                for r in d.head(5).itertuples():
+                    items += [([f"pair {len(items) // 2 + 1}", fmt(float(r.score), 2)], "train", int(r.i)), ([f"pair {len(items) // 2 + 1}", ""], "train", int(r.j))]
+                sec.blocks.append(self.view.rows_table(items, ["pair", "duplicate score"], "Pairs the encoder treats most alike (possible duplicates): a duplicate score near 1 means the encoder treats them as one example"))
+            elif d is not None and len(d):
                 tiles = []
                 for r in d.head(8).itertuples():
                     tiles.append(self.view.tile("train", int(r.i), f"train:{int(r.i)}", tone="pair-a"))
                     tiles.append(self.view.tile("train", int(r.j), f"≈ train:{int(r.j)} · duplicate score {fmt(float(r.score), 2)}", tone="pair-b", tip="duplicate score"))
                 sec.blocks.append(Gallery("Pairs the encoder treats most alike (possible duplicates)", tiles, caption="Each pair: two training samples whose influence on the encoder points the same way; a duplicate score near 1 means the encoder treats them as one example."))
             s = self.parquet("influence/self_influence.parquet")
-            if s is not None and len(s):
+            if s is not None and len(s) and not self.view.is_image:
+                s = s.sort_values("rank").head(8)
+                sec.blocks.append(self.view.rows_table([([f"#{int(r.rank)}"], str(r.split), int(r.index)) for r in s.itertuples()], ["rank"], "The most atypical training rows (highest self-influence): rows the encoder cannot predict from the rest — outliers, rare combinations, corrupted data"))
+            elif s is not None and len(s):
                 s = s.sort_values("rank").head(12)
                 sec.blocks.append(Gallery("The most atypical training samples (highest self-influence)", [self.view.tile(str(r.split), int(r.index), f"#{int(r.rank)} {r.split}:{int(r.index)}", tip="self-influence") for r in s.itertuples()], caption="Samples the encoder cannot predict from the rest: outliers, rare styles, corrupted or unusual data. Worth a look before trusting the training set."))
             if self.has("influence/fairness.json"):
@@ -322,12 +337,16 @@ class Collector:
                     worst = min(3, len(cq) - 1)
                     sec.blocks.append(Figure(bars([str(c) for c in cq.index], cq.tolist(), xlabel="median Q-Score of the class's test samples", highlight=worst), f"Median Q-Score per class, lowest first (red: the {worst} worst-represented classes).", alt="Q-Score per class"))
                 low = sc[sc["split"] == "test"].sort_values("qscore").head(12)
+                if not self.view.is_image:
+                    sec.blocks.append(self.view.rows_table([([fmt(float(r.qscore), 2)], "test", int(r.index)) for r in low.head(8).itertuples()], ["Q-Score"], "The worst-represented test rows (lowest Q-Score): likely to be misclassified downstream"))
+                    low = low.iloc[:0]
                 tiles = []
                 for r in low.itertuples():
                     t = int(r.index)
                     link, text = (f"#{anchor('krepes', 'test', t)}", "its landmarks") if self.krepes_has(t) else ((f"#{anchor('relax', 'test', t)}", "its RELAX map") if self.relax_has(t) else ("", ""))
                     tiles.append(self.view.tile("test", t, f"test:{t} · Q-Score {fmt(float(r.qscore), 2)}", anchor=anchor("qscore", "test", t), link=link, link_text=text, tip="Q-Score"))
-                sec.blocks.append(Gallery("The worst-represented test samples (lowest Q-Score)", tiles, caption="Likely to be misclassified downstream; each links to the training samples that shaped it and to where the encoder looks."))
+                if tiles:
+                    sec.blocks.append(Gallery("The worst-represented test samples (lowest Q-Score)", tiles, caption="Likely to be misclassified downstream; each links to the training samples that shaped it and to where the encoder looks."))
             for p in ("qscore/features.png", "qscore/saliency.png", "qscore/compression.png"):
                 if self.has(p):
                     sec.blocks.append(Figure(data_uri(self.store.read_bytes(p)), CAPTIONS[p], alt=CAPTIONS[p]))

@@ -115,9 +115,9 @@ class Findings:
         if not hub and distinct is not None and n_tests and n_tests >= 20 and distinct / n_tests < 0.2:
             hub = f"only {distinct} training samples are the strongest landmark of {n_tests} test points ('hubs' that explain everything alike)"
         t = fidelity_verdict(fid).tone
-        verdict = {"good": "Its landmarks explain the network faithfully: the training samples shown for an input are the ones that shaped its representation.",
-                   "warn": "Its landmarks are partly faithful to the network: read the training samples shown for an input as strong hints, not proof.",
-                   "bad": "Its kernel surrogate does not behave like the network: treat the landmarks with caution."}[t]
+        verdict = {"good": "Its landmarks are faithful: the training samples shown for an input are the ones that shaped it.",
+                   "warn": "Its landmarks are partly faithful: read them as strong hints, not proof.",
+                   "bad": "Its landmarks are not faithful to the network: treat them with caution."}[t]
         trust = f"Δ accuracy {d:+.3f}"
         if fid.get("precision_at_1") is not None and fid.get("precision_at_1_baseline") is not None:
             trust += f"; the strongest landmark shares the test point's label {pct(fid['precision_at_1'], 0)} of the time (cosine neighbours {pct(fid['precision_at_1_baseline'], 0)})"
@@ -201,7 +201,7 @@ class Findings:
             return _missing_card("RELAX", ["maps.relax.insertion_auc"], "#relax")
         ins, ins_r = float(r["insertion_auc"]), rnd.get("insertion_auc")
         better = ins_r is not None and ins > float(ins_r) + 0.005
-        verdict = "The maps show where the representation looks: putting back the pixels RELAX ranks first restores the representation faster than a random order." if better else "The maps are no better than a random order at finding the pixels that matter: read them with care."
+        verdict = "The maps find the pixels the representation depends on." if better else "The maps are no better than random at finding the pixels that matter."
         sc = ev.get("sanity_check")
         if isinstance(sc, dict) and sc:
             trust = f"Sanity check {'passed' if sc.get('passed') else 'failed'} (randomised encoder's maps correlate at {fmt(sc.get('spearman_mean'), 2)})."
@@ -209,7 +209,7 @@ class Findings:
         else:
             trust, tone = "Sanity check not run (the maps could reflect the input more than the encoder).", "warn"
         if ins_r is not None:
-            trust = f"Random order {fmt(float(ins_r), 3)}. " + trust
+            trust = f"Inserting the pixels it ranks first restores the representation faster than a random order ({fmt(float(ins_r), 3)}). " + trust if better else f"A random order scores {fmt(float(ins_r), 3)}. " + trust
         return Card("RELAX", verdict, fmt(ins, 3), "insertion AUC", trust, tone, "#relax")
 
     def qscore(self) -> Card | None:
@@ -224,11 +224,11 @@ class Findings:
             return _missing_card("Q-Score", ["auroc"], "#qscore")
         auroc, auprc, prev = float(ev["auroc"]), ev.get("auprc"), ev.get("prevalence")
         if auroc >= 0.7:
-            verdict, tone = "Q-Score finds the poorly represented samples: low scores mark the ones the downstream probe gets wrong.", "good"
+            verdict, tone = "Q-Score finds the poorly represented samples: low scores mark likely errors.", "good"
         elif auroc >= 0.55:
-            verdict, tone = "Q-Score is a weak hint of which samples are poorly represented: low scores are somewhat more often misclassified.", "warn"
+            verdict, tone = "Q-Score is only a weak hint of which samples are poorly represented.", "warn"
         else:
-            verdict, tone = "Q-Score does not tell well from poorly represented samples on this encoder: do not use it to filter data.", "bad"
+            verdict, tone = "Q-Score does not tell well from poorly represented samples here: do not filter data by it.", "bad"
         best = max(((k, v.get("auroc")) for k, v in (ev.get("baselines") or {}).items() if isinstance(v, dict) and v.get("auroc") is not None), key=lambda kv: kv[1], default=None)
         trust = f"AUPRC {fmt(auprc, 3)} against {fmt(prev, 3)} for a random score." if auprc is not None and prev is not None else ""
         if best is not None:

@@ -33,6 +33,33 @@ class SampleView:
         classes = self.ds.classes
         return str(classes[y]) if classes and 0 <= y < len(classes) else str(y)
 
+    @property
+    def is_image(self) -> bool:
+        return self.ds.kind == "image"
+
+    def attributes(self, split: str, index: int) -> list[tuple[str, Any]]:
+        """The raw attributes of a table row (empty for images or rows not in the data)."""
+        p = self.position(split, index)
+        s = self.ds.split(split)
+        if p is None or s.meta is None:
+            return []
+        row = s.meta.iloc[p]
+        return [(str(c), fmt(row[c]) if isinstance(row[c], (float, np.floating)) else str(row[c])) for c in list(s.meta.columns)[: self.max_fields]]
+
+    def rows_table(self, items: list[tuple[list[Any], str, int]], lead: list[str], caption: str, folded: bool = False):
+        """Table rows as a table: `lead` columns (e.g. rank, sign) then the label and the raw attributes."""
+        from .blocks import Table
+
+        names: list[str] = []
+        rows = []
+        for vals, split, index in items:
+            attrs = self.attributes(split, index)
+            if not names:
+                names = [k for k, _ in attrs]
+            lab = self.label(split, index)
+            rows.append([*vals, f"{split}:{index}", lab if lab is not None else "", *[v for _, v in attrs]])
+        return Table([*lead, "sample", "label", *names], rows, caption, folded=folded)
+
     def tile(self, split: str, index: int, caption: str, **kw: Any) -> Tile:
         p = self.position(split, index)
         lab = self.label(split, index)
