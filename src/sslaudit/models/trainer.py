@@ -121,7 +121,8 @@ def train(method: Method, dataset: Dataset, cfg: TrainConfig, store: RunStore, *
             bar.set_postfix(epoch=epoch + 1, loss=f"{last_loss:.4f}")
         seconds += time.perf_counter() - t0
         row = {"epoch": epoch + 1, "step": step, "loss": loss_sum / max(steps_per_epoch, 1), "loss_last_step": last_loss, "lr": lr_at(step - 1, total, cfg.lr, warmup)}
-        row.update(probe(method.encoder, device))  # eval mode, no grad: leaves the training state alone
+        if probe.enabled:  # eval mode, no grad: leaves the training state alone
+            row.update(probe(method.encoder, device) if probe.due(epoch + 1, cfg.epochs) else {"knn_accuracy": float("nan"), "collapse_std": float("nan")})
         history.append(row)
         if log is not None:
             log.epoch(row)

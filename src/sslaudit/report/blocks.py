@@ -21,6 +21,8 @@ class Table:
     caption: str = ""
     kind: str = "table"
     folded: bool = True
+    same: list[list[bool]] | None = None  # cells to mark as "the same value as the first row's"
+    compact: bool = False  # one line per row (tables of samples)
 
 
 @dataclass

@@ -140,7 +140,7 @@ class Collector:
             data, train, arch = c.get("data", {}) or {}, c.get("train", {}) or {}, c.get("arch") or {}
             hist = self.parquet(HISTORY)
             if hist is not None and len(hist) and "loss" in hist:
-                sec.blocks.append(Figure(training_curves(hist), f"Training: the SSL loss per epoch (blue){' and the k-NN accuracy of a probe on a fixed sample of ' + str(min(m.get('n_test') or 0, 1000)) + ' test samples (red)' if 'knn_accuracy' in hist else ''}. A loss that still falls at the last epoch means more epochs would help.", alt="training curves"))
+                sec.blocks.append(Figure(training_curves(hist), f"Training: the SSL loss per epoch (blue){' and the k-NN accuracy of a small probe (' + str(min(m.get('n_test') or 0, 500)) + ' fixed test samples, red) at a few epochs' if 'knn_accuracy' in hist else ''}. A loss that still falls at the last epoch means more epochs would help.", alt="training curves"))
             elif c.get("external"):
                 sec.blocks.append(Text("This encoder was imported, so the run has no training history."))
             else:
@@ -176,7 +176,7 @@ class Collector:
             if lm is not None:
                 tests = list(dict.fromkeys(int(t) for t in lm["test_index"].tolist()))
                 focus = [t for t in self.focus_indices() if t in tests] or tests[:4]
-                for t in focus[:6]:
+                for t in focus[: 6 if self.view.is_image else 3]:
                     sec.blocks.append(self.landmark_gallery(lm, t))
             an = self.parquet("krepes/anchoring.parquet")
             if an is not None and len(an):
@@ -208,8 +208,8 @@ class Collector:
         lab = self.label_of("test", t)
         if not self.view.is_image:  # table rows: one row per sample, the test point first
             top = float(sub["score"].abs().max()) if len(sub) else 1.0
-            items = [(["test point", "", ""], "test", t)] + [([f"#{int(r.rank)}", sign_word(r.sign), f"{100 * abs(float(r.score)) / (top or 1.0):.0f}%"], "train", int(r.landmark_index)) for r in sub.itertuples()]
-            return self.view.rows_table(items, ["rank", "effect", "influence score"], f"What shaped test:{t}" + (f" (label {lab})" if lab is not None else "") + ": the test point and its strongest landmarks (attracts/repels its representation; % of the strongest)")
+            items = [(["test point", "", ""], "test", t)] + [([f"#{int(r.rank)}", sign_word(r.sign), f"{100 * abs(float(r.score)) / (top or 1.0):.0f}%"], "train", int(r.landmark_index)) for r in sub.head(6).itertuples()]
+            return self.view.rows_table(items, ["rank", "effect", "influence score"], f"What shaped test:{t}" + (f" (label {lab})" if lab is not None else "") + ": the test point (first row) and its strongest landmarks, which attract or repel its representation (% of the strongest). Shaded: the same value as the test point.", compare_first=True)
         tiles = [self.view.tile("test", t, f"test point test:{t}", anchor=anchor("krepes", "test", t), link=f"#{anchor('relax', 'test', t)}" if self.relax_has(t) else "", link_text="its RELAX map", tone="focus")]
         top = float(sub["score"].abs().max()) if len(sub) else 1.0
         same = 0
@@ -263,7 +263,7 @@ class Collector:
             if d is not None and len(d) and not self.view.is_image:
                 items = []
                 for r in d.head(5).itertuples():
-                    items += [([f"pair {len(items) // 2 + 1}", fmt(float(r.score), 2)], "train", int(r.i)), ([f"pair {len(items) // 2 + 1}", ""], "train", int(r.j))]
+                    items += [([f"pair {len(items) // 2 + 1}", f"{float(r.score):.3f}"], "train", int(r.i)), ([f"pair {len(items) // 2 + 1}", ""], "train", int(r.j))]
                 sec.blocks.append(self.view.rows_table(items, ["pair", "duplicate score"], "Pairs the encoder treats most alike (possible duplicates): a duplicate score near 1 means the encoder treats them as one example"))
             elif d is not None and len(d):
                 tiles = []

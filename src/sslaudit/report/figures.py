@@ -36,9 +36,13 @@ def training_curves(history) -> str:
     ax.plot(history["epoch"], history["loss"], color=BLUE, marker="o" if len(history) <= 20 else None, ms=3, label="training loss")
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss", color=BLUE)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if "knn_accuracy" in history and history["knn_accuracy"].notna().any():
         ax2 = ax.twinx()
-        ax2.plot(history["epoch"], history["knn_accuracy"], color=RED, marker="o" if len(history) <= 20 else None, ms=3, label="k-NN accuracy")
+        probed = history[history["knn_accuracy"].notna()]
+        ax2.plot(probed["epoch"], probed["knn_accuracy"], color=RED, marker="o", ms=3, label="k-NN accuracy")
         ax2.set_ylabel("k-NN accuracy (probe)", color=RED)
         ax2.set_ylim(0, 1)
     ax.grid(alpha=0.3)

@@ -156,7 +156,7 @@ class Findings:
             strong = int((d["score"] >= STRONG_DUPLICATE).sum())
             best = d.sort_values("score", ascending=False).iloc[0]
             if strong:
-                verdict, tone = f"{strong} pair(s) of training samples look like duplicates: the encoder treats each pair as one example.", "warn"
+                verdict, tone = f"{strong} of the {len(d)} most alike pairs score ≥ {STRONG_DUPLICATE}: the encoder treats each as one example (exact or near-duplicates).", "warn"
             else:
                 verdict = "No near-duplicates in the training data; the most atypical samples are shown below."
             number, label = fmt(float(best.score), 2), "duplicate score"
@@ -175,20 +175,27 @@ class Findings:
         doc = self.col.json("influence/fairness.json")
         if not doc.get("attributes"):
             return None
-        best = None
+        tests = []
         for attr, res in (doc.get("by_attribute") or {}).items():
             for t in res.get("tests", []) or []:
-                dlt = t.get("cliffs_delta")
-                if dlt is not None and (best is None or abs(float(dlt)) > abs(float(best[1].get("cliffs_delta")))):
-                    best = (attr, t)
-        if best is None:
+                if t.get("cliffs_delta") is not None:
+                    tests.append((attr, t))
+        if not tests:
             return _missing_card("Groups", ["cliffs_delta"], "#influence")
-        attr, t = best
+
+        def p_of(t):
+            p = t.get("p_value_holm", t.get("p_value"))
+            return float(p) if p is not None else 1.0
+
+        significant = [(a, t) for a, t in tests if p_of(t) < 0.05]
+        if not significant:
+            a, t = max(tests, key=lambda at: abs(float(at[1]["cliffs_delta"])))
+            return Card("Groups", f"No group differs significantly in self-influence ({', '.join(dict.fromkeys(a for a, _ in tests))}).", f"δ = {float(t['cliffs_delta']):+.2f}", "Cliff's δ", f"The largest difference ({t.get('group')} vs {t.get('versus')} by {a}) has Holm-corrected p = {fmt(p_of(t), 2)}; small groups need more scored samples.", "good", "#influence")
+        attr, t = max(significant, key=lambda at: abs(float(at[1]["cliffs_delta"])))
         dlt = float(t["cliffs_delta"])
-        p = t.get("p_value_holm", t.get("p_value"))
         word = "more" if dlt > 0 else "less"
         size = "a large" if abs(dlt) >= 0.47 else ("a medium" if abs(dlt) >= 0.33 else ("a small" if abs(dlt) >= 0.147 else "a negligible"))
-        return Card("Groups", f"By {attr}, the group {t.get('group')} is {word} self-influential than {t.get('versus')}: {size} difference — the encoder finds these samples {'harder' if dlt > 0 else 'easier'} to fit from the rest.", f"δ = {dlt:+.2f}", "Cliff's δ", f"Mann–Whitney p = {fmt(p, 2)} (Holm-corrected over the groups).", "warn" if abs(dlt) >= 0.147 else "good", "#influence")
+        return Card("Groups", f"By {attr}, {t.get('group')} is {word} self-influential than {t.get('versus')}: {size} difference.", f"δ = {dlt:+.2f}", "Cliff's δ", f"The encoder finds these samples {'harder' if dlt > 0 else 'easier'} to fit from the rest. Mann–Whitney p = {fmt(p_of(t), 2)} (Holm-corrected); {len(significant)} of {len(tests)} group comparisons are significant.", "warn" if abs(dlt) >= 0.147 else "good", "#influence")
 
     def relax(self) -> Card | None:
         nr = self.not_run("relax", "RELAX", "#relax")
@@ -247,10 +254,11 @@ class Findings:
         auroc = ev.get("auroc")
         overall = float(sc.loc[sc["split"] == "test", "qscore"].median())
         names = ", ".join(str(w) for w in worst[:-1]) + f" and {worst[-1]}" if len(worst) > 1 else str(worst[0])
+        verdict = f"Classes {names} are represented least clearly." if len(worst) > 1 else f"Class {names} is represented less clearly than the rest."
         trust = f"Median Q-Score of class {worst[0]}'s test samples, against {fmt(overall, 2)} over all test samples."
         if auroc is not None:
             trust += f" Only as telling as Q-Score itself (AUROC {fmt(float(auroc), 2)})."
-        return Card("Worst-represented classes", f"Classes {names} are represented least clearly.", fmt(float(cq.iloc[0]), 2), "Q-Score", trust, "", "#qscore")
+        return Card("Worst-represented classes", verdict, fmt(float(cq.iloc[0]), 2), "Q-Score", trust, "", "#qscore")
 
     def simvae(self) -> Card | None:
         nr = self.not_run("simvae", "SimVAE", "#simvae")

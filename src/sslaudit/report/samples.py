@@ -46,19 +46,25 @@ class SampleView:
         row = s.meta.iloc[p]
         return [(str(c), fmt(row[c]) if isinstance(row[c], (float, np.floating)) else str(row[c])) for c in list(s.meta.columns)[: self.max_fields]]
 
-    def rows_table(self, items: list[tuple[list[Any], str, int]], lead: list[str], caption: str, folded: bool = False):
-        """Table rows as a table: `lead` columns (e.g. rank, sign) then the label and the raw attributes."""
+    def rows_table(self, items: list[tuple[list[Any], str, int]], lead: list[str], caption: str, folded: bool = False, compare_first: bool = False):
+        """Table rows as a table: `lead` columns (e.g. rank, sign) then the label and the raw attributes.
+
+        With `compare_first`, attribute cells equal to the first row's are marked (what a test
+        point shares with its landmarks)."""
         from .blocks import Table
 
         names: list[str] = []
-        rows = []
+        rows, same = [], []
         for vals, split, index in items:
             attrs = self.attributes(split, index)
             if not names:
                 names = [k for k, _ in attrs]
             lab = self.label(split, index)
             rows.append([*vals, f"{split}:{index}", lab if lab is not None else "", *[v for _, v in attrs]])
-        return Table([*lead, "sample", "label", *names], rows, caption, folded=folded)
+        if compare_first and rows:
+            k = len(lead) + 1  # the label and the attributes are compared
+            same = [[False] * k + [i > 0 and j >= k and str(r[j]) == str(rows[0][j]) for j in range(k, len(r))] for i, r in enumerate(rows)]
+        return Table([*lead, "sample", "label", *names], rows, caption, folded=folded, same=same or None, compact=True)
 
     def tile(self, split: str, index: int, caption: str, **kw: Any) -> Tile:
         p = self.position(split, index)
