@@ -77,7 +77,10 @@ class Findings:
             verdict = f"Not run: {st.get('reason', 'no reason recorded')}." if state == "skipped" else f"Failed: {st.get('reason', 'no reason recorded')}."
             return Card(title, verdict, tone="skipped" if state == "skipped" else "bad", command=cmd, link="#skipped")
         if not self.col.files(f"{lens}/"):
-            return Card(title, "Not run on this run yet.", tone="skipped", command=rerun_command(lens, self.col.store.root, st), link="#skipped")
+            cmd = rerun_command(lens, self.col.store.root, st)
+            if lens == "relax" and self.col.ds is not None:
+                cmd += " --tabular-groups" if self.col.ds.kind != "image" else f" --index test:{int(self.col.ds.test.index[0])}"
+            return Card(title, "Not run on this run yet.", tone="skipped", command=cmd)
         return None
 
     # ---- the cards ------------------------------------------------------------------------
