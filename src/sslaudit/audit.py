@@ -22,6 +22,11 @@ STATUS = "audit/status.json"
 AUDIT_STEP_SAMPLE = 8_192  # training samples in the audit's KREPES step when the data has more than 20,000
 
 
+def quick_epochs(default: int) -> int:
+    """Training epochs of `audit --quick`: a sixth of the default (digits: 10 instead of 60), at least 2."""
+    return max(2, default // 6)
+
+
 @dataclass
 class AuditPlan:
     """Sizes of the lens runs, chosen from the data so the whole audit fits a CPU budget."""
@@ -43,7 +48,7 @@ class AuditPlan:
         if quick:  # a coarse smoke audit: every lens runs, on small samples with fixed settings
             p.focus, p.test_points, p.relax_masks = 3, min(n_test, 30), "300"
             p.influence_subsample, p.influence_check, p.influence_draws = min(n_train, 200), 0, 1
-            p.krepes_extra = ["--lambda", "10", "--step-sample", "512"]
+            p.krepes_extra = ["--lambda", "10", "--step-sample", "256", "--landmarks", str(min(n_train, 64)), "--cg-max-iter", "10"]
             p.relax_extra = ["--no-sanity"]
             p.qscore_fractions = "0.5,1"
             p.notes = {lens: "quick audit: small samples and fixed settings (--quick)" for lens in ("krepes", "relax", "influence", "qscore")}
@@ -96,11 +101,13 @@ class Audit:
         with self.store.lock():
             self.store.write_json(STATUS, self.status, stage="audit")
 
-    def stage(self, lens: str, args: list[str] | None, reason: str | None = None, after: Callable[[], None] | None = None) -> None:
+    def stage(self, lens: str, args: list[str] | None, reason: str | None = None, after: Callable[[], None] | None = None, command: str = "") -> None:
+        """Run one lens (or record why it is skipped). A lens that fails is recorded with its
+        error and the command that reruns it, and the audit goes on with the other lenses."""
         entry = self.status["lenses"].get(lens, {})
         key = {"args": args, "seed": self.seed}
         if reason is not None:
-            self.status["lenses"][lens] = {"state": "skipped", "reason": reason}
+            self.status["lenses"][lens] = {"state": "skipped", "reason": reason, "command": command}
             info(f"[audit] {lens}: skipped — {reason}")
             self.save()
             return
@@ -111,9 +118,17 @@ class Audit:
             info(f"[audit] {lens}: its stored files are missing or fail their checksums; recomputing it")
         info(f"[audit] {lens} …")
         t = time.perf_counter()
-        _invoke(lens, [str(self.path), *args, *self.common()])
-        if after:
-            after()
+        try:
+            _invoke(lens, [str(self.path), *args, *self.common()])
+            if after:
+                after()
+        except Exception as e:  # noqa: BLE001 — one lens's failure must not lose the others' results
+            msg = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
+            cmd = "sslaudit " + " ".join([lens, str(self.path), *args])
+            self.status["lenses"][lens] = {"state": "failed", "key": key, "reason": msg, "command": cmd, "seconds": round(time.perf_counter() - t, 2)}
+            info(f"[audit] {lens}: failed — {msg}")
+            self.save()
+            return
         self.status["lenses"][lens] = {"state": "done", "key": key, "seconds": round(time.perf_counter() - t, 2), "note": self.plan.notes.get(lens, "")}
         self.save()
 
@@ -123,6 +138,9 @@ class Audit:
         self.store.reload()
         files = [rel for rel in self.store.manifest["artefacts"] if rel.startswith(f"{lens}/") and "/cache/" not in rel]
         return bool(files) and all(self.store.verify(rel) for rel in files)
+
+    def failed(self) -> list[str]:
+        return [k for k, v in self.status["lenses"].items() if v.get("state") == "failed"]
 
     # --- which lenses apply ----------------------------------------------------------------
     def applicability(self) -> dict[str, str | None]:
@@ -155,14 +173,15 @@ class Audit:
 
     def run_all(self) -> None:
         reasons = self.applicability()
+        spec = (self.run.config.get("data") or {}).get("spec", "DATA")
         self.stage("qscore", ["--fractions", self.plan.qscore_fractions], reasons["qscore"])
         focus = self.focus()
         self.save()
         idx_args = [a for f in focus for a in ("--index", f)]
         self.stage("krepes", [*idx_args, "--test-points", str(self.plan.test_points), *self.plan.krepes_extra], reasons["krepes"])
-        self.stage("relax", [*idx_args, "--masks", self.plan.relax_masks, *self.plan.relax_extra], reasons["relax"])
+        self.stage("relax", [*idx_args, "--masks", self.plan.relax_masks, *self.plan.relax_extra], reasons["relax"], command=f"sslaudit relax {self.path} --tabular-groups")
         inf_args = ["--check", str(self.plan.influence_check), "--draws", str(self.plan.influence_draws)]
         if self.plan.influence_subsample:
             inf_args += ["--subsample", str(self.plan.influence_subsample)]
         self.stage("influence", inf_args, reasons["influence"])
-        self.stage("simvae", [], reasons["simvae"])
+        self.stage("simvae", [], reasons["simvae"], command=f"sslaudit audit --data {spec} --objective simvae --out {self.path}-simvae")

@@ -230,8 +230,10 @@ def build_seeded_method(train_cfg):
         return build_method(train_cfg.objective, train_cfg.arch, train_cfg.params)
 
 
-def train_run(data: dict, train_cfg, out: str | Path, *, force: bool = False, device: str = "cpu", arch: str | None = None, dataset=None, init: str | None = None, extra_loss=None) -> Path:
-    """Train an encoder into a run directory (resuming an interrupted run with the same config)."""
+def train_run(data: dict, train_cfg, out: str | Path, *, force: bool = False, device: str = "cpu", arch: str | None = None, dataset=None, init: str | None = None, extra_loss=None, log=None) -> Path:
+    """Train an encoder into a run directory (resuming an interrupted run with the same config).
+
+    `log`: a models.history.TensorBoardLog that also receives the per-epoch history."""
     from .data.augment import make_augment
     from .models.encoders import default_arch
     from .models.methods import GENERATIVE
@@ -257,7 +259,7 @@ def train_run(data: dict, train_cfg, out: str | Path, *, force: bool = False, de
             src = load(init, device=device)
             method.load_state_dict(src.method.state_dict())
         augment = make_augment(dataset, **train_cfg.augment)
-        stats = train(method, dataset, train_cfg, store, augment=augment, device=device, extra_loss=extra_loss)
+        stats = train(method, dataset, train_cfg, store, augment=augment, device=device, extra_loss=extra_loss, log=log)
         store.write_safetensors(WEIGHTS, method.state_dict(), stage="train")
         metrics = evaluate_run(store, method.encoder, dataset, device, train_cfg.seed)
         metrics.update(stats)

@@ -28,11 +28,31 @@ def test_audit_writes_every_applicable_lens_and_a_report(digits_audit):
     for lens in ("krepes", "qscore", "relax", "influence"):
         assert lenses[lens]["state"] == "done", lens
     html = (digits_audit / "report.html").read_text()
-    for sid in ("summary", "krepes", "influence", "relax", "qscore", "skipped"):
+    for sid in ("findings", "summary", "krepes", "influence", "relax", "qscore", "skipped", "glossary"):
         assert f'id="{sid}"' in html
     assert "http://" not in html and "https://" not in html, "the report must not reference the network"
     # where a lens ran on a subsample or fixed settings, its section says so
     assert html.count('<p class="note">quick audit: small samples and fixed settings') == 4
+    # a verdict card per lens; the skipped one says why and which command runs it
+    assert html.count('<div class="card ') >= 6
+    assert "Not run: the model is discriminative" in html and "--objective simvae" in html
+    # figures, not tables of internal names, come first: tables are folded; names carry tooltips
+    assert "<details><summary>Table:" in html
+    for internal in ("loss_before", "n_distinct_top1", "precision_at_1_baseline", "{'", "fidelity.json</"):
+        assert internal not in html, internal
+    assert 'title="Rank correlation between the network' in html  # Kendall τ's glossary tooltip
+    assert "group anchoring heatmap by class" in html and "training curves" in html
+    assert (digits_audit / "report.html").stat().st_size < 3_000_000, "a report must fit in a mail"
+
+
+def test_training_history_is_stored_per_epoch(digits_audit):
+    import pandas as pd
+
+    from sslaudit.store import RunStore
+
+    h = RunStore(digits_audit).read_parquet("train/history.parquet")
+    assert list(h["epoch"]) == [1] and {"loss", "lr", "knn_accuracy", "collapse_std"} <= set(h.columns)
+    assert np.isfinite(h["loss"]).all() and 0 <= float(h["knn_accuracy"].iloc[0]) <= 1
 
 
 def test_rerun_skips_finished_stages(digits_audit, capsys):
@@ -83,6 +103,7 @@ def test_report_in_headless_chromium(digits_audit, tmp_path):
     assert images and all(ok and w > 0 for ok, w in images), images
     for sid in ("summary", "krepes", "influence", "relax", "qscore", "skipped"):
         assert sid in sections
+    assert "findings" in sections
     assert all(u.startswith(("file:", "data:")) for u in requests), [u for u in requests if not u.startswith(("file:", "data:"))]
     assert (tmp_path / "report.png").stat().st_size > 10_000
 
@@ -116,3 +137,73 @@ def test_audit_plan_sizes_lenses_to_the_data_and_says_so():
     assert big.krepes_extra == ["--step-sample", str(AUDIT_STEP_SAMPLE)] and big.influence_subsample == 5_000
     assert f"{AUDIT_STEP_SAMPLE:,}" in big.notes["krepes"] and "1,000 seeded test points" in big.notes["krepes"]
     assert "5,000 of the 60,000" in big.notes["influence"]
+
+
+def test_cards_survive_missing_keys_and_failed_lenses(digits_audit, tmp_path):
+    """A summary without the keys the card reads, and a lens that failed, give sentences, not crashes."""
+    import json
+
+    from sslaudit.report.render import render_report
+    from sslaudit.store import RunStore
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_audit, run)
+    store = RunStore(run)
+    with store.lock():
+        store.write_json("krepes/fidelity.json", {"mode": "step", "some_new_key": {"nested": [1, 2]}}, stage="krepes")
+        store.write_json("relax/evaluation.json", {"maps": "not a dict"}, stage="relax")
+        status = store.read_json("audit/status.json")
+        status["lenses"]["influence"] = {"state": "failed", "reason": "RuntimeError: planted", "command": "sslaudit influence RUN --check 0"}
+        store.write_json("audit/status.json", status, stage="audit")
+    html = Path(render_report(run)).read_text()
+    assert "summary lacks kendall_tau, delta_accuracy" in html
+    assert "summary lacks maps.relax.insertion_auc" in html
+    assert "Failed: RuntimeError: planted." in html and "sslaudit influence RUN --check 0" in html
+    assert "{&#39;" not in html and "{'" not in html
+
+
+def test_failed_lens_is_recorded_with_its_rerun_command(digits_audit, tmp_path, monkeypatch):
+    import json
+
+    import sslaudit.audit as audit_mod
+    from sslaudit.report.render import render_report
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_audit, run)
+
+    def failing(verb, args):
+        raise RuntimeError("planted failure")
+
+    monkeypatch.setattr(audit_mod, "_invoke", failing)
+    audit = audit_mod.Audit(run, seed=0, device="cpu", quiet=True, quick=True)
+    audit.stage("relax", ["--index", "test:5", "--masks", "300"])  # new arguments: the lens reruns, and fails
+    assert audit.failed() == ["relax"]
+    st = json.loads((run / "audit" / "status.json").read_text())["lenses"]
+    assert st["relax"]["state"] == "failed" and "planted failure" in st["relax"]["reason"]
+    assert st["relax"]["command"] == f"sslaudit relax {run} --index test:5 --masks 300" and st["influence"]["state"] == "done"
+    html = Path(render_report(run)).read_text()
+    assert "Failed: RuntimeError: planted failure." in html and f"sslaudit relax {run} --index test:5 --masks 300" in html
+
+
+def test_quick_audit_trains_a_sixth_of_the_epochs():
+    from sslaudit.audit import quick_epochs
+    from sslaudit.cli.train import default_epochs
+
+    assert quick_epochs(default_epochs(1437, "image")) == 10  # digits: 10 instead of 60
+    assert quick_epochs(default_epochs(60_000, "image")) == 2
+
+
+def test_every_diagnostic_name_has_a_glossary_tooltip():
+    from sslaudit.report.collect import Collector
+    from sslaudit.report.glossary import GLOSSARY
+
+    keys = ["mode", "delta_accuracy", "kendall_tau", "kendall_tau_centred_network", "kendall_tau_ceiling", "kendall_tau_raw", "precision_at_1",
+            "precision_at_1_baseline", "confidence_drop_top", "confidence_drop_random", "n_distinct_top1", "network_accuracy", "surrogate_accuracy",
+            "lambda_multiple", "lambda_chosen_by", "loss_before", "loss_after", "n_landmarks", "rank", "kernel", "selection", "n_step_samples"]
+    table = Collector.fidelity_table(None, {k: 0.5 for k in keys})
+    names = [r[0] for r in table.rows if r[0] != "mode"]
+    assert len(names) == len(keys) - 1
+    assert [n for n in names if n not in GLOSSARY] == []
+    for name in ("deletion AUC", "insertion AUC", "complexity", "sparseness", "AUPRC", "AUROC", "Cliff's δ", "Q-Score", "self-influence",
+                 "duplicate score", "influence score", "Feature Alignment Gap", "linear-probe accuracy", "k-NN accuracy", "collapse check"):
+        assert GLOSSARY.get(name), name

@@ -21,10 +21,11 @@ from .options import common, trust_option
 @click.option("--model", "model", type=click.Path(), default=None, help="Audit this existing run instead of training one.")
 @click.option("--out", type=click.Path(), default=None, help="Run directory (trained into if there is no model). Required without --model.")
 @click.option("--force", is_flag=True, help="Replace a different run already at --out.")
-@click.option("--quick", is_flag=True, help="A coarse smoke audit: every lens on small samples with fixed settings (minutes on a laptop).")
+@click.option("--quick", is_flag=True, help="A coarse first look: a sixth of the training epochs (digits: 10) and every lens on small samples with fixed settings (digits: under a minute on two cores).")
+@click.option("--log", "log", nargs=2, type=(click.Choice(["tensorboard"]), click.Path(file_okay=False)), default=None, metavar="tensorboard DIR", help="Also write the training history to TensorBoard in DIR (needs the tensorboard extra).")
 @trust_option
 @common
-def command(data, data_dir, label, protected, exclude, objective, epochs, model, out, force, quick, seed, device, trust_code):
+def command(data, data_dir, label, protected, exclude, objective, epochs, model, out, force, quick, log, seed, device, trust_code):
     """Train (or load) an encoder, run every lens that applies, and write an HTML report.
 
     Lenses that do not apply are skipped with their reason (RELAX on tables, Q-Score on signed
@@ -44,6 +45,8 @@ def command(data, data_dir, label, protected, exclude, objective, epochs, model,
     else:
         if data is None or out is None:
             raise UserError("give --data and --out to train a model, or --model RUN to audit an existing run")
+        from ..audit import quick_epochs
+        from ..models.history import parse_log
         from ..models.trainer import TrainConfig
         from ..run import data_config, load_data, train_run
         from .train import default_batch_size, default_epochs
@@ -51,9 +54,10 @@ def command(data, data_dir, label, protected, exclude, objective, epochs, model,
         dcfg = data_config(data, label=label, protected=protected, exclude=exclude, seed=seed, data_dir=data_dir)
         dataset = load_data(dcfg)
         n = len(dataset.train)
-        cfg = TrainConfig(objective=objective, epochs=epochs or default_epochs(n, dataset.kind), batch_size=default_batch_size(n), seed=seed)
-        info("[audit] training the encoder …")
-        path = train_run(dcfg, cfg, out, force=force, device=device, dataset=dataset)
+        n_epochs = epochs or (quick_epochs(default_epochs(n, dataset.kind)) if quick else default_epochs(n, dataset.kind))
+        cfg = TrainConfig(objective=objective, epochs=n_epochs, batch_size=default_batch_size(n), seed=seed)
+        info(f"[audit] training the encoder ({n_epochs} epochs) …")
+        path = train_run(dcfg, cfg, out, force=force, device=device, dataset=dataset, log=parse_log(log))
     t_train = time.perf_counter() - t0
     audit = Audit(path, seed=seed, device=device, quiet=quiet, data_dir=data_dir, quick=quick, trust_code=trust_code)
     audit.run_all()
@@ -62,7 +66,13 @@ def command(data, data_dir, label, protected, exclude, objective, epochs, model,
     click.echo(f"audit of {path} finished in {time.perf_counter() - t0:.0f} s")
     for name, state, secs in rows:
         click.echo(f"  {name:<10} {state:<8} {'' if secs is None else f'{secs:.1f} s'}")
-    click.echo(f"report: {report}")
+    from ..report.render import size_text
+
+    click.echo(f"report: {report} ({size_text(report.stat().st_size)}, one self-contained file)")
+    failed = audit.failed()
+    if failed:  # the report is written and says so too; the exit status tells scripts
+        st = {k: audit.status["lenses"][k] for k in failed}
+        raise UserError("; ".join(f"the {k} lens failed: {v['reason']} (rerun: {v['command']})" for k, v in st.items()))
 
 
 @click.command("report")
@@ -72,4 +82,7 @@ def report_command(run, data_dir):
     """Render RUN/report.html from what the lenses stored; never recomputes a lens."""
     from ..report.render import render_report
 
-    click.echo(f"report: {render_report(run, data_dir=data_dir)}")
+    from ..report.render import size_text
+
+    path = render_report(run, data_dir=data_dir)
+    click.echo(f"report: {path} ({size_text(path.stat().st_size)}, one self-contained file)")

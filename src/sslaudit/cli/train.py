@@ -21,9 +21,10 @@ from .options import common, data_options, trust_option
 @click.option("--out", required=True, type=click.Path(), help="Run directory to write (resumed if it holds the same unfinished run).")
 @click.option("--force", is_flag=True, help="Replace a different run already at --out.")
 @click.option("--init", "init", type=click.Path(), default=None, help="Fine-tune the run RUN: start from its weights, with its data, objective, architecture, batch size and lr (--data becomes optional).")
+@click.option("--log", "log", nargs=2, type=(click.Choice(["tensorboard"]), click.Path(file_okay=False)), default=None, metavar="tensorboard DIR", help="Also write the per-epoch loss and k-NN probe to TensorBoard in DIR (needs the tensorboard extra). The history is always stored in RUN/train/history.parquet.")
 @click.option("--qscore-reg", "qscore_reg", default=None, help="With --init: add the Q-Score regulariser with weights L1,L2 (e.g. 1e-4,1e-4); ε and the discriminative features come from RUN.")
 @common
-def command(data_cfg, objective, arch, epochs, batch_size, lr, params, out, force, init, qscore_reg, seed, device):
+def command(data_cfg, objective, arch, epochs, batch_size, lr, params, out, force, init, log, qscore_reg, seed, device):
     """Train an SSL encoder and store it as a run: weights, config, metrics and a manifest.
 
     An interrupted training resumes from its last epoch when the same command is run again, and
@@ -43,7 +44,9 @@ def command(data_cfg, objective, arch, epochs, batch_size, lr, params, out, forc
     if epochs is None:
         epochs = default_epochs(len(dataset.train), dataset.kind)
     cfg = TrainConfig(objective=objective, epochs=epochs, batch_size=batch_size or default_batch_size(len(dataset.train)), lr=lr, seed=seed, params=parse_params(params))
-    path = train_run(data_cfg, cfg, out, force=force, device=device, arch=arch, dataset=dataset)
+    from ..models.history import parse_log
+
+    path = train_run(data_cfg, cfg, out, force=force, device=device, arch=arch, dataset=dataset, log=parse_log(log))
     print_metrics(path)
 
 

@@ -3,7 +3,9 @@
 Reproducibility: the sample order and the augmentation draws of epoch e come from generators
 derived from (seed, e), never from global state, so a run resumed from its epoch-e checkpoint
 continues exactly as an uninterrupted run would (bit-identical weights on CPU). The checkpoint
-(weights, optimiser, BYOL's EMA target) is written atomically after every epoch.
+(weights, optimiser, BYOL's EMA target, the history so far) is written atomically after every
+epoch, together with RUN/train/history.parquet: the mean loss, the learning rate and a small k-NN
+probe per epoch (models/history.py), optionally mirrored to TensorBoard.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ..data.dataset import Dataset
@@ -19,6 +22,7 @@ from ..errors import UserError
 from ..progress import info, progress
 from ..seeding import numpy_rng, torch_generator
 from ..store import RunStore, config_hash
+from .history import HISTORY, EpochProbe
 from .methods import Method
 
 CHECKPOINT = "train/checkpoint.pt"
@@ -57,10 +61,11 @@ def lr_at(step: int, total: int, base: float, warmup: int) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * t))
 
 
-def train(method: Method, dataset: Dataset, cfg: TrainConfig, store: RunStore, *, augment, device: str = "cpu", extra_loss=None) -> dict:
+def train(method: Method, dataset: Dataset, cfg: TrainConfig, store: RunStore, *, augment, device: str = "cpu", extra_loss=None, log=None) -> dict:
     """Train `method` in place; resume from RUN/train/checkpoint.pt if it matches `cfg`.
 
     `extra_loss(method, views) -> tensor` is added to the method's loss (Q-Score regulariser).
+    `log` (a models.history.TensorBoardLog) also receives each epoch's history row.
     Returns timing statistics. Must be called inside `with store.lock()`.
     """
     x_all = torch.as_tensor(dataset.train.x, dtype=torch.float32)
@@ -74,13 +79,18 @@ def train(method: Method, dataset: Dataset, cfg: TrainConfig, store: RunStore, *
     method.to(device)
     opt = torch.optim.AdamW(method.trainable_parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
-    start_epoch, seconds = 0, 0.0
+    start_epoch, seconds, history = 0, 0.0, []
+    probe = EpochProbe(dataset, cfg.seed)
     ckpt_cfg = {"train": cfg.to_json()}
     state = resumable_checkpoint(store, ckpt_cfg, device)
     if state is not None:
         method.load_state_dict(state["method"])
         opt.load_state_dict(state["optimizer"])
         start_epoch, seconds = int(state["epoch"]) + 1, float(state["seconds"])
+        history = list(state.get("history", []))
+        if log is not None:
+            for row in history:
+                log.epoch(row)
         info(f"resuming training from the checkpoint after epoch {start_epoch} of {cfg.epochs}")
         if int(state.get("torch_threads", torch.get_num_threads())) != torch.get_num_threads():
             info(f"warning: the checkpoint was trained with {int(state['torch_threads'])} torch threads and this process uses "
@@ -91,6 +101,7 @@ def train(method: Method, dataset: Dataset, cfg: TrainConfig, store: RunStore, *
     last_loss = float("nan")
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
+        loss_sum = 0.0
         method.train()
         order = torch.as_tensor(numpy_rng(cfg.seed, "order", epoch).permutation(n))
         g = torch_generator(cfg.seed, "augment", epoch)
@@ -110,14 +121,24 @@ def train(method: Method, dataset: Dataset, cfg: TrainConfig, store: RunStore, *
             step += 1
             method.on_step_end(step / total)
             last_loss = float(loss.detach())
+            loss_sum += last_loss
             bar.update(1)
             bar.set_postfix(epoch=epoch + 1, loss=f"{last_loss:.4f}")
         seconds += time.perf_counter() - t0
-        state = {"method": method.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "seconds": seconds, "loss": last_loss,
+        row = {"epoch": epoch + 1, "step": step, "loss": loss_sum / max(steps_per_epoch, 1), "loss_last_step": last_loss, "lr": lr_at(step - 1, total, cfg.lr, warmup)}
+        if probe.enabled:  # eval mode, no grad: leaves the training state alone
+            row.update(probe(method.encoder, device) if probe.due(epoch + 1, cfg.epochs) else {"knn_accuracy": float("nan"), "collapse_std": float("nan")})
+        history.append(row)
+        if log is not None:
+            log.epoch(row)
+        state = {"method": method.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "seconds": seconds, "loss": last_loss, "history": history,
                  "config_hash": config_hash(ckpt_cfg), "torch_threads": torch.get_num_threads()}
+        store.write_parquet(HISTORY, pd.DataFrame(history), stage="train/checkpoint")
         store.write_torch(CHECKPOINT, state, stage="train/checkpoint")
-        store.mark_done("train/checkpoint", ckpt_cfg, [CHECKPOINT], {"epoch": epoch})
+        store.mark_done("train/checkpoint", ckpt_cfg, [CHECKPOINT, HISTORY], {"epoch": epoch})
     bar.close()
+    if log is not None:
+        log.close()
     samples = steps_per_epoch * cfg.batch_size * cfg.epochs
     return {"train_seconds": seconds, "samples_per_second": samples / seconds if seconds > 0 else None, "final_loss": last_loss, "steps": total,
             "torch_threads": torch.get_num_threads()}

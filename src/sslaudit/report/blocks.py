@@ -14,10 +14,15 @@ class Text:
 
 @dataclass
 class Table:
+    """A table; folded (inside <details>) unless it is the only way to show the numbers."""
+
     columns: list[str]
     rows: list[list[Any]]
     caption: str = ""
     kind: str = "table"
+    folded: bool = True
+    same: list[list[bool]] | None = None  # cells to mark as "the same value as the first row's"
+    compact: bool = False  # one line per row (tables of samples)
 
 
 @dataclass
@@ -37,6 +42,7 @@ class Tile:
     link_text: str = ""
     tone: str = ""
     fields: list[tuple[str, Any]] = field(default_factory=list)
+    tip: str = ""  # tooltip of the tile
 
 
 @dataclass
@@ -45,6 +51,22 @@ class Gallery:
     tiles: list[Tile]
     kind: str = "gallery"
     anchor: str = ""
+    caption: str = ""  # one sentence on how to read the gallery
+
+
+@dataclass
+class Card:
+    """One lens's verdict on the first screen: plain words, one number, how far to trust it."""
+
+    lens: str  # the lens's name as a reader knows it
+    verdict: str  # one sentence
+    number: str = ""  # the one number that supports the verdict, formatted
+    number_label: str = ""  # what the number is (a glossary term when there is one)
+    trust: str = ""  # how far to trust the verdict
+    tone: str = ""  # good / warn / bad / skipped
+    link: str = ""  # the lens's section
+    command: str = ""  # the command that (re)runs the lens, when it did not run
+    kind: str = "card"
 
 
 @dataclass
@@ -53,6 +75,7 @@ class Section:
     title: str
     blocks: list = field(default_factory=list)
     note: str = ""  # e.g. "subsampled to 5,000 of 60,000 training samples"
+    lead: str = ""  # one sentence: the question this section answers
 
 
 def fmt(v: Any, digits: int = 4) -> Any:
@@ -69,5 +92,18 @@ def fmt(v: Any, digits: int = 4) -> Any:
     except ImportError:  # pragma: no cover
         pass
     if isinstance(v, float):
-        return f"{v:.{digits}g}" if abs(v) < 1e-3 and v != 0 else f"{v:.{digits}f}".rstrip("0").rstrip(".") if "." in f"{v:.{digits}f}" else f"{v:.{digits}f}"
+        if v != v:
+            return "n/a"
+        if v != 0 and abs(v) < 1e-3:
+            return f"{v:.{digits}g}"
+        s = f"{v:.{digits}f}"
+        return s.rstrip("0").rstrip(".") if "." in s else s
     return v
+
+
+def pct(v: Any, digits: int = 1) -> str:
+    """A share in [0, 1] as a percentage ('n/a' when missing)."""
+    try:
+        return f"{100 * float(v):.{digits}f}%"
+    except (TypeError, ValueError):
+        return "n/a"
