@@ -29,8 +29,9 @@ def test_value_by_hand_paper_form_sums_the_low_q_samples():
     h = torch.tensor([[0, 0, 0, 4.0], [1, 0, 0, 4], [0, 0, 0, 2], [0, 0, 0, 2.2]], dtype=torch.float64)
     assert batch_qscore(h, torch.ones(4, dtype=torch.bool), 1.0).tolist() == pytest.approx([3.0, 2.75, 1.5, 1.65])
     # column ℓ1 norms [1, 0, 0, 12.2], β = 3.3 → only column 3: 12.2 / 4 = 3.05
-    summed = QScoreRegularizer(np.ones(4, bool), epsilon=1.0, lambda1=1.0, lambda2=1.0)
-    assert summed.form == "paper" and summed.low_q == "sum"  # the defaults
+    assert QScoreRegularizer(np.ones(4, bool), epsilon=1.0).low_q == "mean"  # the spec's formula is the default
+    summed = QScoreRegularizer(np.ones(4, bool), epsilon=1.0, lambda1=1.0, lambda2=1.0, low_q="sum")
+    assert summed.form == "paper" and summed.low_q == "sum"
     assert float(summed.value(h)) == pytest.approx(-3.15 + 3.05)
     assert summed.last == pytest.approx({"low_q_term": 3.15, "dense_mass": 3.05})
     mean = QScoreRegularizer(np.ones(4, bool), epsilon=1.0, lambda1=1.0, lambda2=1.0, low_q="mean")

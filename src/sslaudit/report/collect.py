@@ -301,7 +301,9 @@ class Collector:
         def build(sec):
             ev = self.json("relax/evaluation.json")
             sc = ev.get("sanity_check")
-            if isinstance(sc, dict) and sc:
+            if isinstance(sc, dict) and sc and sc.get("passed") is None:
+                sec.blocks.append(Text(f"Sanity check: maps of a randomised encoder correlate with the trained encoder's at Spearman {fmt(sc.get('spearman_mean'), 2)} — not decided: its threshold needs at least 3 inputs; attribute more with `sslaudit relax RUN --index …`.", tone="warn"))
+            elif isinstance(sc, dict) and sc:
                 sec.blocks.append(Text(f"Sanity check: maps of a randomised encoder correlate with the trained encoder's at Spearman {fmt(sc.get('spearman_mean'), 2)} — {'passed: the maps depend on what the encoder learned' if sc.get('passed') else 'failed: the maps mostly reflect the input, not what the encoder learned'}.", tone="good" if sc.get("passed") else "warn"))
             else:
                 sec.blocks.append(Text("The sanity check (maps of a randomised encoder) was not run, so these maps could show the input rather than what the encoder learned; `sslaudit relax RUN --index …` runs it.", tone="warn"))

@@ -214,7 +214,8 @@ class Findings:
         verdict = "The maps find the pixels the representation depends on." if better else "The maps are no better than random at finding the pixels that matter."
         sc = ev.get("sanity_check")
         if isinstance(sc, dict) and sc:
-            trust = f"Sanity check {'passed' if sc.get('passed') else 'failed'} (randomised encoder's maps correlate at {fmt(sc.get('spearman_mean'), 2)})."
+            word = "not decided (too few inputs)" if sc.get("passed") is None else ("passed" if sc.get("passed") else "failed")
+            trust = f"Sanity check {word} (randomised encoder's maps correlate at {fmt(sc.get('spearman_mean'), 2)})."
             tone = "good" if better and sc.get("passed") else "warn"
         else:
             trust, tone = "Sanity check not run (the maps could reflect the input more than the encoder).", "warn"

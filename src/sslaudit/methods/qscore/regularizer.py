@@ -1,6 +1,6 @@
 """The Q-Score regulariser for fine-tuning an SSL model.
 
-L = L_SSL − λ1 · Σ_{i: Q_i < α} Q_i + λ2 · Σ_{j: ‖H_:,j‖₁ > β} ‖H_:,j‖₁ / B
+L = L_SSL − λ1 · mean_{i: Q_i < α} Q_i + λ2 · Σ_{j: ‖H_:,j‖₁ > β} ‖H_:,j‖₁ / B
 
 on the batch representation H (B×d, the encoder's output on every view of the batch): the first
 term raises the discriminative activations of the batch's low-quality samples, the second damps
@@ -8,9 +8,9 @@ features that are active on every sample. α (mean Q) and β (mean column ℓ1 n
 treated as constants (no gradient through the thresholds). Q is the differentiable v6 Q-Score in
 the paper's form mean_{L_i ∩ D}(h_ij − μ_i) with ε and D fixed from the initial run: the
 membership mask j ∈ L_i ∩ D is a step function (no gradient), the activations inside it carry the
-gradient. The first term is a sum over the low-Q samples, as in the transcription of the paper
-(`low_q="sum"`, the default); `low_q="mean"` (the spec's wording and our earlier code) is an
-option — at B = 256 it is ≈ 128× weaker. `form="zscore"` uses the z-scored Q instead.
+gradient. The first term is a mean over the low-Q samples, as the spec writes the paper's formula
+(`low_q="mean"`, the default); `low_q="sum"` (what issue 19 reads in another transcription) is an
+option — at B = 256 it is ≈ 128× stronger. `form="zscore"` uses the z-scored Q instead.
 
 Use with `sslaudit.run.train_run(..., init=RUN, extra_loss=QScoreRegularizer.from_run(RUN))`.
 The extra forward pass runs in the method's mode (train mode: BatchNorm normalises with the
@@ -45,7 +45,7 @@ def batch_qscore(h: torch.Tensor, discriminative: torch.Tensor, epsilon: float, 
     return total / count.clamp(min=1)
 
 
-def regularizer_terms(h: torch.Tensor, discriminative: torch.Tensor, epsilon: float, *, form: str = "paper", low_q: str = "sum") -> tuple[torch.Tensor, torch.Tensor]:
+def regularizer_terms(h: torch.Tensor, discriminative: torch.Tensor, epsilon: float, *, form: str = "paper", low_q: str = "mean") -> tuple[torch.Tensor, torch.Tensor]:
     """(Σ or mean_{i: Q_i<α} Q_i, Σ_{j: ‖H_:,j‖₁>β} ‖H_:,j‖₁ / B) for a batch representation."""
     q = batch_qscore(h, discriminative, epsilon, form)
     alpha = q.detach().mean()
@@ -79,9 +79,9 @@ def frozen_batchnorm_stats(module: nn.Module):
 
 
 class QScoreRegularizer:
-    """`extra_loss(method, views) -> tensor` adding −λ1·(low-Q sum) + λ2·(dense-feature mass)."""
+    """`extra_loss(method, views) -> tensor` adding −λ1·(low-Q mean) + λ2·(dense-feature mass)."""
 
-    def __init__(self, discriminative, epsilon: float, lambda1: float = 1e-4, lambda2: float = 1e-4, *, form: str = "paper", low_q: str = "sum"):
+    def __init__(self, discriminative, epsilon: float, lambda1: float = 1e-4, lambda2: float = 1e-4, *, form: str = "paper", low_q: str = "mean"):
         d = np.asarray(discriminative, dtype=bool)
         if d.ndim != 1 or d.size < 2:
             raise UserError("the Q-Score regulariser needs a boolean mask of the discriminative features (one entry per feature)")
@@ -100,7 +100,7 @@ class QScoreRegularizer:
         self.last: dict = {}
 
     @classmethod
-    def from_run(cls, run, lambda1: float = 1e-4, lambda2: float = 1e-4, qscore_config=None, device: str = "cpu", *, low_q: str = "sum") -> "QScoreRegularizer":
+    def from_run(cls, run, lambda1: float = 1e-4, lambda2: float = 1e-4, qscore_config=None, device: str = "cpu", *, low_q: str = "mean") -> "QScoreRegularizer":
         """ε and D fitted on the training representation of `run` (a path or a loaded Run)."""
         from ...run import Run, load
         from .score import QScore
