@@ -99,7 +99,6 @@ def main() -> int:
     if args.levers:
         return levers(args, settings, work)
     for dname in args.datasets.split(","):
-        ds_full = load_dataset(dname)
         sub = settings["fashion_train_subset"] if dname == "fashion-mnist" else settings["adult_train_subset"]
         for obj in objectives:
             t0 = time.time()

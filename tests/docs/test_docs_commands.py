@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FENCE = re.compile(r"(?:<!-- docs-test: skip (?P<reason>[^>]*?) -->[ \t]*\n)?^```(?P<lang>[A-Za-z0-9_-]*)[ \t]*\n(?P<body>.*?)^```[ \t]*$", re.S | re.M)

@@ -1,6 +1,5 @@
 """Property-based fuzzing: every bad CSV, npz or command line ends in a clear error, never a
 traceback or a hang."""
-import io
 import string
 
 import numpy as np

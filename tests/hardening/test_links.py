@@ -1,8 +1,6 @@
 """Planted symbolic links: nothing outside the run is ever written, created or read through them."""
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from sslaudit.errors import UserError
 from sslaudit.kernels import EntkKernel, approximate_leverage, auto_landmarks, compute_factors, select_landmarks

@@ -1,7 +1,6 @@
 """The label-free λ rule: the held-out SSL loss on a fresh augmentation draw picks the planted-best λ."""
 import numpy as np
 import pytest
-import torch
 
 from sslaudit.kernels import fit_nystrom
 from sslaudit.methods.krepes.dense_reference import dense_gauss_newton, dense_gradient, dense_step

@@ -1,7 +1,6 @@
 """`sslaudit krepes --engine ray` on a real two-node loopback cluster equals the local engine."""
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 

@@ -48,8 +48,6 @@ def test_byol_target_follows_online_by_ema():
         for p in m.model.parameters():
             p.add_(1.0)
     m.on_step_end(0.0)  # tau = ema_start = 0.99
-    for name, tp in m.target.named_parameters():
-        online = dict(m.model.named_parameters())[name.replace("encoder.", "encoder.", 1)] if False else None
     w_t = m.target["encoder"].trunk.net[0].weight
     w_o = m.model.encoder.trunk.net[0].weight
     expected = 0.99 * before["encoder.trunk.net.0.weight"] + 0.01 * w_o

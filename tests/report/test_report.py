@@ -1,5 +1,4 @@
 """The audit end to end and its HTML report: escaping, offline, and a real headless browser."""
-import os
 import shutil
 from pathlib import Path
 
@@ -46,7 +45,6 @@ def test_audit_writes_every_applicable_lens_and_a_report(digits_audit):
 
 
 def test_training_history_is_stored_per_epoch(digits_audit):
-    import pandas as pd
 
     from sslaudit.store import RunStore
 
@@ -141,7 +139,6 @@ def test_audit_plan_sizes_lenses_to_the_data_and_says_so():
 
 def test_cards_survive_missing_keys_and_failed_lenses(digits_audit, tmp_path):
     """A summary without the keys the card reads, and a lens that failed, give sentences, not crashes."""
-    import json
 
     from sslaudit.report.render import render_report
     from sslaudit.store import RunStore

@@ -42,7 +42,6 @@ def command(run, indices, masks, tolerance, max_masks, control_variate, batch_si
     settings.
     """
     import numpy as np
-    import torch
 
     from ..methods.relax import Relax, schema_masks
     from ..methods.relax.evaluation import evaluate_relax

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Iterator
 
 import numpy as np
-import torch
 
 from ..engine import block_ranges, get_engine
 from .entk import EntkKernel

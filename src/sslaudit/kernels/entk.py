@@ -22,7 +22,6 @@ says why in `path_reason`.
 from __future__ import annotations
 
 import copy
-import math
 from typing import Callable, Iterable
 
 import numpy as np

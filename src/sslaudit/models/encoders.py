@@ -133,7 +133,6 @@ def default_arch(kind: str, input_shape: tuple[int, ...], arch: str | None = Non
     if arch not in ARCHS:
         raise UserError(f"unknown architecture {arch!r}: use one of {', '.join(ARCHS)}")
     if arch == "mlp":
-        in_dim = int(math.prod(input_shape))
         return {"arch": "mlp", "input_shape": list(input_shape), "hidden": [256, 256], "proj_hidden": 256, "proj_dim": 64}
     if len(input_shape) != 3:
         raise UserError(f"the {arch} architecture needs images (C×H×W inputs), got inputs of shape {tuple(input_shape)}; use --arch mlp")

@@ -13,7 +13,6 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
 import pandas as pd
 import torch
 

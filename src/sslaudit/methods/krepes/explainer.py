@@ -27,7 +27,7 @@ from .losses import KernelSSLLoss
 from .result import KrepesResult
 from .ooc import DiskMatrix, drop_stale, parse_size, rss_bytes, stored_matrix
 from .stages import _from_json_array, _json_array, fingerprint, module_fingerprint, view_kernel_block
-from .scores import influence_scores, n_distinct_top1, top_k as top_k_positions
+from .scores import n_distinct_top1
 
 EXACT_MAX = 5000
 MODES = ("step", "fit")
