@@ -280,21 +280,22 @@ class Krepes:
         if self.kernel is not None and self.cache is not None:
             return self._views_on_disk(rows, key, draw)
 
-        def compute():
-            params = draw()
-            if self.kernel is None:
-                from ...kernels import exact_kernel
+        return self._stage("kernel_views", key, lambda: self._view_kernels(rows, draw()))
 
-                xb = torch.as_tensor(self.train_x[rows])
-                ks = [exact_kernel(self.encoder, self.augment.apply(xb, p).numpy(), self.train_x[self.landmarks], kind=cfg.kernel, normalize=cfg.normalize) for p in params]
-                return {"k1": ks[0], "k2": ks[1], "rows": rows}
-            k1 = np.empty((len(rows), len(self.landmarks)), dtype=np.float32)
-            k2 = np.empty_like(k1)
-            for s, e, (b1, b2) in self._view_blocks(rows, params, 0, len(rows)):
-                k1[s:e], k2[s:e] = b1, b2
-            return {"k1": k1, "k2": k2, "rows": rows}
+    def _view_kernels(self, rows, params) -> dict:
+        """K(view1, landmarks) and K(view2, landmarks) of `rows` under two drawn augmentations, in memory."""
+        cfg = self.config
+        if self.kernel is None:
+            from ...kernels import exact_kernel
 
-        return self._stage("kernel_views", key, compute)
+            xb = torch.as_tensor(self.train_x[rows])
+            ks = [exact_kernel(self.encoder, self.augment.apply(xb, p).numpy(), self.train_x[self.landmarks], kind=cfg.kernel, normalize=cfg.normalize) for p in params]
+            return {"k1": ks[0], "k2": ks[1], "rows": rows}
+        k1 = np.empty((len(rows), len(self.landmarks)), dtype=np.float32)
+        k2 = np.empty_like(k1)
+        for s, e, (b1, b2) in self._view_blocks(rows, params, 0, len(rows)):
+            k1[s:e], k2[s:e] = b1, b2
+        return {"k1": k1, "k2": k2, "rows": rows}
 
     def _view_blocks(self, rows, params, start, stop):
         """(s, e, [K(view1), K(view2)]) for rows[start:stop] of the (ordered) step sample, through the engine."""
@@ -347,18 +348,7 @@ class Krepes:
 
         def compute():
             g = torch_generator(cfg.seed, "krepes", "heldout-views")
-            params = [self.augment.sample(len(rows), g), self.augment.sample(len(rows), g)]
-            if self.kernel is None:
-                from ...kernels import exact_kernel
-
-                xb = torch.as_tensor(self.train_x[rows])
-                ks = [exact_kernel(self.encoder, self.augment.apply(xb, p).numpy(), self.train_x[self.landmarks], kind=cfg.kernel, normalize=cfg.normalize) for p in params]
-                return {"k1": ks[0], "k2": ks[1], "rows": rows}
-            k1 = np.empty((len(rows), len(self.landmarks)), dtype=np.float32)
-            k2 = np.empty_like(k1)
-            for s, e, (b1, b2) in self._view_blocks(rows, params, 0, len(rows)):
-                k1[s:e], k2[s:e] = b1, b2
-            return {"k1": k1, "k2": k2, "rows": rows}
+            return self._view_kernels(rows, [self.augment.sample(len(rows), g), self.augment.sample(len(rows), g)])
 
         return self._stage("kernel_heldout", key, compute)
 
