@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, peak_rss_mb, write  # noqa: E402
-from influence_planted import planted_npz  # noqa: E402
+from influence_planted import PLANTED, planted_run  # noqa: E402
 
 KS = (1, 5, 10, 50)
 
@@ -76,21 +75,12 @@ def main() -> None:
     from scipy.stats import spearmanr
     from sklearn.metrics import roc_auc_score
 
-    import sslaudit
     from sslaudit.methods.influence.baselines import knn_distance
-    from sslaudit.models.trainer import TrainConfig
     from sslaudit.progress import set_enabled
-    from sslaudit.run import data_config, train_run
 
     set_enabled(False)
-    tmp = Path(args.out or tempfile.mkdtemp(prefix="influence-per-query-"))
-    tmp.mkdir(parents=True, exist_ok=True)
-    n_dup, n_near, n_ood = 40, 40, 60
-    truth = planted_npz(tmp / "planted.npz", args.n, 2000, n_dup, n_near, n_ood, seed=0)
-    t0 = time.perf_counter()
-    train_run(data_config(str(tmp / "planted.npz")), TrainConfig(objective="simclr", epochs=args.epochs, batch_size=256, seed=0), tmp / "run")
-    train_s = time.perf_counter() - t0
-    run = sslaudit.load(tmp / "run")
+    n_dup, n_near, n_ood = PLANTED
+    tmp, truth, run, train_s = planted_run(args, "influence-per-query-")
     x = run.dataset.train.x.reshape(len(run.dataset.train), -1)
     emb = run.embeddings("train")
     near = sorted(truth["pairs_near"])

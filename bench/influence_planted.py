@@ -67,6 +67,23 @@ def precision_at_k(df, truth: set, k: int) -> float:
     return len(top & truth) / k
 
 
+PLANTED = (40, 40, 60)  # exact duplicates, near duplicates, OOD images
+
+
+def planted_run(args, prefix: str):
+    """Write the planted npz under args.out (or a temp folder) and train the benchmark's SimCLR run on it."""
+    import sslaudit
+    from sslaudit.models.trainer import TrainConfig
+    from sslaudit.run import data_config, train_run
+
+    tmp = Path(args.out or tempfile.mkdtemp(prefix=prefix))
+    tmp.mkdir(parents=True, exist_ok=True)
+    truth = planted_npz(tmp / "planted.npz", args.n, 2000, *PLANTED, seed=0)
+    t0 = time.perf_counter()
+    train_run(data_config(str(tmp / "planted.npz")), TrainConfig(objective="simclr", epochs=args.epochs, batch_size=256, seed=0), tmp / "run")
+    return tmp, truth, sslaudit.load(tmp / "run"), time.perf_counter() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="n = 1000, 2 epochs (a smoke run)")
@@ -83,20 +100,11 @@ def main() -> None:
     info = machine()
     from sklearn.metrics import roc_auc_score
 
-    import sslaudit
     from sslaudit.methods.influence.analyzer import InfluenceConfig
     from sslaudit.methods.influence.runner import run_influence
-    from sslaudit.models.trainer import TrainConfig
-    from sslaudit.run import data_config, train_run
 
-    tmp = Path(args.out or tempfile.mkdtemp(prefix="influence-planted-"))
-    tmp.mkdir(parents=True, exist_ok=True)
-    n_dup, n_near, n_ood = 40, 40, 60
-    truth = planted_npz(tmp / "planted.npz", args.n, 2000, n_dup, n_near, n_ood, seed=0)
-    t0 = time.perf_counter()
-    train_run(data_config(str(tmp / "planted.npz")), TrainConfig(objective="simclr", epochs=args.epochs, batch_size=256, seed=0), tmp / "run")
-    train_s = time.perf_counter() - t0
-    run = sslaudit.load(tmp / "run")
+    n_dup, n_near, n_ood = PLANTED
+    tmp, truth, run, train_s = planted_run(args, "influence-planted-")
     k = n_dup + n_near
     t0 = time.perf_counter()
     res = run_influence(run, InfluenceConfig(strategy=args.strategy, draws=args.draws, batch_size=64), pairs=k, check=200)
