@@ -22,7 +22,21 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    return {"nproc": os.cpu_count(), "cpu": cpu, "torch_threads": torch.get_num_threads(), "python": platform.python_version(), "torch": torch.__version__, "loadavg_start": os.getloadavg()}
+    return {"nproc": os.cpu_count(), "cpu": cpu, "torch_threads": torch.get_num_threads(), "python": platform.python_version(), "torch": torch.__version__,
+            "loadavg_start": os.getloadavg(), "git_commit": git_commit()}
+
+
+def git_commit() -> str | None:
+    """The commit the benchmark ran on (with '+dirty' when the work tree had changes), or None."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
 
 
 def peak_rss_mb() -> float:
@@ -31,7 +45,7 @@ def peak_rss_mb() -> float:
 
 def write(name: str, payload: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    payload = {**payload, "loadavg_end": os.getloadavg(), "written": time.strftime("%Y-%m-%d %H:%M:%S")}
+    payload = {**payload, "loadavg_end": os.getloadavg(), "written": time.strftime("%Y-%m-%d %H:%M:%S"), "git_commit": git_commit()}
     p = RESULTS / f"{name}.json"
     p.write_text(json.dumps(payload, indent=1, default=str) + "\n")
     print(f"wrote {p}")

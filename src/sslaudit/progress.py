@@ -29,3 +29,15 @@ def info(msg: str) -> None:
     """A status line on stderr (suppressed by --quiet)."""
     if _enabled:
         print(msg, file=sys.stderr, flush=True)
+
+
+class SslauditWarning(UserWarning):
+    """A result to read with care (a collapsed representation, an unconverged estimate, a fallback)."""
+
+
+def warn(msg: str) -> None:
+    """A library warning (warnings.warn): Python code can filter or catch it; the CLI prints it as
+    one 'warning: …' line."""
+    import warnings
+
+    warnings.warn(msg, SslauditWarning, stacklevel=2)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .errors import UserError
-from .progress import info
+from .progress import info, warn
 from .store import MANIFEST, ArtefactError, RunStore, folder_lock, is_debris
 from .trust import CODE_KINDS, load_code_encoder, require_trust, torch_file_kind
 
@@ -72,13 +72,21 @@ class Run:
             require_trust(ext["kind"], str(self.path / ext["file"]) if ext["kind"] != "factory" else f"{ext.get('factory')!r} named in {self.path / 'config.json'}", self.trust_code)
 
     @property
-    def weights_key(self) -> str | dict | None:
-        """Identity of the encoder's weights, for lens cache keys (checksum of the stored file)."""
+    def encoder_id(self) -> str:
+        """The encoder's identity, which every lens stage keys on: a hash of its architecture (or
+        imported format) and the checksum of its stored weights."""
+        from .store import config_hash
+
         arts = self.store.manifest["artefacts"]
-        for rel in (WEIGHTS, LEGACY_WEIGHTS):
-            if rel in arts:
-                return arts[rel]["sha256"]
-        return self.config.get("external")
+        ext = self.config.get("external") or {}
+        weights = next((arts[rel]["sha256"] for rel in (WEIGHTS, LEGACY_WEIGHTS, ext.get("file")) if rel in arts), ext.get("sha256"))
+        arch = self.config.get("arch") or ext.get("arch") or {"kind": ext.get("kind"), "factory": ext.get("factory")}
+        return config_hash({"arch": arch, "weights": weights})
+
+    @property
+    def embedding_dim(self) -> int:
+        """Width of the representation (as measured when the run was made)."""
+        return int(self.store.read_json("metrics.json")["embedding_dim"])
 
     @property
     def objective(self) -> str:
@@ -125,7 +133,7 @@ class Run:
         from .models.embed import embed
 
         rel = f"embeddings/{split}.npy"
-        key = {"weights": self.weights_key}
+        key = {"encoder": self.encoder_id}
         if self.store.stage_done(f"embeddings/{split}", key):
             return self.store.read_npy(rel)
         emb = embed(self.encoder, self.dataset.split(split).x, device=self.device)
@@ -216,7 +224,7 @@ def evaluate_run(run_store: RunStore, encoder: nn.Module, dataset, device: str, 
     else:
         metrics["linear_probe_accuracy"] = metrics["knn_accuracy"] = None
     if metrics["collapse_std"] < 0.1:
-        info(f"warning: the representation looks collapsed (collapse_std {metrics['collapse_std']:.3f}); try another --lr or objective")
+        warn(f"the representation looks collapsed (collapse_std {metrics['collapse_std']:.3f}); try another --lr or objective")
     return metrics
 
 
@@ -267,10 +275,6 @@ def train_run(data: dict, train_cfg, out: str | Path, *, force: bool = False, de
         store.write_json("metrics.json", metrics, stage="train")
         store.write_json("config.json", config, stage="train")
         store.mark_done("train", config, ["config.json", WEIGHTS, "metrics.json"])
-    if train_cfg.objective in GENERATIVE:
-        from .methods.simvae import write_explanations
-
-        write_explanations(load(store.root, device=device))
     return store.root
 
 

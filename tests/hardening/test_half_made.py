@@ -160,21 +160,22 @@ def test_audit_reuses_a_lens_only_if_its_files_verify(tmp_path, monkeypatch):
     out = train_run(data_config("digits"), TrainConfig(epochs=1, batch_size=256), tmp_path / "run")
     calls = []
 
-    def fake_invoke(verb, args):  # a lens run that stores one result file
-        calls.append(verb)
-        s = RunStore(out)
-        with s.lock():
-            s.write_json(f"{verb}/result.json", {"n": len(calls)}, stage=verb)
+    from sslaudit import lenses
+    from sslaudit.lenses import Context, LensResult
 
-    monkeypatch.setattr(audit_mod, "_invoke", fake_invoke)
-    a = audit_mod.Audit(out, seed=0, device="cpu", quiet=True)
-    a.stage("qscore", ["--fractions", "1"])
-    a.stage("qscore", ["--fractions", "1"])
+    def fake_compute(self, run, cfg, ctx):  # a lens run that stores one result file
+        calls.append(self.name)
+        return LensResult(documents={"result": {"n": len(calls)}})
+
+    monkeypatch.setattr(type(lenses.get("qscore")), "compute", fake_compute)
+    a = audit_mod.Audit(out, Context())
+    a.stage("qscore", [])
+    a.stage("qscore", [])
     assert calls == ["qscore"]  # verified: reused
     p = out / "qscore" / "result.json"
     p.write_text(p.read_text().replace("1", "7"))  # altered behind the store's back; status.json still says done
-    a.stage("qscore", ["--fractions", "1"])
+    a.stage("qscore", [])
     assert calls == ["qscore", "qscore"]
     os.unlink(p)
-    a.stage("qscore", ["--fractions", "1"])
+    a.stage("qscore", [])
     assert calls == ["qscore"] * 3

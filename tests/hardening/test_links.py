@@ -36,7 +36,7 @@ def copy(run, tmp_path):
 
 def test_krepes_part_file_tmp_link_is_not_followed(tmp_path, outside):
     """The old fixed temporary name `.part-00000.f32.tmp`, planted as a link to a victim file."""
-    from sslaudit.methods.krepes.ooc import stored_matrix
+    from sslaudit.compute.ooc import stored_matrix
 
     victim, _ = outside
     s = RunStore(tmp_path / "run", create=True)
@@ -54,7 +54,7 @@ def test_krepes_part_file_tmp_link_is_not_followed(tmp_path, outside):
 
 
 def test_krepes_part_file_link_to_outside_is_refused(tmp_path, outside):
-    from sslaudit.methods.krepes.ooc import stored_matrix
+    from sslaudit.compute.ooc import stored_matrix
 
     victim, _ = outside
     s = RunStore(tmp_path / "run", create=True)

@@ -12,7 +12,7 @@ import torch
 
 from sslaudit.data.augment import ImageAugment
 from sslaudit.methods.influence import InfluenceAnalyzer
-from sslaudit.methods.krepes.ooc import rss_bytes
+from sslaudit.compute.memory import rss_bytes
 from sslaudit.models.encoders import build_encoder, default_arch
 
 torch.manual_seed(0)

@@ -12,7 +12,7 @@ from sslaudit.methods.influence import InfluenceAnalyzer
 from sslaudit.methods.influence.baselines import knn_distance
 from sslaudit.methods.influence.duplicates import nearest_pairs, partner_ranks, query_neighbours, retrieval_metrics
 from sslaudit.methods.influence.fairness import fairness_report, group_comparison
-from sslaudit.methods.influence.removal import parse_fraction, removal_sets
+from sslaudit.experiments.removal import parse_fraction, removal_sets
 
 
 def test_nearest_pairs_equal_brute_force():
@@ -168,7 +168,9 @@ def test_cli_writes_contract_files_and_reuses_cache(tiny_run):
     assert (nb["index"] != nb["neighbour"]).all() and set(nb["neighbour"]) <= set(si["index"])
     summary = json.loads((d / "summary.json").read_text())
     assert summary["strategy_used"] == "ekfac" and summary["duplicate_check"]["sample"] == 20
-    assert main(args) == 0  # rerun: factors and scores come from the cache
+    assert main(args) == 0  # the same command again: the stored results are reused as they are
+    assert json.loads((d / "summary.json").read_text()) == summary
+    assert main([*args[:5], "4", *args[6:]]) == 0  # other --pairs: factors and scores come from the cache
     assert json.loads((d / "summary.json").read_text())["timings"]["scores_seconds"] < summary["timings"]["scores_seconds"]
     np.testing.assert_array_equal(pd.read_parquet(d / "self_influence.parquet")["score"], si["score"])
 
@@ -183,7 +185,7 @@ def test_cli_bad_query_is_a_one_line_error(tiny_run, capsys):
 
 def test_removal_experiment_end_to_end(tiny_run):
     import sslaudit
-    from sslaudit.methods.influence.removal import removal_experiment
+    from sslaudit.experiments.removal import removal_experiment
 
     run = sslaudit.load(tiny_run)
     idx = run.dataset.train.index

@@ -6,9 +6,10 @@ from sslaudit.engine import LocalEngine
 from sslaudit.errors import UserError
 from sslaudit.methods.krepes import Krepes
 from sslaudit.methods.krepes import fidelity as fid
-from sslaudit.methods.krepes import ooc
+from sslaudit.compute import ooc
 from sslaudit.methods.krepes.gauss_newton import StoredViewBatches, ViewBatches, batch_order
-from sslaudit.methods.krepes.ooc import parse_size, stored_matrix
+from sslaudit.compute.memory import parse_size
+from sslaudit.compute.ooc import stored_matrix
 from sslaudit.store import RunStore
 
 FAST = dict(landmarks=12, step_sample=32, ssl_batch_size=8, cg_max_iter=5, lambda_grid=(10.0, 100.0), block_size=4)
@@ -191,7 +192,7 @@ def test_cli_memory_and_step_sample_options(digits_run, tmp_path, capsys):
     assert main(["krepes", str(run), *fast, "--max-memory", "lots"]) == 2
     assert main(["krepes", str(run), *fast, "--step-sample", "few"]) == 2
     assert main(["krepes", str(run), *fast, "--max-memory", "64GB", "--step-sample", "all", "--probe-sample", "500"]) == 0
-    cfg = json.loads((run / "krepes" / "config.json").read_text())
+    cfg = json.loads((run / "krepes" / "explainer.json").read_text())
     assert cfg["summary"]["memory_plan"]["max_memory"] == 64 << 30
     assert cfg["summary"]["storage"].startswith("disk")
     fid = json.loads((run / "krepes" / "fidelity.json").read_text())

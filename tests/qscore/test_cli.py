@@ -50,7 +50,7 @@ def test_qscore_cli_zscore_form_is_a_labelled_option(digits_run):
     scores = pd.read_parquet(out / "scores.parquet")
     assert scores.qscore.tolist() == scores.qscore_zscore.tolist()
     ev = json.loads((out / "evaluation.json").read_text())
-    assert ev["form"] == "zscore" and json.loads((out / "config.json").read_text())["qscore"]["form"] == "zscore"
+    assert ev["form"] == "zscore" and json.loads((out / "config.json").read_text())["config"]["qscore"]["form"] == "zscore"
 
 
 def test_qscore_cli_bad_options(digits_run, capsys):

@@ -80,7 +80,7 @@ def test_a_run_resumed_mid_chunk_gives_the_same_bytes(digits_run, tmp_path):
     import shutil
 
     import sslaudit
-    from sslaudit.cli.relax import CHUNK
+    from sslaudit.lenses.relax import CHUNK
 
     run = tmp_path / "run"
     shutil.copytree(digits_run, run)

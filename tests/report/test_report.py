@@ -63,7 +63,7 @@ def test_rerun_skips_finished_stages(digits_audit, capsys):
         progress.set_enabled(False)
     assert code == 0
     err = capsys.readouterr().err
-    assert "already trained" in err and "already done" in err
+    assert "already trained" in err and "already in the run; reusing them" in err
 
 
 def test_html_in_column_names_is_escaped(tmp_path):
@@ -126,15 +126,25 @@ def test_fairness_and_latent_direction_tables():
     assert [(r[0], float(r[1]), r[2]) for r in t.rows] == [("content", 0.9, "3, 1, 0"), ("rotation", 0.6, "2, 5, 4")]
 
 
-def test_audit_plan_sizes_lenses_to_the_data_and_says_so():
-    from sslaudit.audit import AUDIT_STEP_SAMPLE, AuditPlan
+def test_audit_configs_size_lenses_to_the_data_and_say_so():
+    from types import SimpleNamespace
 
-    small = AuditPlan.for_data(1437, 360, "image")
-    assert small.krepes_extra == [] and small.influence_subsample is None and "krepes" in small.notes  # 300 of 360 test points
-    big = AuditPlan.for_data(60_000, 10_000, "image")
-    assert big.krepes_extra == ["--step-sample", str(AUDIT_STEP_SAMPLE)] and big.influence_subsample == 5_000
-    assert f"{AUDIT_STEP_SAMPLE:,}" in big.notes["krepes"] and "1,000 seeded test points" in big.notes["krepes"]
-    assert "5,000 of the 60,000" in big.notes["influence"]
+    from sslaudit import lenses
+    from sslaudit.lenses.krepes import AUDIT_STEP_SAMPLE
+
+    def fake(n_train, n_test):
+        return SimpleNamespace(dataset=SimpleNamespace(train=range(n_train), test=range(n_test), kind="image"))
+
+    krepes, influence = lenses.get("krepes"), lenses.get("influence")
+    small_k, note = krepes.audit_config(fake(1437, 360), focus=["test:3"], quick=False)
+    small_i, _ = influence.audit_config(fake(1437, 360), focus=[], quick=False)
+    assert small_k.krepes.step_sample == 131072 and small_k.test_points == 300 and small_k.index == ("test:3",) and "300 seeded test points" in note
+    assert small_i.subsample is None and small_i.influence.draws == 2 and small_i.check == 50
+    big_k, note_k = krepes.audit_config(fake(60_000, 10_000), focus=[], quick=False)
+    big_i, note_i = influence.audit_config(fake(60_000, 10_000), focus=[], quick=False)
+    assert big_k.krepes.step_sample == AUDIT_STEP_SAMPLE and big_i.subsample == 5_000
+    assert f"{AUDIT_STEP_SAMPLE:,}" in note_k and "1,000 seeded test points" in note_k
+    assert "5,000 of the 60,000" in note_i
 
 
 def test_cards_survive_missing_keys_and_failed_lenses(digits_audit, tmp_path):
@@ -168,18 +178,21 @@ def test_failed_lens_is_recorded_with_its_rerun_command(digits_audit, tmp_path, 
     run = tmp_path / "run"
     shutil.copytree(digits_audit, run)
 
-    def failing(verb, args):
+    from sslaudit import lenses
+    from sslaudit.lenses import Context
+
+    def failing(*args):
         raise RuntimeError("planted failure")
 
-    monkeypatch.setattr(audit_mod, "_invoke", failing)
-    audit = audit_mod.Audit(run, seed=0, device="cpu", quiet=True, quick=True)
-    audit.stage("relax", ["--index", "test:5", "--masks", "300"])  # new arguments: the lens reruns, and fails
+    monkeypatch.setattr(type(lenses.get("relax")), "compute", failing)
+    audit = audit_mod.Audit(run, Context(), quick=True)
+    audit.stage("relax", ["test:5"])  # a new focus sample: the lens reruns, and fails
     assert audit.failed() == ["relax"]
     st = json.loads((run / "audit" / "status.json").read_text())["lenses"]
     assert st["relax"]["state"] == "failed" and "planted failure" in st["relax"]["reason"]
-    assert st["relax"]["command"] == f"sslaudit relax {run} --index test:5 --masks 300" and st["influence"]["state"] == "done"
+    assert st["relax"]["command"] == f"sslaudit relax {run} --index test:5 --masks 300 --no-sanity" and st["influence"]["state"] == "done"
     html = Path(render_report(run)).read_text()
-    assert "Failed: RuntimeError: planted failure." in html and f"sslaudit relax {run} --index test:5 --masks 300" in html
+    assert "Failed: RuntimeError: planted failure." in html and f"sslaudit relax {run} --index test:5 --masks 300 --no-sanity" in html
 
 
 def test_quick_audit_trains_a_sixth_of_the_epochs():

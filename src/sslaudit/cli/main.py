@@ -11,16 +11,16 @@ import click
 
 from ..errors import UserError
 
-# verb -> "module:attribute" (one module per verb; add a lens by adding its line)
+_python_showwarning = None
+
+# verb -> "module:attribute" for the verbs that are not lenses, and for lenses whose command adds
+# options of the layer above the lenses (influence --remove). Every other registered lens
+# (sslaudit.lenses.REGISTRY) gets a command generated from its contract.
 COMMANDS = {
     "train": "sslaudit.cli.train:command",
     "import": "sslaudit.cli.train:import_command",
     "info": "sslaudit.cli.train:info_command",
-    "krepes": "sslaudit.cli.krepes:command",
     "influence": "sslaudit.cli.influence:command",
-    "relax": "sslaudit.cli.relax:command",
-    "qscore": "sslaudit.cli.qscore:command",
-    "simvae": "sslaudit.cli.simvae:command",
     "audit": "sslaudit.cli.audit:command",
     "report": "sslaudit.cli.audit:report_command",
 }
@@ -28,16 +28,22 @@ COMMANDS = {
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx):
-        import importlib.util
+        from .. import lenses
 
-        return sorted(n for n, t in COMMANDS.items() if importlib.util.find_spec(t.split(":")[0]) is not None)
+        return sorted(set(COMMANDS) | set(lenses.names()))
 
     def get_command(self, ctx, name):
+        from .. import lenses
+
         target = COMMANDS.get(name)
-        if target is None:
-            return None
-        mod, attr = target.split(":")
-        return getattr(importlib.import_module(mod), attr)
+        if target is not None:
+            mod, attr = target.split(":")
+            return getattr(importlib.import_module(mod), attr)
+        if name in lenses.names():
+            from .lens_command import lens_command
+
+            return lens_command(name)
+        return None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -51,7 +57,22 @@ def cli():
     """
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """sslaudit's own warnings as one line; other libraries' warnings as Python prints them."""
+    from ..progress import SslauditWarning
+
+    if issubclass(category, SslauditWarning):
+        click.echo(f"warning: {message}", err=True)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
 def main(argv=None) -> int:
+    import warnings
+
+    global _python_showwarning
+    if warnings.showwarning is not _show_warning:
+        _python_showwarning, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         cli.main(args=argv, prog_name="sslaudit", standalone_mode=False)
     except UserError as e:

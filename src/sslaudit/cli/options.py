@@ -26,23 +26,45 @@ def common(f):
     return wrapper
 
 
+TRUST_HELP = ("Allow an encoder stored as code (a .pt2 torch.export program, TorchScript, package.module:factory): "
+              "opening it runs that code. Only for runs and files whose author you trust; plain weights never need it.")
+
+
 def trust_option(f):
     """--trust-code: allow encoders stored as code (torch.export, TorchScript, a factory) on this command."""
-    return click.option("--trust-code", "trust_code", is_flag=True,
-                        help="Allow an encoder stored as code (a .pt2 torch.export program, TorchScript, package.module:factory): "
-                             "opening it runs that code. Only for runs and files whose author you trust; plain weights never need it.")(f)
+    return click.option("--trust-code", "trust_code", is_flag=True, help=TRUST_HELP)(f)
 
 
 def resolve_device(name: str) -> str:
-    import torch
+    from ..lenses.context import resolve_device as resolve
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise UserError(f"unknown --device {name!r}: use cpu, cuda, cuda:N or auto")
-    return name
+    return resolve(name)
+
+
+def context_params(*, engine: bool = False) -> list[click.Option]:
+    """The options every lens command shares; `context_from` turns their values into a Context."""
+    params = [
+        click.Option(["--max-memory"], default=None, help="Memory budget, e.g. 6GB or 512MB: lenses that hold large arrays size their blocks to stay under it, or refuse with what to change."),
+        click.Option(["--data-dir"], type=click.Path(file_okay=False), default=None, help="Where the run's data lives, if it moved."),
+        click.Option(["--trust-code", "trust_code"], is_flag=True, help=TRUST_HELP),
+        click.Option(["--seed"], type=int, default=0, show_default=True, help="Seed of every random draw; same seed, same result."),
+        click.Option(["--device"], default="auto", show_default=True, help="cpu, cuda, cuda:1 … or auto (CUDA when present)."),
+        click.Option(["--quiet", "-q"], is_flag=True, help="No progress bars or status lines."),
+    ]
+    if engine:
+        params[:0] = [click.Option(["--engine"], type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Block-execution engine: local, or ray (blocks as tasks on a running Ray cluster)."),
+                      click.Option(["--address"], default=None, help="HOST:PORT of the Ray cluster's head (with --engine ray), as printed by `ray start --head`.")]
+    return params
+
+
+def context_from(values: dict):
+    """The Context of a command from its shared options (removed from `values`)."""
+    from ..lenses.context import Context
+
+    if values.pop("quiet", False):
+        set_enabled(False)
+    return Context.resolve(seed=values.pop("seed", 0), device=values.pop("device", "auto"), max_memory=values.pop("max_memory", None), engine=values.pop("engine", "local"),
+                           address=values.pop("address", None), trust_code=values.pop("trust_code", False), data_dir=values.pop("data_dir", None))
 
 
 def data_options(f):

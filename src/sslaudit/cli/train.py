@@ -31,11 +31,12 @@ def command(data_cfg, objective, arch, epochs, batch_size, lr, params, out, forc
     ends with the same weights as an uninterrupted run. Labels are used only for the evaluation
     in metrics.json (linear probe, k-NN).
     """
+    from ..models.methods import GENERATIVE
     from ..models.trainer import TrainConfig
     from ..run import load_data, train_run
 
     if init is not None or qscore_reg is not None:
-        from .qscore import finetune
+        from .finetune import finetune
 
         return print_metrics(finetune(click.get_current_context(), data_cfg, init, qscore_reg, epochs=epochs, out=out, force=force, seed=seed, device=device))
     if click.get_current_context().get_parameter_source("data") is click.core.ParameterSource.DEFAULT:
@@ -47,6 +48,11 @@ def command(data_cfg, objective, arch, epochs, batch_size, lr, params, out, forc
     from ..models.history import parse_log
 
     path = train_run(data_cfg, cfg, out, force=force, device=device, arch=arch, dataset=dataset, log=parse_log(log))
+    if objective in GENERATIVE:  # a generative run comes with its explanation views (the SimVAE lens's figures)
+        from ..methods.simvae import write_explanations
+        from ..run import load
+
+        write_explanations(load(path, device=device))
     print_metrics(path)
 
 

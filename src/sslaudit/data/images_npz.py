@@ -90,7 +90,7 @@ def memory_budget() -> int:
 
     text = os.environ.get("SSLAUDIT_MAX_MEMORY")
     if text:
-        from ..methods.krepes.ooc import parse_size
+        from ..compute.memory import parse_size
 
         return parse_size(text)
     return int(psutil.virtual_memory().available)

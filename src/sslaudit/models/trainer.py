@@ -18,7 +18,7 @@ import torch
 
 from ..data.dataset import Dataset
 from ..errors import UserError
-from ..progress import info, progress
+from ..progress import info, progress, warn
 from ..seeding import numpy_rng, torch_generator
 from ..store import RunStore, config_hash
 from .history import HISTORY, EpochProbe
@@ -92,7 +92,7 @@ def train(method: Method, dataset: Dataset, cfg: TrainConfig, store: RunStore, *
                 log.epoch(row)
         info(f"resuming training from the checkpoint after epoch {start_epoch} of {cfg.epochs}")
         if int(state.get("torch_threads", torch.get_num_threads())) != torch.get_num_threads():
-            info(f"warning: the checkpoint was trained with {int(state['torch_threads'])} torch threads and this process uses "
+            warn(f"the checkpoint was trained with {int(state['torch_threads'])} torch threads and this process uses "
                  f"{torch.get_num_threads()}; the weights will differ slightly from an uninterrupted run (the thread count is part of the seed)")
 
     step = start_epoch * steps_per_epoch

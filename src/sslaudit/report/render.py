@@ -16,11 +16,18 @@ import jinja2
 from .. import __version__
 from ..errors import UserError
 from ..store import RunStore
+from .. import lenses
 from .collect import LENS_TITLES, Collector
 from .findings import collect_cards, rerun_command
 from .glossary import GLOSSARY
 
-LENS_ORDER = ("krepes", "influence", "relax", "qscore", "simvae")
+
+
+def lens_title(name: str) -> str:
+    try:
+        return lenses.get(name).title or name
+    except UserError:  # a lens recorded by the audit that is not installed here
+        return LENS_TITLES.get(name, name)
 
 
 def _env() -> jinja2.Environment:
@@ -49,14 +56,17 @@ def render_report(run_path: str | Path, *, data_dir=None) -> Path:
     col = Collector(store, dataset, metrics, config, status)
     cards = collect_cards(col)
     sections = [col.summary()]
-    for lens in LENS_ORDER:
-        sec = getattr(col, lens)()
+    for name in lenses.names():  # each registered lens's own section
+        lens = lenses.get(name)
+        if not col.files(f"{name}/"):
+            continue
+        sec = lens.section(col)
         if sec is not None:
             sections.append(sec)
     not_run = []
     for k, v in (status.get("lenses") or {}).items():
         if v.get("state") in ("skipped", "failed"):
-            not_run.append({"title": LENS_TITLES.get(k, k), "state": v.get("state"), "reason": v.get("reason", "no reason recorded"), "command": v.get("command") or rerun_command(k, store.root, v)})
+            not_run.append({"title": lens_title(k), "state": v.get("state"), "reason": v.get("reason", "no reason recorded"), "command": v.get("command") or rerun_command(k, store.root, v)})
     data = (config.get("data") or {}).get("spec", "?")
     objective = (config.get("train") or {}).get("objective") or (config.get("external") or {}).get("objective") or ""
     glossary = dict(sorted(GLOSSARY.items(), key=lambda kv: kv[0].lower()))

@@ -19,8 +19,9 @@ import torch
 from torch import nn
 
 from ...errors import UserError
+from ...parsing import number
 from ...progress import enabled as progress_enabled
-from ...progress import info
+from ...progress import warn
 from .curvature import Preconditioner, check_damping, check_strategy
 from .duplicates import check_pairs, nearest_pairs
 from .gradients import Layer, fallback_layers, tracked_layers
@@ -33,12 +34,12 @@ from .sketch import CountSketch
 class InfluenceConfig:
     """Settings of the Influence-SSL lens (saved beside its results)."""
 
-    strategy: str = field(default="ekfac", metadata={"help": "Curvature: ekfac, kfac or identity (gradient dot product)."})
-    damping: float | None = field(default=None, metadata={"help": "λ in (G + λI)⁻¹; None: 0.1 × each layer's mean eigenvalue (kronfluence's heuristic)."})
-    draws: int = field(default=4, metadata={"help": "K pairs of augmentation draws shared by all examples (common random numbers)."})
-    batch_size: int = field(default=64, metadata={"help": "Examples per block of per-sample gradients (memory ∝ batch_size × parameters)."})
-    sketch_dim: int = field(default=1024, metadata={"help": "Dimension of the sparse projection used for duplicate search."})
-    neighbours: int = field(default=10, metadata={"help": "Nearest neighbours per example searched for duplicate candidates."})
+    strategy: str = field(default="ekfac", metadata={"choices": ("ekfac", "kfac", "identity"), "help": "Curvature: EK-FAC or K-FAC (kronfluence), or identity (plain gradient dot products)."})
+    damping: float | None = field(default=None, metadata={"parse": number(float, "--damping", "0.1", minimum=0.0), "help": "λ added to the curvature [default: 0.1 × each layer's mean eigenvalue, kronfluence's heuristic]."})
+    draws: int = field(default=4, metadata={"parse": number(int, "--draws", "4", minimum=1), "help": "Augmentation pairs shared by every example in the loss ℓ_aug (common random numbers)."})
+    batch_size: int = field(default=64, metadata={"parse": number(int, "--batch-size", "64", minimum=1), "help": "Examples per block of per-sample gradients (memory ∝ batch size × parameters)."})
+    sketch_dim: int = field(default=1024, metadata={"parse": number(int, "--sketch-dim", "1024", minimum=1), "help": "Dimension of the sparse projection of the whitened gradients used for the duplicate search."})
+    neighbours: int = field(default=10, metadata={"flag": "--search-neighbours", "parse": number(int, "--search-neighbours", "10", minimum=1), "help": "Nearest neighbours per example searched for duplicate candidates."})
     seed: int = field(default=0, metadata={"help": "Seed of the augmentation draws and the projection."})
 
     def __post_init__(self):
@@ -72,7 +73,7 @@ class InfluenceAnalyzer:
             if self.strategy != "identity":
                 self.fallback = (f"the encoder has no layer that {self.strategy.upper()} supports (nn.Linear, nn.Conv2d); "
                                  f"falling back to the identity curvature (gradient dot products over all parameters)")
-                info(f"warning: {self.fallback}")
+                warn(f"{self.fallback}")
                 self.strategy = "identity"
         self.preconditioner: Preconditioner | None = None
         self.x_train: np.ndarray | None = None
@@ -221,7 +222,7 @@ class InfluenceAnalyzer:
             source = "whitened gradients (no kronfluence layers)"
         exact_n = normalise(exact, s, s)
         sk = self.train_scores().sketch[rows]
-        from .duplicates import unit_rows
+        from ...compute.knn import unit_rows
 
         u = unit_rows(sk)
         approx = u @ u.T

@@ -7,24 +7,18 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import torch
 
-from .duplicates import nearest_pairs, unit_rows
+from ...compute.knn import self_search
+from .duplicates import nearest_pairs
 
 
 def knn_distance(emb: np.ndarray, k: int = 10) -> np.ndarray:
     """Mean cosine distance (1 − cos) of each row to its k nearest other rows: high = outlying."""
-    import faiss
-
     n = len(emb)
     if n < 2:
         return np.zeros(n)
-    faiss.omp_set_num_threads(max(1, torch.get_num_threads()))
-    u = unit_rows(emb)
-    index = faiss.IndexFlatIP(u.shape[1])
-    index.add(u)
     kk = min(int(k) + 1, n)
-    sims, idx = index.search(u, kk)
+    sims, idx = self_search(emb, kk - 1)
     own = idx == np.arange(n)[:, None]
     # drop the row itself (or, for exact duplicates, any one of the tied copies)
     first = np.where(own.any(1), own.argmax(1), kk - 1)

@@ -14,15 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import torch
 
+from ...compute.knn import self_search, unit_rows
 from ...errors import UserError
-
-
-def unit_rows(z: np.ndarray) -> np.ndarray:
-    z = np.ascontiguousarray(z, dtype=np.float32)
-    norm = np.linalg.norm(z, axis=1, keepdims=True)
-    return np.ascontiguousarray(z / np.where(norm > 0, norm, 1.0), dtype=np.float32)
 
 
 def query_neighbours(z: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -31,17 +25,11 @@ def query_neighbours(z: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray
     Exact search (faiss flat inner product); the row itself is dropped even when an exact copy
     ties with it. Ties between others are broken by position.
     """
-    import faiss
-
     n = len(z)
     k = max(0, min(int(k), n - 1))
     if k == 0:
         return np.zeros((n, 0), np.int64), np.zeros((n, 0))
-    faiss.omp_set_num_threads(max(1, torch.get_num_threads()))
-    u = unit_rows(z)
-    index = faiss.IndexFlatIP(u.shape[1])
-    index.add(u)
-    sims, idx = index.search(u, k + 1)
+    sims, idx = self_search(z, k)
     keep = idx != np.arange(n)[:, None]
     # the row's own slot (or, if it fell off behind exact ties, the last slot) is dropped
     drop = np.where(~keep.all(1), (~keep).argmax(1), k)
@@ -83,17 +71,11 @@ def nearest_pairs(z: np.ndarray, neighbours: int = 10) -> pd.DataFrame:
 
     Columns i, j (row positions) and score (cosine), highest first, each pair once.
     """
-    import faiss
-
     n = len(z)
     if n < 2:
         return pd.DataFrame({"i": np.zeros(0, np.int64), "j": np.zeros(0, np.int64), "score": np.zeros(0)})
-    faiss.omp_set_num_threads(max(1, torch.get_num_threads()))
-    u = unit_rows(z)
-    index = faiss.IndexFlatIP(u.shape[1])
-    index.add(u)
     k = min(int(neighbours) + 1, n)
-    sims, idx = index.search(u, k)
+    sims, idx = self_search(z, k - 1)
     rows = np.repeat(np.arange(n), k)
     cols, vals = idx.ravel(), sims.ravel().astype(np.float64)
     keep = (cols >= 0) & (cols != rows)

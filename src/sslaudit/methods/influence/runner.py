@@ -97,7 +97,7 @@ def run_influence(run, cfg: InfluenceConfig, *, pairs: int = 100, queries=(), su
     opts = {k: v for k, v in cfg.to_json().items() if k not in ("strategy", "damping")}
     ia = InfluenceAnalyzer(run.encoder, augment, cfg.strategy, cfg.damping, device=device, engine=engine, **opts)
     store = run.store
-    weights = run.weights_key
+    weights = run.encoder_id
     fkey = {"weights": weights, "strategy": ia.strategy, "draws": cfg.draws, "seed": cfg.seed, "rows": config_hash(rows.tolist()), "n_params": ia.n_parameters}
     timings = {}
     with store.lock():

@@ -56,7 +56,7 @@ def stream_scores(encoder, loss, layers, preconditioner, x, *, batch_size=64, sk
     sk = np.zeros((n, sketch.dim_out), dtype=np.float32) if sketch is not None else None
     pw = np.zeros((n, len(queries))) if queries is not None else None
     ranges = block_ranges(n, batch_size)
-    for (a, b), part in zip(ranges, get_engine(engine).map(score_block, ranges, shared=shared, desc=desc)):
+    for (a, b), part in zip(ranges, (engine if hasattr(engine, "map") else get_engine(engine)).map(score_block, ranges, shared=shared, desc=desc)):
         s[a:b] = part["self"]
         if sk is not None:
             sk[a:b] = part["sketch"]

@@ -19,13 +19,15 @@ import torch
 from torch import nn
 
 from ...errors import UserError
-from ...progress import info
+from ...progress import warn
 from ...seeding import numpy_rng, torch_generator
 from .gauss_newton import KernelLossProblem, StepConfig, ViewBatches, gauss_newton_step
 from .kernel_model import KernelModel, check_kernel_values, pc_model
 from .losses import KernelSSLLoss
 from .result import KrepesResult
-from .ooc import DiskMatrix, drop_stale, parse_size, rss_bytes, stored_matrix
+from ...compute.memory import parse_size, rss_bytes
+from ...parsing import keyword_or, number, number_list
+from ...compute.ooc import DiskMatrix, drop_stale, stored_matrix
 from .stages import _from_json_array, _json_array, fingerprint, module_fingerprint, view_kernel_block
 from .scores import n_distinct_top1
 
@@ -38,31 +40,32 @@ MEMORY_RESERVE = 512 << 20  # kept free under max_memory for the test rows and t
 class KrepesConfig:
     """Options of a KREPES explanation (saved beside the results)."""
 
-    objective: str = field(default="simclr", metadata={"help": "SSL objective of the kernel model's step: simclr, barlow, vicreg or byol."})
-    kernel: str = field(default="pntk", metadata={"help": "eNTK reduction: pntk (sum of outputs) or trntk (trace)."})
-    normalize: bool = field(default=True, metadata={"help": "Cosine-normalise the kernel (avoids hub landmarks)."})
-    landmarks: int | str = field(default="auto", metadata={"help": "Number of landmarks m, or 'auto' = min(n, max(256, ⌈2√n⌉))."})
-    selection: str = field(default="uniform", metadata={"help": "Landmark selection: uniform, kmeans++ or leverage."})
-    mode: str = field(default="step", metadata={"help": "step (one Gauss–Newton step on the SSL loss) or fit (regress onto the network)."})
-    top_k: int = field(default=10, metadata={"help": "Representer landmarks kept per test point."})
-    rank: int | None = field(default=None, metadata={"help": "Nyström rank r (default min(d, numerical rank of K_mm))."})
-    lam: float | str = field(default="auto", metadata={"help": "Damping as a multiple of the λ scale (the GN curvature along ∇L by default), or 'auto' (label-free: the held-out SSL loss on fresh views)."})
-    lambda_grid: tuple = field(default=(0.1, 1.0, 10.0), metadata={"help": "Multiples of the λ scale tried by lam='auto'."})
-    lambda_scale: str = field(default="gradient-curvature", metadata={"help": "Unit of λ: gradient-curvature (gᵀGg/gᵀg, g = ∇L) or mean-eigenvalue (Hutchinson tr(G)/(mr), the old unit)."})
-    lambda_rule: str = field(default="heldout", metadata={"help": "How lam='auto' chooses: heldout (lowest SSL loss on a fresh, seeded augmentation draw of the step rows) or entropy (spectral-entropy peak of ÃᵀÃ)."})
-    heldout_sample: int = field(default=16384, metadata={"help": "Step rows (a seeded subset) whose fresh pair of views scores the λ candidates."})
-    step_basis: str = field(default="eigen", metadata={"help": "eigen: the step in the Nyström eigenbasis (rows rotated once, O(S·r²) products); landmark: in the landmark basis (O(S·m·r), the reference)."})
-    step_dtype: str = field(default="float32", metadata={"help": "Precision of the eigenbasis step's products (float32 or float64; reductions and CG are float64)."})
-    step_sample: int | str = field(default=131072, metadata={"help": "Training samples (two views each) the step uses at most (seeded subsample), or 'all'."})
-    ssl_batch_size: int = field(default=256, metadata={"help": "SSL batch size of the kernel model's loss (not a compute block size)."})
-    block_size: int = field(default=1024, metadata={"help": "Rows per kernel block (memory bound; does not change results)."})
-    cg_max_iter: int = field(default=50, metadata={"help": "Conjugate-gradient iterations at most (one multi-shift CG run solves every λ candidate)."})
-    cg_tol: float = field(default=1e-6, metadata={"help": "Relative CG residual at which CG stops."})
-    fit_ridge: float | str = field(default="gcv", metadata={"help": "fit mode: ridge μ, or 'gcv' (label-free generalised cross-validation)."})
-    exact: bool = field(default=False, metadata={"help": "Exact full kernel model: every training sample a landmark, kernel by per-sample gradients (n ≤ 5000)."})
-    objective_params: dict = field(default_factory=dict, metadata={"help": "Objective hyper-parameters (temperature, lambd, ...), as the encoder was trained."})
-    path: str = field(default="auto", metadata={"help": "eNTK path: auto, factorised or general."})
-    projection_dim: int | None = field(default=None, metadata={"help": "General eNTK path: random projection width of per-sample gradients."})
+    objective: str = field(default="simclr", metadata={"cli": False, "help": "SSL objective of the kernel model's step: simclr, barlow, vicreg or byol (a run's own objective)."})
+    kernel: str = field(default="pntk", metadata={"choices": ("pntk", "trntk"), "help": "eNTK reduction: pntk (sum of outputs) or trntk (trace over outputs, d× the cost)."})
+    normalize: bool = field(default=True, metadata={"flag": "--raw-kernel", "help": "Use the raw eNTK instead of the cosine-normalised one (the raw one tends to give the same 'hub' landmarks to every test point)."})
+    landmarks: int | str = field(default="auto", metadata={"parse": keyword_or("auto", int, "--landmarks", "256", what="number of landmarks"), "metavar": "M|auto", "help": "Number of landmarks m, or auto = min(n, max(256, ⌈2√n⌉))."})
+    selection: str = field(default="uniform", metadata={"choices": ("uniform", "kmeans++", "leverage"), "help": "How landmarks are chosen (kernel k-means++ and ridge leverage are label-free)."})
+    mode: str = field(default="step", metadata={"choices": MODES, "help": "step: one Gauss–Newton step on the SSL loss of the kernel model (the paper's); fit: regress the kernel model onto the network's embeddings."})
+    top_k: int = field(default=10, metadata={"parse": number(int, "--top-k", "10", minimum=1), "help": "Representer landmarks kept per test point."})
+    rank: int | None = field(default=None, metadata={"parse": number(int, "--rank", "64", minimum=1), "help": "Nyström rank r [default: min(embedding width, numerical rank of K_mm)]."})
+    lam: float | str = field(default="auto", metadata={"flag": "--lambda", "metavar": "MULTIPLE|auto", "parse": keyword_or("auto", float, "--lambda", "10", positive=True),
+                                                      "help": "Damping of the step as a multiple of the λ scale (the Gauss–Newton curvature along the loss gradient), or auto (label-free: chosen by --lambda-rule over --lambda-grid)."})
+    lambda_grid: tuple = field(default=(0.1, 1.0, 10.0), metadata={"parse": number_list("--lambda-grid", "0.1,1,10", lo=0, open_lo=True), "help": "Multiples of the λ scale tried by --lambda auto."})
+    lambda_scale: str = field(default="gradient-curvature", metadata={"choices": ("gradient-curvature", "mean-eigenvalue"), "help": "Unit of λ: gradient-curvature (gᵀGg/gᵀg, g = ∇L) or mean-eigenvalue (Hutchinson tr(G)/(mr), the old unit)."})
+    lambda_rule: str = field(default="heldout", metadata={"choices": ("heldout", "entropy"), "help": "How --lambda auto chooses: heldout (lowest SSL loss of the kernel model on a fresh, seeded augmentation draw) or entropy (spectral-entropy peak of ÃᵀÃ; barely moves, kept as a diagnostic)."})
+    heldout_sample: int = field(default=16384, metadata={"parse": number(int, "--heldout-sample", "16384", minimum=2), "help": "Step rows (a seeded subset) whose fresh pair of views scores the λ candidates."})
+    step_basis: str = field(default="eigen", metadata={"choices": ("eigen", "landmark"), "help": "eigen: the step in the Nyström eigenbasis (view rows rotated once, float32 products); landmark: the landmark-basis reference (float64, slower)."})
+    step_dtype: str = field(default="float32", metadata={"choices": ("float32", "float64"), "help": "Precision of the eigenbasis step's products (reductions and CG are float64)."})
+    step_sample: int | str = field(default=131072, metadata={"parse": keyword_or("all", int, "--step-sample", "131072", minimum=2), "metavar": "N|all", "help": "Training samples (two views each) used by the step at most (seeded subsample), or all."})
+    ssl_batch_size: int = field(default=256, metadata={"parse": number(int, "--ssl-batch-size", "256", minimum=2), "help": "SSL batch size of the kernel model's loss (separate from --block-size)."})
+    block_size: int = field(default=1024, metadata={"parse": number(int, "--block-size", "1024", minimum=1), "help": "Rows per kernel block (bounds memory; results do not depend on it)."})
+    cg_max_iter: int = field(default=50, metadata={"parse": number(int, "--cg-max-iter", "50", minimum=1), "help": "Conjugate-gradient iterations at most (one multi-shift CG run solves every λ candidate)."})
+    cg_tol: float = field(default=1e-6, metadata={"parse": number(float, "--cg-tol", "1e-6", positive=True), "help": "Relative CG residual at which CG stops."})
+    fit_ridge: float | str = field(default="gcv", metadata={"parse": keyword_or("gcv", float, "--fit-ridge", "0.01", positive=True), "help": "fit mode: ridge μ, or gcv (label-free generalised cross-validation)."})
+    exact: bool = field(default=False, metadata={"flag": "--exact", "help": "Exact full kernel model: every training sample is a landmark and the kernel comes from per-sample gradients (n ≤ 5000)."})
+    objective_params: dict = field(default_factory=dict, metadata={"cli": False, "help": "Objective hyper-parameters (temperature, lambd, ...), as the encoder was trained."})
+    path: str = field(default="auto", metadata={"choices": ("auto", "factorised", "general"), "help": "eNTK path: auto, factorised (MLP/conv layers, no per-sample gradients) or general (per-sample gradients)."})
+    projection_dim: int | None = field(default=None, metadata={"parse": number(int, "--projection-dim", "4096", minimum=1), "help": "General eNTK path: random projection width of the per-sample gradients [default: none]."})
     seed: int = field(default=0, metadata={"help": "Seed of every random draw."})
     device: str = field(default="cpu", metadata={"help": "cpu or cuda."})
     max_memory: int | str | None = field(default=None, metadata={"help": "Memory bound (e.g. '6GB'): sets the kernel block sizes so peak RSS stays under it; None = block_size rows."})
@@ -105,7 +108,8 @@ class KrepesConfig:
 class Krepes:
     """Representer landmarks of `encoder` (see the module docstring); options in `KrepesConfig`."""
 
-    def __init__(self, encoder: nn.Module, *, engine=None, cache=None, **options):
+    def __init__(self, encoder: nn.Module, *, engine=None, cache=None, encoder_id: str | None = None, **options):
+        """`encoder_id`: the run's encoder identity (cache keys); default: a hash of the encoder's state."""
         unknown = set(options) - set(KrepesConfig.__dataclass_fields__)
         if unknown:
             raise TypeError(f"unknown Krepes option(s): {sorted(unknown)}")
@@ -114,6 +118,7 @@ class Krepes:
         self.encoder = encoder.eval()
         self.engine = engine
         self.cache = cache
+        self.encoder_id = encoder_id
         self.stages: dict[str, str] = {}  # stage → "computed" | "reused"
         self._lf = None
 
@@ -148,7 +153,7 @@ class Krepes:
             d = int(self.encoder(torch.as_tensor(train_x[:2], device=cfg.device)).shape[1])
         self.kernel = None if cfg.exact else EntkKernel(self.encoder, kind=cfg.kernel, normalize=cfg.normalize, path=cfg.path,
                                                           projection_dim=cfg.projection_dim, block_size=cfg.block_size, seed=cfg.seed, device=cfg.device)
-        self.base_key = {"encoder": module_fingerprint(self.encoder), "train": fingerprint(train_x), "kind": cfg.kernel,
+        self.base_key = {"encoder": self.encoder_id or module_fingerprint(self.encoder), "train": fingerprint(train_x), "kind": cfg.kernel,
                          "normalize": cfg.normalize, "path": cfg.path, "projection_dim": cfg.projection_dim, "exact": cfg.exact, "seed": cfg.seed}
         m = n if cfg.exact else resolve_landmark_count(cfg.landmarks, n)
         self.lm_key = {**self.base_key, "m": m, "selection": "all" if cfg.exact else cfg.selection}
@@ -421,7 +426,7 @@ class Krepes:
         self.step_result["n_ssl_batches"] = int(len(views["rows"]) // min(cfg.ssl_batch_size, len(views["rows"])))
         self.step_candidates = out["candidates"]
         if not self.step_result["accepted"]:
-            info("warning: no Gauss–Newton step lowered the kernel model's loss; scores are all zero — try a larger --lambda or --mode fit")
+            warn("no Gauss–Newton step lowered the kernel model's loss; scores are all zero — try a larger --lambda or --mode fit")
         return self.step_model_for(out["delta"])
 
     def _can_keep_step_point(self, nbytes: int) -> bool:

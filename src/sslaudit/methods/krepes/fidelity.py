@@ -77,20 +77,12 @@ def top_by_score(k_test: np.ndarray, landmark_norms: np.ndarray, n: int) -> np.n
 def nearest(queries, base, k: int) -> np.ndarray:
     """Positions (T×k) of the k cosine-nearest rows of `base` for every query, nearest first.
 
-    Exact inner-product search on unit vectors through faiss (IndexFlatIP, float32), so no dense
-    T×m similarity matrix is held; numpy fallback when faiss is missing.
+    Exact inner-product search on unit vectors (compute.knn), so no dense T×m similarity matrix is held.
     """
+    from ...compute.knn import inner_product_search
+
     q, b = _unit(queries).astype(np.float32), _unit(base).astype(np.float32)
-    k = int(min(k, len(b)))
-    try:
-        import faiss
-    except ImportError:  # pragma: no cover - faiss-cpu is a dependency
-        sim = q @ b.T
-        return np.argsort(-sim, axis=1, kind="stable")[:, :k]
-    index = faiss.IndexFlatIP(b.shape[1])
-    index.add(np.ascontiguousarray(b))
-    _, idx = index.search(np.ascontiguousarray(q), k)
-    return idx.astype(np.int64)
+    return inner_product_search(q, b, k)[1]
 
 
 def precision_at_1(top1, net_test, net_landmarks, landmark_y, test_y) -> dict:

@@ -90,7 +90,7 @@ def explain_run(run, *, test_points: int = 1000, refs=(), concepts=(), both_mode
     concept_specs = [parse_concept(c) for c in concepts]  # fail early on a malformed spec
     points = choose_test_points(ds, test_points, refs, seed)
     params = (run.config.get("train") or {}).get("params") or {}
-    k = Krepes(run.encoder, objective=run.objective, objective_params=params, engine=engine, cache=run.store, **options)
+    k = Krepes(run.encoder, objective=run.objective, objective_params=params, engine=engine, cache=run.store, encoder_id=run.encoder_id, **options)
     needs_fit = both_modes or options.get("mode", "step") == "fit"
     net_train = run.embeddings("train") if needs_fit else NetworkRows(run.encoder, ds.train.x, options.get("device", "cpu"))
     k.fit(ds.train.x, augment=make_augment(ds), train_embeddings=net_train if needs_fit else None)

@@ -12,7 +12,7 @@ gradient. The first term is a mean over the low-Q samples, as the spec writes th
 (`low_q="mean"`, the default); `low_q="sum"` (what issue 19 reads in another transcription) is an
 option — at B = 256 it is ≈ 128× stronger. `form="zscore"` uses the z-scored Q instead.
 
-Use with `sslaudit.run.train_run(..., init=RUN, extra_loss=QScoreRegularizer.from_run(RUN))`.
+Use with `sslaudit.run.train_run(..., init=RUN, extra_loss=QScoreRegularizer.from_run(sslaudit.load(RUN)))`.
 The extra forward pass runs in the method's mode (train mode: BatchNorm normalises with the
 batch statistics, as in the SSL loss's own forward) but leaves BatchNorm running statistics
 untouched, so with λ1 = λ2 = 0 fine-tuning is bit-identical to fine-tuning without the
@@ -101,11 +101,11 @@ class QScoreRegularizer:
 
     @classmethod
     def from_run(cls, run, lambda1: float = 1e-4, lambda2: float = 1e-4, qscore_config=None, device: str = "cpu", *, low_q: str = "mean") -> "QScoreRegularizer":
-        """ε and D fitted on the training representation of `run` (a path or a loaded Run)."""
-        from ...run import Run, load
+        """ε and D fitted on the training representation of `run` (an opened Run: `sslaudit.load(RUN)`)."""
         from .score import QScore
 
-        run = run if isinstance(run, Run) else load(run, device=device)
+        if not hasattr(run, "embeddings"):
+            raise TypeError("from_run takes an opened run (sslaudit.load(RUN)), not a path")
         qs = QScore(qscore_config).fit(run.embeddings("train"))
         return cls(qs.discriminative, qs.epsilon, lambda1, lambda2, form=qs.config.form, low_q=low_q)
 

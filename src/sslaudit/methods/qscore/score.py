@@ -17,10 +17,23 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ...errors import UserError
+from ...parsing import keyword_or, number, number_list
 from .features import EPSILON_CANDIDATES, FeatureFit, check_representation, fit_features, highly_activating, zscores
 
 
 FORMS = ("paper", "zscore")
+
+
+def parse_percentiles(text) -> tuple[float, float]:
+    """'50,95' → (50.0, 95.0), with 0 ≤ LOW < HIGH ≤ 100."""
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        lo, hi = (float(p) for p in parts)
+    except ValueError:
+        raise UserError(f"--percentiles {text!r}: give two numbers LOW,HIGH such as 50,95") from None
+    if not 0 <= lo < hi <= 100:
+        raise UserError(f"--percentiles {text!r}: need 0 ≤ LOW < HIGH ≤ 100 (e.g. 50,95)")
+    return lo, hi
 
 
 def qscore_v6(h: np.ndarray, discriminative: np.ndarray, epsilon: float, form: str = "paper") -> tuple[np.ndarray, np.ndarray]:
@@ -56,13 +69,13 @@ def qscore_v1(h: np.ndarray) -> np.ndarray:
 class QScoreConfig:
     """How Q-Score picks its features; saved beside the results."""
 
-    form: str = field(default="paper", metadata={"help": "'paper' = the v6 formula mean_{L∩D}(h − μ); 'zscore' = mean_{L∩D}(h − μ)/σ (our earlier form)."})
-    epsilon: float | str = field(default="auto", metadata={"help": "z-score threshold of highly activating features, or 'auto' (largest of 4,3,2,1 leaving ≥ min_nonempty samples with a non-empty L ∩ D)."})
-    percentiles: tuple[float, float] = field(default=(50.0, 95.0), metadata={"help": "Activation-rate percentiles (linear interpolation, bounds inclusive) that delimit the discriminative band."})
-    min_nonempty: float = field(default=0.9, metadata={"help": "Share of training samples that must have a non-empty L ∩ D for epsilon='auto'."})
-    candidates: tuple[float, ...] = field(default=EPSILON_CANDIDATES, metadata={"help": "Candidate ε values for epsilon='auto', tried from the largest."})
-    allow_negative: bool = field(default=False, metadata={"help": "Apply Q-Score to a representation with negative values (after `negative`)."})
-    negative: str = field(default="relu", metadata={"help": "With allow_negative: 'relu' (clip at 0) or 'shift' (subtract the training minimum)."})
+    form: str = field(default="paper", metadata={"choices": FORMS, "help": "Q-Score formula: paper = the v6 formula, mean over the sample's discriminative active features of (h − μ); zscore = mean of (h − μ)/σ (our earlier form; both are written to scores.parquet)."})
+    epsilon: float | str = field(default="auto", metadata={"parse": keyword_or("auto", float, "--epsilon", "2", positive=True), "help": "z-score threshold of 'highly activating' features, or auto = the largest of --candidates leaving ≥ --min-nonempty of the training samples with a discriminative active feature."})
+    percentiles: tuple[float, float] = field(default=(50.0, 95.0), metadata={"parse": parse_percentiles, "help": "Activation-rate percentiles LOW,HIGH (inclusive, linear interpolation) that delimit the discriminative features."})
+    min_nonempty: float = field(default=0.9, metadata={"parse": number(float, "--min-nonempty", "0.9", minimum=0.0, maximum=1.0), "help": "Share of training samples that must keep a discriminative active feature for --epsilon auto."})
+    candidates: tuple[float, ...] = field(default=EPSILON_CANDIDATES, metadata={"parse": number_list("--candidates", "4,3,2,1", lo=0, open_lo=True), "help": "Candidate ε values for --epsilon auto, tried from the largest."})
+    allow_negative: bool = field(default=False, metadata={"help": "Apply Q-Score to a representation with negative values (after a ReLU, or see --negative)."})
+    negative: str = field(default="relu", metadata={"choices": ("relu", "shift"), "help": "With --allow-negative: relu (negative values set to 0) or shift (subtract the training minimum)."})
 
     def to_json(self) -> dict:
         d = asdict(self)

@@ -19,27 +19,28 @@ import torch
 
 from ...errors import UserError
 from ...models.embed import embed
+from ...parsing import number, number_list
 from ...seeding import numpy_rng
-from .nuisance import DEFAULT_TASKS, NUISANCES, apply_nuisance, check_tasks, draw_values
+from .nuisance import DEFAULT_TASKS, NUISANCES, apply_nuisance, check_tasks, draw_values, parse_tasks
 
 
 @dataclass
 class ContentStyleConfig:
     """Settings of the content/style evaluation (saved beside its results)."""
 
-    tasks: list[str] | None = None  # style tasks; None: all for images, none for tables
-    n_train: int = 5000  # probe-training samples drawn from the train split (incl. validation)
-    n_test: int = 2000  # evaluation samples drawn from the test split
-    val_fraction: float = 0.2  # share of the probe-training samples used for model selection
-    linear_c: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0])  # inverse L2 strengths tried
-    mlp_hidden: int = 128  # width of the MLP probe's hidden layer
-    mlp_alpha: list[float] = field(default_factory=lambda: [0.1, 1.0, 10.0])  # MLP L2 strengths tried
-    mlp_max_iter: int = 200  # L-BFGS iterations of the MLP probe (full batch: fast on small sets)
-    knn_k: list[int] = field(default_factory=lambda: [5, 10, 20])  # k-NN neighbours tried
-    gmm: bool = True  # GMM clustering of the content representation
-    gmm_max_dim: int = 32  # PCA dimension before the GMM (full covariances)
+    tasks: list[str] | None = field(default=None, metadata={"parse": parse_tasks, "help": "Style tasks, comma-separated, from rotation,scale,brightness,hflip,vflip, or 'none' [default: all for images, none for tables]."})
+    n_train: int = field(default=5000, metadata={"parse": number(int, "--n-train", "5000", minimum=20), "help": "Probe-training samples (seeded subsample of the train split; a share is held out for model selection)."})
+    n_test: int = field(default=2000, metadata={"parse": number(int, "--n-test", "2000", minimum=20), "help": "Evaluation samples (seeded subsample of the test split)."})
+    val_fraction: float = field(default=0.2, metadata={"parse": number(float, "--val-fraction", "0.2", minimum=0.05, maximum=0.5), "help": "Share of the probe-training samples used to choose each probe's regularisation and k."})
+    linear_c: tuple[float, ...] = field(default=(0.01, 0.1, 1.0, 10.0), metadata={"parse": number_list("--linear-c", "0.01,0.1,1,10", lo=0, open_lo=True), "help": "Inverse L2 strengths tried for the linear probe."})
+    mlp_hidden: int = field(default=128, metadata={"parse": number(int, "--mlp-hidden", "128", minimum=1), "help": "Hidden units of the 1-hidden-layer MLP probe."})
+    mlp_alpha: tuple[float, ...] = field(default=(0.1, 1.0, 10.0), metadata={"parse": number_list("--mlp-alpha", "0.1,1,10", lo=0, open_lo=True), "help": "L2 strengths tried for the MLP probe."})
+    mlp_max_iter: int = field(default=200, metadata={"parse": number(int, "--mlp-max-iter", "200", minimum=1), "help": "L-BFGS iterations of the MLP probe (full batch)."})
+    knn_k: tuple[int, ...] = field(default=(5, 10, 20), metadata={"parse": lambda t: tuple(int(v) for v in number_list("--knn-k", "5,10,20", lo=1)(t)), "help": "Neighbours tried for the k-NN probe."})
+    gmm: bool = field(default=True, metadata={"flag": "--no-gmm", "help": "Skip the Gaussian-mixture clustering (ARI/NMI) of the content representation."})
+    gmm_max_dim: int = field(default=32, metadata={"parse": number(int, "--gmm-max-dim", "32", minimum=1), "help": "PCA dimension before the GMM (full covariances)."})
     seed: int = 0
-    batch_size: int = 512
+    batch_size: int = field(default=512, metadata={"parse": number(int, "--batch-size", "512", minimum=1), "help": "Inputs per forward pass when embedding the probe sets."})
 
     def resolved(self, kind: str) -> "ContentStyleConfig":
         tasks = (list(DEFAULT_TASKS) if kind == "image" else []) if self.tasks is None else check_tasks(self.tasks, kind)

@@ -95,6 +95,17 @@ def draw_values(name: str, n: int, rng: np.random.Generator) -> np.ndarray:
     return rng.uniform(nu.low, nu.high, n)
 
 
+def parse_tasks(text) -> list[str]:
+    """'rotation,hflip' → ['rotation', 'hflip']; 'none' → [] (content only)."""
+    if str(text).strip().lower() == "none":
+        return []
+    tasks = [t.strip() for t in str(text).split(",") if t.strip()]
+    bad = [t for t in tasks if t not in NUISANCES]
+    if bad:
+        raise UserError(f"--tasks {text!r}: unknown task(s) {bad}; choose from {', '.join(NUISANCES)} (comma-separated) or none")
+    return tasks
+
+
 def check_tasks(tasks, kind: str) -> list[str]:
     tasks = list(tasks)
     bad = [t for t in tasks if t not in NUISANCES]

@@ -1,4 +1,4 @@
-"""Out-of-core matrices for KREPES at scale: n×m kernel blocks that live on disk as stored stages.
+"""Out-of-core matrices (used by KREPES at scale): n×m kernel blocks that live on disk as stored stages.
 
 `K(train, landmarks)` is n×m (1M × 2000 float64 = 16 GB), so with a run store it is written block
 by block into part files of `PART_ROWS` rows (float32 on disk: cosine-normalised kernel values in
@@ -15,34 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from typing import Iterator
 
 import numpy as np
 
-from ...errors import UserError
-from ...store import config_hash, mkstemp_in, publish
+from ..errors import UserError
+from ..store import config_hash, mkstemp_in, publish
 
 PART_ROWS = 65536  # rows per part file (fixed: resuming does not depend on the memory budget)
-_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "M": 1 << 20, "MB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "T": 1 << 40, "TB": 1 << 40}
-
-
-def parse_size(text) -> int:
-    """'512MB', '6GB', '1.5G', '1000000' → bytes (binary units: 1 GB = 2^30 B)."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return int(text)
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?B?)\s*", str(text).upper())
-    if not m or float(m.group(1)) <= 0:
-        raise UserError(f"memory size {text!r} is not understood: give e.g. 512MB, 6GB or a number of bytes")
-    return int(float(m.group(1)) * _UNITS[m.group(2)])
-
-
-def rss_bytes() -> int:
-    import psutil
-
-    return int(psutil.Process().memory_info().rss)
-
-
 class DiskMatrix:
     """A row-major float32 matrix stored as consecutive part files; rows come back as float64."""
 
@@ -200,4 +180,4 @@ def drop_stale(store, base: str, keep_folder: str | None) -> None:
         store.remove(rel)
 
 
-__all__ = ["DiskMatrix", "PART_ROWS", "parse_size", "rss_bytes", "stored_matrix"]
+__all__ = ["DiskMatrix", "PART_ROWS", "drop_stale", "stored_matrix"]

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import UserError
-from ...seeding import numpy_rng
-from ...store import config_hash
+from ..errors import UserError
+from ..seeding import numpy_rng
+from ..store import config_hash
 
 ARMS = ("top", "bottom", "random")
 
@@ -48,8 +48,8 @@ def removal_sets(index: np.ndarray, score: np.ndarray, fraction: float, seed: in
 
 
 def probe_accuracy(encoder, dataset, device: str, seed: int) -> float:
-    from ...evaluate.probes import linear_probe
-    from ...models.embed import embed
+    from ..evaluate.probes import linear_probe
+    from ..models.embed import embed
 
     tr = embed(encoder, dataset.train.x, device=device)
     te = embed(encoder, dataset.test.x, device=device)
@@ -58,9 +58,9 @@ def probe_accuracy(encoder, dataset, device: str, seed: int) -> float:
 
 def removal_experiment(run, index: np.ndarray, score: np.ndarray, fraction: float, *, device: str = "cpu", arms=ARMS) -> dict:
     """Retrain without each arm's examples and return linear-probe accuracies (and the full run's)."""
-    from ...data.dataset import Dataset
-    from ...models.trainer import TrainConfig
-    from ...run import load, train_run
+    from ..data.dataset import Dataset
+    from ..models.trainer import TrainConfig
+    from ..run import load, train_run
 
     ds = run.dataset
     if not ds.has_labels:
@@ -87,3 +87,20 @@ def removal_experiment(run, index: np.ndarray, score: np.ndarray, fraction: floa
     out["summary"] = {"accuracy": {**accs, "full": out["full"]["linear_probe_accuracy"]},
                       "top_minus_random": accs.get("top", np.nan) - accs.get("random", np.nan) if "top" in accs and "random" in accs else None}
     return out
+
+
+def run_removal(run, cfg, remove: str, ctx) -> tuple[dict, Path]:
+    """`sslaudit influence RUN --remove 5%`: self-influence under the influence lens's settings
+    `cfg` (an InfluenceLensConfig), then the removal experiment, stored as RUN/influence/removal.json."""
+    from ..methods.influence.runner import run_influence
+
+    fraction = parse_fraction(remove)
+    if run.dataset.has_labels is False:
+        raise UserError("the removal experiment needs labels for its linear probe; this dataset has none")
+    res = run_influence(run, cfg.influence, pairs=cfg.pairs, queries=[], subsample=cfg.subsample, check=0, device=ctx.device, engine=ctx.backend, neighbours=cfg.neighbours)
+    s = res.self_influence
+    out = removal_experiment(run, s["index"].to_numpy(), s["score"].to_numpy(), fraction, device=ctx.device)
+    out["influence"] = res.summary
+    with run.store.lock():
+        path = run.store.write_json("influence/removal.json", out, stage="influence/removal")
+    return out, path

@@ -1,0 +1,32 @@
+"""Memory sizes and the process's resident memory, for every lens that honours `--max-memory`."""
+from __future__ import annotations
+
+import re
+
+from ..errors import UserError
+
+_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "M": 1 << 20, "MB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "T": 1 << 40, "TB": 1 << 40}
+
+
+def parse_size(text) -> int:
+    """'512MB', '6GB', '1.5G', '1000000' → bytes (binary units: 1 GB = 2^30 B)."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return int(text)
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?B?)\s*", str(text).upper())
+    if not m or float(m.group(1)) <= 0:
+        raise UserError(f"memory size {text!r} is not understood: give e.g. 512MB, 6GB or a number of bytes")
+    return int(float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def rss_bytes() -> int:
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
+
+
+def format_size(n: float) -> str:
+    """Bytes as a short binary-unit text (1.5 GB, 512 MB)."""
+    for unit, size in (("TB", 1 << 40), ("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
