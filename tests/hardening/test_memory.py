@@ -43,7 +43,7 @@ def test_krepes_on_adult_1m_stays_under_max_memory(tmp_path):
     code, peak = peak_rss_of(cli("krepes", str(run), "--max-memory", f"{bound_gb:g}GB", "--landmarks", "400", "--step-sample", "4096",
                                  "--test-points", "500", "--lambda", "100", "--cg-max-iter", "5", "--probe-sample", "8192"), env)
     assert code == 0
-    plan = json.loads((run / "krepes" / "config.json").read_text())["summary"]["memory_plan"]
+    plan = json.loads((run / "krepes" / "explainer.json").read_text())["summary"]["memory_plan"]
     assert plan["max_memory"] == int(bound_gb * 2**30)
     assert peak < bound_gb, f"peak RSS {peak:.2f} GB over --max-memory {bound_gb} GB (plan: {plan})"
     stored = [p for p in (run / "krepes" / "cache").rglob("part-*.f32")]
