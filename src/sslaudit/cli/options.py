@@ -21,6 +21,8 @@ def common(f):
             raise UserError(f"--seed {seed}: a seed is a whole number from 0 to 4294967295")
         if quiet:
             set_enabled(False)
+        from ..lenses.context import resolve_device
+
         return f(*args, seed=seed, device=resolve_device(device), **kw)
 
     return wrapper
@@ -33,12 +35,6 @@ TRUST_HELP = ("Allow an encoder stored as code (a .pt2 torch.export program, Tor
 def trust_option(f):
     """--trust-code: allow encoders stored as code (torch.export, TorchScript, a factory) on this command."""
     return click.option("--trust-code", "trust_code", is_flag=True, help=TRUST_HELP)(f)
-
-
-def resolve_device(name: str) -> str:
-    from ..lenses.context import resolve_device as resolve
-
-    return resolve(name)
 
 
 def context_params(*, engine: bool = False) -> list[click.Option]:
@@ -85,24 +81,3 @@ def data_options(f):
         return f(*args, data_cfg=dcfg, **kw)
 
     return wrapper
-
-
-def sample_refs(values) -> list[tuple[str, int]]:
-    from ..data.dataset import parse_sample_ref
-
-    return [parse_sample_ref(v) for v in values]
-
-
-def number_or_keyword(value, keyword: str, convert, not_a_number: str, too_small: str | None = None, minimum=None):
-    """An option that takes a number or one keyword ('auto', 'all'): the keyword, or the number
-    converted by `convert`, or a UserError (`not_a_number` if it does not parse, `too_small` if it
-    is below `minimum`, or not positive when `minimum` is None and `too_small` is given)."""
-    if str(value).strip().lower() == keyword:
-        return keyword
-    try:
-        v = convert(value)
-    except ValueError:
-        raise UserError(not_a_number) from None
-    if too_small is not None and not (v >= minimum if minimum is not None else v > 0):
-        raise UserError(too_small)
-    return v

@@ -105,12 +105,6 @@ def load_result(store, name: str) -> LensResult:
     return out
 
 
-def stored_config(store, name: str, config_cls=None):
-    """The configuration a lens's stored results were computed with (a Config if `config_cls`)."""
-    doc = store.read_json(f"{name}/{CONFIG_FILE}")
-    return lens_config.from_json(config_cls, doc["config"]) if config_cls is not None else doc
-
-
 class Memo:
     """Costly parts of a lens kept as their own stages (RUN/<lens>/parts/<name>.npz|.json), so a
     computation interrupted after them resumes without redoing them.
@@ -125,7 +119,7 @@ class Memo:
     def __call__(self, name: str, compute):
         import numpy as np
 
-        stage, base = f"{self.lens}/parts/{name}", f"{self.lens}/parts/{name}"
+        stage = base = f"{self.lens}/parts/{name}"  # the stage and its files share the name
         store = self.store
         if not store.stage_done(stage, self.key):
             value = compute()
