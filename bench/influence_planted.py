@@ -63,7 +63,7 @@ def planted_npz(path: Path, n: int, n_test: int, n_dup: int, n_near: int, n_ood:
 
 
 def precision_at_k(df, truth: set, k: int) -> float:
-    top = {(int(a), int(b)) for a, b in zip(df["i"].head(k), df["j"].head(k))}
+    top = {(int(a), int(b)) for a, b in zip(df["index"].head(k), df["train_index"].head(k))}
     return len(top & truth) / k
 
 
@@ -120,11 +120,11 @@ def main() -> None:
         "duplicates": {
             "k": k,
             "influence": {"precision_at_k": precision_at_k(res.duplicates, allp, k),
-                          "exact_found": len({(int(a), int(b)) for a, b in zip(res.duplicates["i"], res.duplicates["j"])} & truth["pairs_exact"]) / n_dup,
-                          "near_found": len({(int(a), int(b)) for a, b in zip(res.duplicates["i"], res.duplicates["j"])} & truth["pairs_near"]) / n_near},
+                          "exact_found": len({(int(a), int(b)) for a, b in zip(res.duplicates["index"], res.duplicates["train_index"])} & truth["pairs_exact"]) / n_dup,
+                          "near_found": len({(int(a), int(b)) for a, b in zip(res.duplicates["index"], res.duplicates["train_index"])} & truth["pairs_near"]) / n_near},
             "embedding_cosine": {"precision_at_k": precision_at_k(res.embedding_duplicates, allp, k),
-                                 "exact_found": len({(int(a), int(b)) for a, b in zip(res.embedding_duplicates["i"], res.embedding_duplicates["j"])} & truth["pairs_exact"]) / n_dup,
-                                 "near_found": len({(int(a), int(b)) for a, b in zip(res.embedding_duplicates["i"], res.embedding_duplicates["j"])} & truth["pairs_near"]) / n_near},
+                                 "exact_found": len({(int(a), int(b)) for a, b in zip(res.embedding_duplicates["index"], res.embedding_duplicates["train_index"])} & truth["pairs_exact"]) / n_dup,
+                                 "near_found": len({(int(a), int(b)) for a, b in zip(res.embedding_duplicates["index"], res.embedding_duplicates["train_index"])} & truth["pairs_near"]) / n_near},
         },
         "outliers": {"influence_auroc": float(roc_auc_score(is_ood, res.self_influence["score"])), "knn_distance_auroc": float(roc_auc_score(is_ood, knn))},
         "duplicate_check": res.summary["duplicate_check"], "influence_timings": res.summary["timings"],

@@ -216,8 +216,8 @@ def step_sample_agreement(n: int, a, run: str) -> dict:
         out[label] = run_child({**base, "step_sample": sample, "keep_landmarks": str(tmp / f"{label}.parquet")}, a.timeout)
         if not (tmp / f"{label}.parquet").exists():
             continue
-        t = pd.read_parquet(tmp / f"{label}.parquet").sort_values(["test_index", "rank"])
-        tops[label] = t.groupby("test_index")["landmark_index"].apply(list)
+        t = pd.read_parquet(tmp / f"{label}.parquet").sort_values(["index", "rank"])
+        tops[label] = t.groupby("index")["train_index"].apply(list)
         if label != "all" and "all" in tops:
             pairs = [(set(x), set(tops["all"][i]), x[0] == tops["all"][i][0]) for i, x in tops[label].items()]
             out[label]["vs_all"] = {"top10_overlap_mean": float(sum(len(x & y) for x, y, _ in pairs) / (10 * len(pairs))),

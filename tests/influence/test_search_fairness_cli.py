@@ -152,16 +152,16 @@ def test_cli_writes_contract_files_and_reuses_cache(tiny_run):
     assert main(args) == 0
     d = tiny_run / "influence"
     si = pd.read_parquet(d / "self_influence.parquet")
-    assert list(si.columns) == ["split", "index", "score", "rank"] and len(si) == 60
+    assert list(si.columns) == ["split", "index", "label", "score", "rank"] and len(si) == 60
     assert sorted(si["rank"]) == list(range(1, 61)) and set(si["index"]) <= set(run.dataset.train.index.tolist())
     du = pd.read_parquet(d / "duplicates.parquet")
-    assert list(du.columns[:3]) == ["i", "j", "score"] and (du["i"] < du["j"]).all() and len(du) == 5
+    assert list(du.columns[:6]) == ["split", "index", "label", "train_index", "train_label", "score"] and (du["index"] < du["train_index"]).all() and len(du) == 5
     pw = pd.read_parquet(d / "pairwise.parquet")
-    assert list(pw.columns) == ["query_split", "query_index", "train_index", "score", "score_normalised"] and len(pw) == 60
+    assert list(pw.columns) == ["split", "index", "label", "train_index", "train_label", "score", "score_normalised"] and len(pw) == 60
     assert json.loads((d / "fairness.json").read_text())["attributes"] == []
     nb = pd.read_parquet(d / "neighbours.parquet")
-    assert list(nb.columns) == ["index", "rank", "neighbour", "score"] and len(nb) == 60 * 5
-    assert (nb["index"] != nb["neighbour"]).all() and set(nb["neighbour"]) <= set(si["index"])
+    assert list(nb.columns) == ["split", "index", "label", "rank", "train_index", "train_label", "score"] and len(nb) == 60 * 5
+    assert (nb["index"] != nb["train_index"]).all() and set(nb["train_index"]) <= set(si["index"])
     summary = json.loads((d / "summary.json").read_text())
     assert summary["strategy_used"] == "ekfac" and summary["duplicate_check"]["sample"] == 20
     assert main(args) == 0  # the same command again: the stored results are reused as they are

@@ -27,11 +27,11 @@ def test_digits_end_to_end_and_stage_reuse(digits_run, tmp_path, capsys):
     assert main(["krepes", str(run), *FAST, "--both-modes", "--index", f"test:{t1}", "--index", "train:3"]) == 0
     out = Path(run) / "krepes"
     lm = pd.read_parquet(out / "landmarks.parquet")
-    assert list(lm.columns) == ["split", "test_index", "rank", "landmark_index", "score", "sign"]
+    assert list(lm.columns) == ["split", "index", "label", "rank", "train_index", "train_label", "score", "sign"]
     store = RunStore(run)
-    assert set(lm["landmark_index"]) <= set(ds.train.index.tolist())  # Split.index values
-    assert {("test", t1), ("train", 3)} <= set(zip(lm["split"], lm["test_index"]))
-    assert lm.groupby(["split", "test_index"]).size().eq(10).all()
+    assert set(lm["train_index"]) <= set(ds.train.index.tolist())  # Split.index values
+    assert {("test", t1), ("train", 3)} <= set(zip(lm["split"], lm["index"]))
+    assert lm.groupby(["split", "index"]).size().eq(10).all()
     assert set(lm["sign"]) <= {-1, 1}
     norms = pd.read_parquet(out / "landmark_norms.parquet")
     assert len(norms) == 24 and sorted(norms["rank"]) == list(range(1, 25))
@@ -42,7 +42,7 @@ def test_digits_end_to_end_and_stage_reuse(digits_run, tmp_path, capsys):
         assert key in f, key
     assert 0 <= f["precision_at_1"] <= 1 and -1 <= f["delta_accuracy"] <= 1
     assert f["loss_after"] <= f["loss_before"] and f["n_landmarks"] == 24
-    assert f["n_distinct_top1"] == lm[lm["rank"] == 1]["landmark_index"].nunique()
+    assert f["n_distinct_top1"] == lm[lm["rank"] == 1]["train_index"].nunique()
     assert set(f["modes"]) == {"step", "fit"} and f["trusted_mode"] in ("step", "fit")
     anch = pd.read_parquet(out / "anchoring.parquet")  # digits: anchoring by class
     assert set(anch["attribute"]) == {"label"}

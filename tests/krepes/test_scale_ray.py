@@ -46,7 +46,7 @@ def test_ray_equals_local_on_two_nodes(digits_run, tmp_path, tmp_path_factory):
     assert r.returncode == 0, r.stderr[-3000:]
     a = pd.read_parquet(local / "krepes" / "landmarks.parquet")
     b = pd.read_parquet(remote / "krepes" / "landmarks.parquet")
-    assert a[["split", "test_index", "rank", "landmark_index", "sign"]].equals(b[["split", "test_index", "rank", "landmark_index", "sign"]])
+    assert a[["split", "index", "rank", "train_index", "sign"]].equals(b[["split", "index", "rank", "train_index", "sign"]])
     assert np.allclose(a["score"], b["score"], rtol=1e-6, atol=1e-12)
     fa = json.loads((local / "krepes" / "fidelity.json").read_text())
     fb = json.loads((remote / "krepes" / "fidelity.json").read_text())

@@ -128,3 +128,16 @@ def test_relax_resumes_after_an_interruption(digits_run, tmp_path, monkeypatch):
     res = run_lens("relax", run, cfg, Context())
     assert seen[0] == 1  # only the unfinished chunk (test:2) was attributed before the evaluation
     assert res.documents["evaluation"]["inputs"] == list(refs)
+
+
+@pytest.mark.parametrize("lens, extra", [("krepes", ["--test-points", "5"]), ("influence", ["--subsample", "40"]), ("relax", ["--index", "test:7", "--masks", "50"]),
+                                         ("qscore", []), ("simvae", ["--n-train", "100", "--n-test", "50", "--no-views"])])
+def test_every_lens_refuses_a_budget_it_cannot_keep_before_the_work(digits_run, lens, extra, capsys):
+    assert lens in lenses.names()
+    store = RunStore(digits_run)
+    before = set(store.manifest["artefacts"])
+    assert main([lens, str(digits_run), *extra, "--max-memory", "1KB", "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "--max-memory" in err[0], err
+    new = set(RunStore(digits_run).manifest["artefacts"]) - before
+    assert all(a.startswith((f"{lens}/cache/", f"{lens}/parts/")) for a in new), new  # no results; at most resumable parts

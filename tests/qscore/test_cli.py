@@ -14,7 +14,7 @@ def test_qscore_cli_writes_every_artefact(digits_run, capsys):
     assert main(["qscore", str(digits_run), "--fractions", "0.5,1", "--saliency-features", "3", "--max-probe-train", "400", "-q"]) == 0
     out = digits_run / "qscore"
     scores = pd.read_parquet(out / "scores.parquet")
-    assert list(scores.columns) == ["split", "index", "qscore", "qscore_v1", "n_discriminative", "qscore_paper", "qscore_zscore"]
+    assert list(scores.columns) == ["split", "index", "label", "qscore", "qscore_v1", "n_discriminative", "qscore_paper", "qscore_zscore"]
     assert scores.qscore.tolist() == scores.qscore_paper.tolist()  # the paper's v6 form is the default
     import sslaudit
 

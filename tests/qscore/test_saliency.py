@@ -6,7 +6,8 @@ from torch import nn
 
 from sslaudit.methods.qscore import feature_gradients, feature_saliency
 from sslaudit.methods.qscore import figures
-from sslaudit.methods.qscore.saliency import group_magnitudes, pick_features, top_activating
+from sslaudit.compute.saliency import unit_magnitudes
+from sslaudit.methods.qscore.saliency import pick_features, top_activating
 
 
 def test_top_activating_by_hand():
@@ -25,9 +26,14 @@ def test_gradient_of_relu_linear_is_analytic():
         assert g == pytest.approx(np.where(active[:, None], w[j][None, :], 0.0), abs=1e-6)
 
 
-def test_group_magnitudes_by_hand():
-    g = np.array([[1.0, -2, 3, 0.5]])
-    assert group_magnitudes(g, [(0, 1), (1, 3), (3, 4)]).tolist() == [[1.0, 3.0, 0.5]]
+def test_unit_magnitudes_by_hand_numpy_and_torch_alike():
+    g = np.array([[1.0, -2, -3, 0.5]])
+    groups = [(0, 1), (1, 3), (3, 4)]
+    assert unit_magnitudes(g, groups).tolist() == [[1.0, 3.0, 0.5]]  # the largest |·| of a group, not the sum (5)
+    assert unit_magnitudes(torch.tensor(g), groups).tolist() == [[1.0, 3.0, 0.5]]
+    assert unit_magnitudes(g).tolist() == [[1.0, 2.0, 3.0, 0.5]]  # no groups: each column its own unit
+    img = np.array([[[[1.0, -4]], [[-2.0, 3]]]])  # N=1, C=2, H=1, W=2
+    assert unit_magnitudes(img).tolist() == [[[2.0, 4.0]]] == unit_magnitudes(torch.tensor(img)).tolist()
 
 
 def test_feature_saliency_images_and_figures():

@@ -11,13 +11,6 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic"]
 
 
-@pytest.fixture(scope="module")
-def digits_audit(tmp_path_factory):
-    out = tmp_path_factory.mktemp("audit") / "digits"
-    assert main(["audit", "--data", "digits", "--epochs", "1", "--quick", "--out", str(out), "--quiet"]) == 0
-    return out
-
-
 def test_audit_writes_every_applicable_lens_and_a_report(digits_audit):
     import json
 

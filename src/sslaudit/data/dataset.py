@@ -221,3 +221,8 @@ def parse_sample_ref(text: str) -> tuple[str, int]:
     if i < 0:
         raise UserError(f"bad sample reference {text!r}: the index must be ≥ 0")
     return split, i
+
+
+def parse_sample_refs(values) -> tuple[str, ...]:
+    """'split:index' references, validated and normalised (e.g. ('test:17', 'train:3'))."""
+    return tuple(f"{s}:{i}" for s, i in (parse_sample_ref(v) for v in values))

@@ -16,6 +16,7 @@ Nested dataclass fields (e.g. a method's own config inside a lens config) are fl
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass
 from typing import Any, Callable, Iterator
@@ -31,6 +32,21 @@ def opt(default: Any = MISSING, help: str = "", *, factory: Callable | None = No
     if factory is not None:
         return field(default_factory=factory, metadata=md)
     return field(default=default, metadata=md)
+
+
+def nested(target: str) -> Any:
+    """A field holding another config with its defaults — a method's own config inside a lens
+    config. `target` is "module:Class", imported when first needed so a lens module stays light."""
+    def factory():
+        module, _, name = target.partition(":")
+        return getattr(importlib.import_module(module), name)()
+
+    return field(default_factory=factory)
+
+
+def field_default(f: Field) -> Any:
+    """A dataclass field's default value (its factory called)."""
+    return f.default_factory() if f.default is MISSING and f.default_factory is not MISSING else f.default
 
 
 @dataclass(frozen=True)
@@ -54,8 +70,7 @@ class OptionSpec:
 
     @property
     def default(self) -> Any:
-        f = self.field
-        return f.default_factory() if f.default is MISSING and f.default_factory is not MISSING else f.default
+        return field_default(self.field)
 
     @property
     def is_bool(self) -> bool:
@@ -112,7 +127,7 @@ def options(config_cls) -> list[OptionSpec]:
 
 def _walk(cls, prefix) -> Iterator[OptionSpec]:
     for f in fields(cls):
-        default = f.default_factory() if f.default is MISSING and f.default_factory is not MISSING else f.default
+        default = field_default(f)
         if is_dataclass(default):
             yield from _walk(type(default), prefix + (f.name,))
             continue
@@ -133,7 +148,7 @@ def build(config_cls, values: dict[tuple[str, ...] | str, Any] | None = None, **
 def _build(cls, prefix, values, context):
     kw = {}
     for f in fields(cls):
-        default = f.default_factory() if f.default is MISSING and f.default_factory is not MISSING else f.default
+        default = field_default(f)
         path = prefix + (f.name,)
         if is_dataclass(default):
             kw[f.name] = _build(type(default), path, values, context)
@@ -176,7 +191,7 @@ def from_json(config_cls, doc: dict):
     for f in fields(config_cls):
         if f.name not in doc:
             continue
-        default = f.default_factory() if f.default is MISSING and f.default_factory is not MISSING else f.default
+        default = field_default(f)
         v = doc[f.name]
         if is_dataclass(default):
             v = from_json(type(default), v)

@@ -1,33 +1,26 @@
 """The influence lens: label-free influence of the training examples on the encoder (methods/influence)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from ..data.dataset import parse_sample_refs
 from ..parsing import number
 from .base import Lens, LensResult
-from .config import opt
-
-
-def _influence():
-    from ..methods.influence.analyzer import InfluenceConfig
-
-    return InfluenceConfig()
+from .config import nested, opt
 
 
 def _queries(values) -> tuple[str, ...]:
-    from .relax import parse_refs
-
     out = []
     for v in values:
         out += [p for p in str(v).replace(",", " ").split() if p]
-    return parse_refs(out)
+    return parse_sample_refs(out)
 
 
 @dataclass
 class InfluenceLensConfig:
     """Settings of the influence lens (saved in RUN/influence/config.json)."""
 
-    influence: object = field(default_factory=_influence)
+    influence: object = nested("sslaudit.methods.influence.analyzer:InfluenceConfig")
     pairs: int = opt(100, "Duplicate pairs kept in duplicates.parquet (K).", parse=number(int, "--pairs", "100", minimum=1))
     neighbours: int = opt(5, "Per training example, its most mutually influential other examples kept in neighbours.parquet (per-query duplicate search; 0: skip).",
                           parse=number(int, "--neighbours", "5", minimum=0))

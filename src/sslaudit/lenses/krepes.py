@@ -1,25 +1,14 @@
 """The KREPES lens: representer landmarks of a run's encoder (methods/krepes)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
+from ..data.dataset import parse_sample_refs
 from ..parsing import number
 from .base import Lens, LensResult
-from .config import opt
+from .config import nested, opt
 
 AUDIT_STEP_SAMPLE = 8_192  # training samples in the audit's KREPES step when the data has more than 20,000
-
-
-def _krepes():
-    from ..methods.krepes.explainer import KrepesConfig
-
-    return KrepesConfig()
-
-
-def _refs(values) -> tuple[str, ...]:
-    from .relax import parse_refs
-
-    return parse_refs(values)
 
 
 @dataclass
@@ -27,7 +16,7 @@ class KrepesLensConfig:
     """Settings of the KREPES lens (saved in RUN/krepes/config.json): the explainer's own options
     (methods.krepes.KrepesConfig) and which test points are explained."""
 
-    krepes: object = field(default_factory=_krepes)
+    krepes: object = nested("sslaudit.methods.krepes.explainer:KrepesConfig")
     test_points: int = opt(1000, "Size of the seeded sample of the test split that is explained (plus any --index).", parse=number(int, "--test-points", "1000", minimum=0))
     index: tuple[str, ...] = opt((), "Also explain this sample, e.g. test:17 or train:3 (repeatable); Split.index values.", multiple=True, metavar="SPLIT:INDEX")
     concept: tuple[str, ...] = opt((), "Concept-conditioned scores: NAME=COLUMN==VALUE, NAME=label==VALUE or NAME=@FILE (one split:index per line). Repeatable.", multiple=True, metavar="SPEC")
@@ -36,7 +25,7 @@ class KrepesLensConfig:
     probe_sample: int = opt(65536, "Training rows (seeded subsample) the Δ-accuracy linear probes are fitted on.", parse=number(int, "--probe-sample", "65536", minimum=2))
 
     def __post_init__(self):
-        self.index = _refs(self.index)
+        self.index = parse_sample_refs(self.index)
 
 
 class KrepesLens(Lens):

@@ -5,18 +5,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data.dataset import parse_sample_refs
 from ..errors import UserError
 from ..parsing import keyword_or, number
 from .base import Lens, LensResult
 from .config import opt
 
 CHUNK = 8  # inputs attributed together before their results are stored
-
-
-def parse_refs(values) -> tuple[str, ...]:
-    from ..data.dataset import parse_sample_ref
-
-    return tuple(f"{s}:{i}" for s, i in (parse_sample_ref(v) for v in values))
 
 
 @dataclass
@@ -43,7 +38,7 @@ class RelaxConfig:
     seed: int = 0
 
     def __post_init__(self):
-        self.index = parse_refs(self.index)
+        self.index = parse_sample_refs(self.index)
         if self.tolerance is not None and self.masks != "auto":
             raise UserError("--tolerance applies to --masks auto; drop it or pass --masks auto")
         if self.batch_size < 1:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..data.samples import with_labels
 from ..errors import UserError
 from ..progress import info
 from . import config as lens_config
@@ -19,11 +20,12 @@ from .base import Lens, LensResult
 from .context import Context
 
 CONFIG_FILE = "config.json"
+TABLE_SCHEMA = 2  # the sample vocabulary of data/samples.py; results stored under another schema are recomputed
 
 
 def lens_key(lens: Lens, run, cfg) -> dict:
     """What a lens's stored results depend on."""
-    return {"lens": lens.name, "config": lens_config.to_json(cfg), "encoder": run.encoder_id}
+    return {"lens": lens.name, "config": lens_config.to_json(cfg), "encoder": run.encoder_id, "tables": TABLE_SCHEMA}
 
 
 def prepare(lens: Lens | str, run, config=None, ctx: Context | None = None):
@@ -59,6 +61,7 @@ def run_lens(lens: Lens | str, run, config=None, ctx: Context | None = None) -> 
         return load_result(store, lens.name)
     with store.lock():
         result = lens.compute(run, cfg, ctx)
+        result.tables = {name: with_labels(table, run.dataset) for name, table in result.tables.items()}
         files = result.files()
         previous = (store.manifest["stages"].get(lens.name) or {}).get("info", {}).get("results", [])
         store.invalidate(lens.name)

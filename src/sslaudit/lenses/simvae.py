@@ -2,23 +2,17 @@
 generative runs (methods/simvae)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .base import Lens, LensResult
-from .config import opt
-
-
-def _content_style():
-    from ..methods.simvae import ContentStyleConfig
-
-    return ContentStyleConfig()
+from .config import nested, opt
 
 
 @dataclass
 class SimVAEConfig:
     """Settings of the SimVAE lens (saved in RUN/simvae/config.json)."""
 
-    content_style: object = field(default_factory=_content_style)
+    content_style: object = nested("sslaudit.methods.simvae:ContentStyleConfig")
     views: bool = opt(True, "Skip the explanation figures of a generative run.", flag="--no-views")
 
 
@@ -42,8 +36,15 @@ class SimVAELens(Lens):
         from ..methods.simvae import ContentStyle, write_explanations
         from ..progress import info
 
+        import numpy as np
+
         cs = cfg.content_style.resolved(run.dataset.kind)
-        res = ContentStyle(run.encoder, cs, device=ctx.device).evaluate(run.dataset)
+        ds = run.dataset
+        n = min(len(ds.train), cs.n_train) + min(len(ds.test), cs.n_test)
+        per_sample = int(np.prod(ds.input_shape)) * 4 * 3 + run.embedding_dim * 8 * 4  # a task's transformed inputs; embeddings and probe features
+        ctx.require_memory(n * per_sample * (1 + len(cs.tasks)), f"content/style probes on {n:,} samples × {1 + len(cs.tasks)} tasks",
+                           "lower --n-train / --n-test or raise --max-memory")
+        res = ContentStyle(run.encoder, cs, device=ctx.device).evaluate(ds)
         out = LensResult(tables={"content_style": res.table}, documents={"content_style": {"objective": run.objective, "config": res.config, "rows": res.table.to_dict(orient="records")}})
         if cfg.views and run.objective in ("simvae", "vae", "betavae") and "external" not in run.config:
             write_explanations(run, tasks=cs.tasks, seed=cs.seed)  # a sub-stage of its own (RUN/simvae/figures/)

@@ -128,7 +128,7 @@ class Collector:
 
     def krepes_has(self, index: int) -> bool:
         lm = self.parquet("krepes/landmarks.parquet")
-        return lm is not None and int(index) in set(int(t) for t in lm["test_index"].unique())
+        return lm is not None and int(index) in set(int(t) for t in _tested(lm))
 
     def relax_has(self, index: int) -> bool:
         return self.has(f"relax/test-{int(index)}.png")
@@ -174,7 +174,7 @@ class Collector:
                 sec.blocks.append(fidelity_verdict(fid))
             lm = self.parquet("krepes/landmarks.parquet")
             if lm is not None:
-                tests = list(dict.fromkeys(int(t) for t in lm["test_index"].tolist()))
+                tests = list(dict.fromkeys(int(t) for t in _tested(lm)))
                 focus = [t for t in self.focus_indices() if t in tests] or tests[:4]
                 for t in focus[: 6 if self.view.is_image else 3]:
                     sec.blocks.append(self.landmark_gallery(lm, t))
@@ -189,9 +189,9 @@ class Collector:
                 top = nm.sort_values("norm", ascending=False).head(10)
                 big = float(top["norm"].max()) or 1.0
                 if not self.view.is_image:
-                    sec.blocks.append(self.view.rows_table([([f"{100 * float(r.norm) / big:.0f}%"], "train", int(r.landmark_index)) for r in top.head(6).itertuples()], ["coefficient (of the largest)"], "Training rows that shape the most representations (largest landmark coefficients ‖ΔÃ_l‖)"))
+                    sec.blocks.append(self.view.rows_table([([f"{100 * float(r.norm) / big:.0f}%"], "train", int(r.index)) for r in top.head(6).itertuples()], ["coefficient (of the largest)"], "Training rows that shape the most representations (largest landmark coefficients ‖ΔÃ_l‖)"))
                 else:
-                    sec.blocks.append(Gallery("Training samples that shape the most representations", [self.view.tile("train", int(r.landmark_index), f"train:{int(r.landmark_index)} · coefficient {100 * float(r.norm) / big:.0f}% of the largest", tip="landmark norm") for r in top.itertuples()], caption="The landmarks with the largest coefficients ‖ΔÃ_l‖: every explanation draws on these most."))
+                    sec.blocks.append(Gallery("Training samples that shape the most representations", [self.view.tile("train", int(r.index), f"train:{int(r.index)} · coefficient {100 * float(r.norm) / big:.0f}% of the largest", tip="landmark norm") for r in top.itertuples()], caption="The landmarks with the largest coefficients ‖ΔÃ_l‖: every explanation draws on these most."))
             # tables, folded
             if fid:
                 sec.blocks.append(self.fidelity_table(fid))
@@ -204,11 +204,11 @@ class Collector:
         return self.safe("krepes", LENS_TITLES["krepes"], build, lead="Which unlabeled training samples shaped the representation of an input, and whether that explanation can be trusted.")
 
     def landmark_gallery(self, lm, t: int):
-        sub = lm[lm["test_index"] == t].sort_values("rank").head(8)
+        sub = lm[(lm["split"] == "test") & (lm["index"] == t)].sort_values("rank").head(8)
         lab = self.label_of("test", t)
         if not self.view.is_image:  # table rows: one row per sample, the test point first
             top = float(sub["score"].abs().max()) if len(sub) else 1.0
-            items = [(["test point", "", ""], "test", t)] + [([f"#{int(r.rank)}", sign_word(r.sign), f"{100 * abs(float(r.score)) / (top or 1.0):.0f}%"], "train", int(r.landmark_index)) for r in sub.head(6).itertuples()]
+            items = [(["test point", "", ""], "test", t)] + [([f"#{int(r.rank)}", sign_word(r.sign), f"{100 * abs(float(r.score)) / (top or 1.0):.0f}%"], "train", int(r.train_index)) for r in sub.head(6).itertuples()]
             return self.view.rows_table(items, ["rank", "effect", "influence score"], f"What shaped test:{t}" + (f" (label {lab})" if lab is not None else "") + ": the test point (first row) and its strongest landmarks, which attract or repel its representation (% of the strongest). Shaded: the same value as the test point.", compare_first=True)
         tiles = [self.view.tile("test", t, f"test point test:{t}", anchor=anchor("krepes", "test", t), link=f"#{anchor('relax', 'test', t)}" if self.relax_has(t) else "", link_text="its RELAX map", tone="focus")]
         top = float(sub["score"].abs().max()) if len(sub) else 1.0
@@ -216,9 +216,9 @@ class Collector:
         for r in sub.itertuples():
             word = sign_word(r.sign)
             tone = "good" if word == "attracts" else "bad"
-            if lab is not None and self.label_of("train", int(r.landmark_index)) == lab:
+            if lab is not None and self.label_of("train", int(r.train_index)) == lab:
                 same += 1
-            tiles.append(self.view.tile("train", int(r.landmark_index), f"#{int(r.rank)} train:{int(r.landmark_index)} · {word} · {100 * abs(float(r.score)) / (top or 1.0):.0f}%", tone=tone, tip="influence score"))
+            tiles.append(self.view.tile("train", int(r.train_index), f"#{int(r.rank)} train:{int(r.train_index)} · {word} · {100 * abs(float(r.score)) / (top or 1.0):.0f}%", tone=tone, tip="influence score"))
         share = f" {same} of the {len(sub)} strongest landmarks have its label {lab}." if lab is not None and len(sub) else ""
         return Gallery(f"What shaped test:{t}" + (f" (label {lab})" if lab is not None else ""), tiles, caption=f"The test point (blue frame) and its strongest landmarks: green = attracts its representation, red = repels; % = influence score relative to the strongest.{share}")
 
@@ -290,7 +290,7 @@ class Collector:
                     rows += [[f"duplicate search check · {humanise(k)}", fmt(v)] for k, v in chk.items() if not isinstance(v, (dict, list))]
                 sec.blocks.append(Table(["", ""], rows, "How influence was computed"))
             if d is not None and len(d):
-                sec.blocks.append(_table(d, ["i", "j", "score"], caption="Duplicate pairs", names={"i": "train index", "j": "train index", "score": "duplicate score"}))
+                sec.blocks.append(_table(d, ["index", "train_index", "score"], caption="Duplicate pairs", names={"index": "train index", "train_index": "train index", "score": "duplicate score"}))
         return self.safe("influence", LENS_TITLES["influence"], build, lead="Which training samples the encoder depends on: near-duplicates, outliers, and differences between groups.")
 
     # ---- RELAX --------------------------------------------------------------------------
@@ -415,3 +415,8 @@ def directions_table(doc: dict) -> Table:
 def sign_word(sign) -> str:
     s = str(sign).lower()
     return "attracts" if s in ("1", "1.0", "+", "+1", "attract", "attractive", "attracting", "attracts") else "repels"
+
+
+def _tested(landmarks) -> list[int]:
+    """The test indices a KREPES landmarks table explains, in table order."""
+    return landmarks.loc[landmarks["split"] == "test", "index"].tolist()

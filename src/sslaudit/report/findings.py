@@ -112,7 +112,7 @@ class Findings:
             return _missing_card("KREPES", lack, "#krepes")
         tau, d = float(fid["kendall_tau"]), float(fid["delta_accuracy"])
         lm = self.col.parquet("krepes/landmarks.parquet")
-        n_tests = int(lm["test_index"].nunique()) if lm is not None else None
+        n_tests = int(lm.loc[lm["split"] == "test", "index"].nunique()) if lm is not None else None
         distinct = fid.get("n_distinct_top1")
         hub = fid.get("hub_warning")
         if not hub and distinct is not None and n_tests and n_tests >= 20 and distinct / n_tests < 0.2:

@@ -31,13 +31,13 @@ SCORES_FILE = "influence/cache/scores.npz"
 @dataclass
 class InfluenceResult:
     self_influence: pd.DataFrame  # split, index, score, rank
-    duplicates: pd.DataFrame  # i, j, score (+ score_raw, score_sketch); i, j = train index values
-    pairwise: pd.DataFrame | None  # query_split, query_index, train_index, score, score_normalised
+    duplicates: pd.DataFrame  # split, index, train_index, score (+ score_raw, score_sketch): training pairs, index < train_index
+    pairwise: pd.DataFrame | None  # split, index (the query), train_index, score, score_normalised
     fairness: dict
     knn_outliers: pd.DataFrame  # split, index, score, rank (baseline)
-    embedding_duplicates: pd.DataFrame  # i, j, score (baseline)
+    embedding_duplicates: pd.DataFrame  # split, index, train_index, score (baseline)
     summary: dict = field(default_factory=dict)
-    neighbours: pd.DataFrame | None = None  # index, rank, neighbour, score: each example's most mutually influential others
+    neighbours: pd.DataFrame | None = None  # split, index, rank, train_index, score: each example's most mutually influential others
 
 
 def subsample_rows(n: int, subsample: int | None, seed: int) -> np.ndarray:
@@ -67,19 +67,21 @@ def ranked(index: np.ndarray, score: np.ndarray, split: str = "train") -> pd.Dat
 
 
 def to_index_pairs(df: pd.DataFrame, index: np.ndarray) -> pd.DataFrame:
-    """Row positions → training index values, with i < j."""
+    """Pairs of row positions (columns i, j) → a table of training pairs (split, index,
+    train_index, …) with index < train_index."""
     a, b = index[df["i"].to_numpy()], index[df["j"].to_numpy()]
-    out = df.copy()
-    out["i"], out["j"] = np.minimum(a, b).astype(np.int64), np.maximum(a, b).astype(np.int64)
-    return out.reset_index(drop=True)
+    out = pd.DataFrame({"split": "train", "index": np.minimum(a, b).astype(np.int64), "train_index": np.maximum(a, b).astype(np.int64)})
+    for c in df.columns.drop(["i", "j"]):
+        out[c] = df[c].to_numpy()
+    return out
 
 
 def neighbour_table(z: np.ndarray, index: np.ndarray, k: int) -> pd.DataFrame:
     """Per training example (as a query), its k most mutually influential other examples."""
     idx, sims = query_neighbours(z, k)
     kk = idx.shape[1]
-    return pd.DataFrame({"index": np.repeat(index, kk).astype(np.int64), "rank": np.tile(np.arange(1, kk + 1), len(index)).astype(np.int64),
-                         "neighbour": index[idx.reshape(-1)].astype(np.int64), "score": sims.reshape(-1)})
+    return pd.DataFrame({"split": "train", "index": np.repeat(index, kk).astype(np.int64), "rank": np.tile(np.arange(1, kk + 1), len(index)).astype(np.int64),
+                         "train_index": index[idx.reshape(-1)].astype(np.int64), "score": sims.reshape(-1)})
 
 
 def run_influence(run, cfg: InfluenceConfig, *, pairs: int = 100, queries=(), subsample: int | None = None, check: int = 200,
@@ -143,8 +145,8 @@ def run_influence(run, cfg: InfluenceConfig, *, pairs: int = 100, queries=(), su
         raw, norm = ia.pairwise(xq)
         q = len(refs)
         pw = pd.DataFrame({
-            "query_split": np.repeat([r[0] for r in refs], len(index)),
-            "query_index": np.repeat([r[1] for r in refs], len(index)).astype(np.int64),
+            "split": np.repeat([r[0] for r in refs], len(index)),
+            "index": np.repeat([r[1] for r in refs], len(index)).astype(np.int64),
             "train_index": np.tile(index, q).astype(np.int64),
             "score": raw.reshape(-1), "score_normalised": norm.reshape(-1),
         })

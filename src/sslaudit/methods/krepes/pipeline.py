@@ -241,8 +241,8 @@ def _concepts(k: Krepes, res, ds, specs, k_all, split_col, index_col, seed):
         top = top_k(np.abs(score), k.config.top_k)
         t, kk = top.shape
         frames.append(pd.DataFrame({
-            "concept": name, "split": np.repeat(split_col, kk), "test_index": np.repeat(index_col, kk),
-            "rank": np.tile(np.arange(1, kk + 1), t), "landmark_index": ds.train.index[k.landmarks[top]].reshape(-1),
+            "concept": name, "split": np.repeat(split_col, kk), "index": np.repeat(index_col, kk),
+            "rank": np.tile(np.arange(1, kk + 1), t), "train_index": ds.train.index[k.landmarks[top]].reshape(-1),
             "score": np.take_along_axis(score, top, 1).reshape(-1),
         }))
         docs[name] = {"spec": spec, "cav_train_accuracy": cav.accuracy, "n_positive": cav.n_positive, "n_negative": cav.n_negative,

@@ -28,21 +28,22 @@ class KrepesResult:
         return self.landmarks[self.top]
 
     def landmark_table(self, test_index, train_index, split="test") -> pd.DataFrame:
-        """(split, test_index, rank, landmark_index, score, sign): one row per test point and rank."""
+        """(split, index, rank, train_index, score, sign): one row per explained point and rank;
+        train_index is the landmark."""
         t, k = self.top.shape
         return pd.DataFrame({
             "split": np.repeat(np.broadcast_to(np.asarray(split, dtype=object), (t,)), k).astype(str),
-            "test_index": np.repeat(np.asarray(test_index, dtype=np.int64), k),
+            "index": np.repeat(np.asarray(test_index, dtype=np.int64), k),
             "rank": np.tile(np.arange(1, k + 1, dtype=np.int64), t),
-            "landmark_index": np.asarray(train_index, dtype=np.int64)[self.top_train_positions].reshape(-1),
+            "train_index": np.asarray(train_index, dtype=np.int64)[self.top_train_positions].reshape(-1),
             "score": self.top_scores.reshape(-1).astype(np.float64),
             "sign": self.top_signs.reshape(-1).astype(np.int64),
         })
 
     def norm_table(self, train_index) -> pd.DataFrame:
-        """(landmark_index, norm, rank): landmarks ranked by ‖ΔÃ_l‖ (1 = largest)."""
+        """(split, index, norm, rank): the landmarks (training samples) ranked by ‖ΔÃ_l‖ (1 = largest)."""
         order = np.argsort(-self.landmark_norms, kind="stable")
         rank = np.empty(len(order), dtype=np.int64)
         rank[order] = np.arange(1, len(order) + 1)
-        return pd.DataFrame({"landmark_index": np.asarray(train_index, dtype=np.int64)[self.landmarks],
+        return pd.DataFrame({"split": "train", "index": np.asarray(train_index, dtype=np.int64)[self.landmarks],
                              "norm": self.landmark_norms.astype(np.float64), "rank": rank})

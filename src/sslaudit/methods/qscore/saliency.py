@@ -1,10 +1,8 @@
 """What does a discriminative feature respond to? Its top-activating samples and saliency.
 
 For feature j and a sample x, the saliency is ∂h_j(x)/∂x (vanilla gradient, encoder in eval
-mode so samples do not interact through BatchNorm). For images it is shown as a map (largest
-absolute gradient over channels); for tables each original attribute (`TabularSchema.groups()`)
-gets the largest |gradient| over its encoded columns — a sum would favour categoricals with many
-one-hot levels (native-country's 42 columns dominated every feature that way).
+mode so samples do not interact through BatchNorm), reduced to one magnitude per pixel or per
+original attribute by `compute.saliency.unit_magnitudes` (the rule RELAX's gradient baseline uses).
 """
 from __future__ import annotations
 
@@ -13,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+
+from ...compute.saliency import unit_magnitudes
 
 
 def top_activating(h: np.ndarray, features, k: int) -> np.ndarray:
@@ -43,12 +43,6 @@ def feature_gradients(encoder: nn.Module, x: np.ndarray, feature: int, *, device
     return np.concatenate(out) if out else np.zeros_like(np.asarray(x))
 
 
-def group_magnitudes(grad: np.ndarray, groups: list[tuple[int, int]]) -> np.ndarray:
-    """Largest |gradient| over each attribute's encoded columns (N×n_groups)."""
-    a = np.abs(np.asarray(grad).reshape(len(grad), -1))
-    return np.stack([a[:, s:e].max(axis=1) for s, e in groups], axis=1)
-
-
 @dataclass
 class FeatureSaliency:
     """Top samples and their saliency for a set of features."""
@@ -74,9 +68,6 @@ def feature_saliency(encoder: nn.Module, x: np.ndarray, h: np.ndarray, features,
     for j, p in zip(features, pos):
         g = feature_gradients(encoder, x[p], int(j), device=device)
         acts.append(np.asarray(h)[p, j])
-        if groups is not None:
-            maps.append(group_magnitudes(g, groups))
-        else:
-            maps.append(np.abs(g).max(axis=1) if g.ndim == 4 else np.abs(g))
+        maps.append(unit_magnitudes(g, groups))
     sal = np.stack(maps) if maps else np.zeros((0, pos.shape[1]))
     return FeatureSaliency(features, pos, np.asarray(acts, dtype=np.float64).reshape(pos.shape), sal)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...compute.saliency import unit_magnitudes
 from .similarity import similarity_function
 
 
@@ -49,14 +50,6 @@ def explain(method_cls, encoder: nn.Module, x: torch.Tensor, *, similarity: str 
         encoder.train(was_training)
 
 
-def to_units(attr: torch.Tensor, groups: list[tuple[int, int]] | None = None) -> torch.Tensor:
-    """Per-unit maps: max |·| over channels for N×C×… inputs; Σ |·| over a group's columns for tables."""
-    a = attr.abs()
-    if groups is not None:
-        return torch.stack([a[:, s:e].sum(dim=1) for s, e in groups], dim=1)
-    return a.amax(dim=1)
-
-
 def gradient_saliency(encoder: nn.Module, x, *, similarity: str | Callable = "dot", groups: list[tuple[int, int]] | None = None) -> torch.Tensor:
     """Gradient saliency (captum.attr.Saliency, abs) of the representation similarity, per unit."""
     from captum.attr import Saliency
@@ -64,4 +57,4 @@ def gradient_saliency(encoder: nn.Module, x, *, similarity: str | Callable = "do
     x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x, dtype=torch.float32)
     dev = next(iter(encoder.parameters()), torch.empty(0)).device
     attr = explain(Saliency, encoder, x.to(dev), similarity=similarity, abs=True)
-    return to_units(attr, groups).to(torch.float64)
+    return unit_magnitudes(attr, groups).to(torch.float64)
