@@ -113,3 +113,19 @@ def test_peak_rss_stays_under_max_memory():
     assert rows < 320 and peak < budget
     bad = subprocess.run([sys.executable, "-c", PEAK, "200MB"], capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "cannot hold this eNTK" in bad.stderr
+
+
+def test_explain_run_states_the_subset_and_writes_the_kernel_fidelity(digits_run):
+    import sslaudit
+    from sslaudit.methods.krepes.pipeline import explain_run
+
+    r = sslaudit.load(digits_run)
+    with r.store.lock():
+        out = explain_run(r, test_points=20, mode="fit", landmarks=16, kernel_params="trunk.net.2", kernel_fidelity_sample=24, seed=1)
+    fid = out.documents["fidelity"]
+    assert fid["kernel_parameters"]["spec"] == "trunk.net.2" and fid["kernel_parameters"]["share"] < 1
+    kf = fid["kernel_fidelity"]
+    assert kf["sample"] == 24 and 0 < kf["relative_frobenius_error"] and 0 <= kf["top10_landmark_agreement"] <= 1
+    assert "precision_at_1_full" in kf and fid["cost_plan"]["block_rows"] >= 1
+    assert out.documents["config"]["krepes"]["kernel_params"] == "trunk.net.2"
+    json.dumps(out.documents)

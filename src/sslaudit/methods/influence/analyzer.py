@@ -24,7 +24,7 @@ from ...progress import enabled as progress_enabled
 from ...progress import warn
 from .curvature import Preconditioner, check_damping, check_strategy
 from .duplicates import check_pairs, nearest_pairs
-from .gradients import Layer, fallback_layers, tracked_layers
+from .gradients import Layer, fallback_layers, select_layers, tracked_layers
 from .loss import AugmentationStability
 from .scores import BlockScores, normalise, stream_scores, whitened
 from .sketch import CountSketch
@@ -41,10 +41,22 @@ class InfluenceConfig:
     sketch_dim: int = field(default=1024, metadata={"parse": number(int, "--sketch-dim", "1024", minimum=1), "help": "Dimension of the sparse projection of the whitened gradients used for the duplicate search."})
     neighbours: int = field(default=10, metadata={"flag": "--search-neighbours", "parse": number(int, "--search-neighbours", "10", minimum=1), "help": "Nearest neighbours per example searched for duplicate candidates."})
     seed: int = field(default=0, metadata={"help": "Seed of the augmentation draws and the projection."})
+    modules: str | None = field(default=None, metadata={"help": "Layers influence is computed for: all (every Linear/Conv2d), last-stage, or comma-separated module names/prefixes (e.g. trunk.blocks.3)."})
+    max_memory: str | None = field(default=None, metadata={"help": "Memory bound (e.g. '4GB'): the batch size is lowered so per-sample gradients, activations and factors fit; refuses in one line if even 1 example cannot."})
+    module_partitions: int = field(default=1, metadata={"help": "kronfluence: fit covariances / eigenvalue corrections and scores over this many groups of modules at a time (less memory, more passes)."})
+    covariance_dtype: str = field(default="float32", metadata={"help": "kronfluence: dtype of the activation/gradient covariances and the per-sample gradients (float32 or float64)."})
 
     def __post_init__(self):
         self.strategy = check_strategy(self.strategy)
         self.damping = check_damping(self.damping)
+        if self.covariance_dtype not in ("float32", "float64"):
+            raise UserError(f"covariance_dtype must be float32 or float64, got {self.covariance_dtype!r}")
+        if self.max_memory is not None:
+            from ..krepes.ooc import parse_size
+
+            parse_size(self.max_memory)
+        if not isinstance(self.module_partitions, (int, np.integer)) or self.module_partitions < 1:
+            raise UserError(f"module_partitions={self.module_partitions!r} must be a whole number ≥ 1")
         for name in ("draws", "batch_size", "sketch_dim", "neighbours"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < 1:
@@ -63,8 +75,9 @@ class InfluenceAnalyzer:
         self.engine = engine
         self.encoder = encoder.to(device).eval()
         self.loss = AugmentationStability(augment, self.config.draws, self.config.seed)
-        self.layers: list[Layer] = tracked_layers(self.encoder)
+        self.layers: list[Layer] = select_layers(self.encoder, tracked_layers(self.encoder), self.config.modules)
         self.strategy = self.config.strategy
+        self.memory_plan: dict | None = None
         self.fallback = None
         if not self.layers:
             self.layers = fallback_layers(self.encoder)
@@ -92,7 +105,10 @@ class InfluenceAnalyzer:
 
             if not all(layer.kronecker for layer in self.layers):
                 raise UserError("kronfluence needs nn.Linear or nn.Conv2d layers; this encoder has none")
-            self._kron = KronfluenceAnalysis(self.encoder, self.loss, self.strategy, batch_size=self.config.batch_size, device=self.device, quiet=not progress_enabled())
+            cfg = self.config
+            self._kron = KronfluenceAnalysis(self.encoder, self.loss, self.strategy, batch_size=cfg.batch_size, device=self.device, quiet=not progress_enabled(),
+                                             modules=[layer.name for layer in self.layers], module_partitions=cfg.module_partitions,
+                                             covariance_dtype=cfg.covariance_dtype)
             self._kron.fit(torch.as_tensor(self._require_fit()))
         return self._kron
 
@@ -103,6 +119,7 @@ class InfluenceAnalyzer:
             raise UserError(f"influence needs at least 2 training examples, got {len(x_train)}")
         self.x_train = x_train
         self._scores = None
+        self.plan_memory(x_train[:1])
         if self.strategy == "identity":
             self.preconditioner = Preconditioner("identity", self.layers)
         elif factors is not None:
@@ -111,6 +128,37 @@ class InfluenceAnalyzer:
             raw = self.kronfluence().factors()
             self.preconditioner = Preconditioner.from_kronfluence(self.strategy, self.layers, raw, self.config.damping)
         return self
+
+    def plan_memory(self, x_one) -> dict:
+        """Lower `batch_size` so a batch fits under max_memory (or 90% of the available memory), from the
+        encoder's costs measured on one input; refuse in one line when even one example cannot fit."""
+        from ...plan import default_budget, encoder_cost
+        from ..krepes.ooc import parse_size, rss_bytes
+
+        cfg = self.config
+        cost = encoder_cost(self.encoder, torch.as_tensor(x_one))
+        p = self.n_parameters
+        factors = sum(4 * (lay.shape[0] ** 2 + lay.shape[1] ** 2 + lay.numel) for lay in self.layers if lay.kronecker) * (2 if cfg.covariance_dtype == "float64" else 1)
+        per_example = 3 * 4 * p + 3 * 4 * 2 * cfg.draws * cost.activation_numbers  # gradients (+ whitened, sketch input); 2K views' activations
+        budget = parse_size(cfg.max_memory) if cfg.max_memory is not None else default_budget()
+        in_use = rss_bytes()
+        reserve = 256 << 20
+        fit = (budget - in_use - reserve - 2 * factors) // per_example
+        if fit < 1:
+            label = f"--max-memory {cfg.max_memory}" if cfg.max_memory is not None else f"the available memory ({budget / 2**30:.2f} GB)"
+            raise UserError(f"{label} cannot hold influence on {p:,} parameters (about {(in_use + reserve + 2 * factors + per_example) / 2**30:.2f} GB for one "
+                            f"example: {per_example / 2**20:.0f} MB of gradients and activations, {factors / 2**20:.0f} MB of factors); use --modules last-stage "
+                            "or fewer --draws, or raise --max-memory")
+        batch = int(min(cfg.batch_size, fit))
+        if batch < cfg.batch_size:
+            info(f"influence plan: batch size {cfg.batch_size} → {batch} so a batch fits in {budget / 2**30:.2f} GB")
+            self.config.batch_size = batch
+            if self._kron is not None:
+                self._kron.batch_size = batch
+        self.memory_plan = {"budget": int(budget), "budget_from": "max_memory" if cfg.max_memory is not None else "90% of available memory",
+                            "rss_at_plan": int(in_use), "bytes_per_example": int(per_example), "factor_bytes": int(factors), "batch_size": batch,
+                            "parameters": int(p), "modules": [layer.name for layer in self.layers]}
+        return self.memory_plan
 
     def factor_arrays(self) -> dict[str, np.ndarray]:
         return self._require_prec().to_arrays()
