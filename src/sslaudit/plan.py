@@ -8,6 +8,7 @@ The estimates come from one no-grad forward of a single input with hooks on ever
 - eNTK factors per sample (what the landmark factors and every kernel block keep), per selected
   layer: Conv2d weight C_out·C_in·kh·kw numbers (k² with `layer_projection_dim = k`), Linear
   applied once d_in + d_out (the outer-product factorisation), BatchNorm 2·C; ×d for trNTK;
+- a block holds its factors twice while the layers' parts are concatenated;
 - autograd memory per sample of one forward+backward: the layer outputs kept for the backward
   (≈ 3× the sum of all layer output sizes: output, its gradient, the recorded inputs);
 - FLOPs per sample: forward 2·MACs of Conv2d/Linear, backward ≈ 2× forward, plus the factor
@@ -130,7 +131,7 @@ def plan_entk(cost: EncoderCost, *, n_rows: int, m: int, itemsize: int, budget: 
     the landmark factors and `min_rows` rows cannot fit, naming the options that shrink them."""
     per_factor = cost.factor_numbers * itemsize
     lm_bytes = m * per_factor
-    per_row = per_factor + 3 * cost.activation_numbers * itemsize + 6 * 2 * m * 8
+    per_row = 2 * per_factor + 3 * cost.activation_numbers * itemsize + 6 * 2 * m * 8  # factors twice: the layers' parts and their concatenation
     seconds = (n_rows + m) * cost.grad_flops / cost.flops_per_second + 2.0 * n_rows * m * cost.factor_numbers / cost.flops_per_second
     if budget is None:
         rows = int(block_size)

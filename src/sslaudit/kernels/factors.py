@@ -76,7 +76,11 @@ class DenseTerm:
         return out
 
     def sq_norms(self) -> torch.Tensor:
-        return self.grad.double().pow(2).sum(1)
+        """Σ_q G², in float64 over column chunks (a float64 copy of a wide float32 G would be 2× its size)."""
+        out = torch.zeros(self.grad.shape[0], dtype=torch.float64, device=self.grad.device)
+        for s in range(0, self.grad.shape[1], self.chunk):
+            out += self.grad[:, s:s + self.chunk].double().pow(2).sum(1)
+        return out
 
     def take(self, idx: torch.Tensor) -> "DenseTerm":
         return DenseTerm(self.grad[idx], self.chunk)
