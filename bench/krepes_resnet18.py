@@ -130,6 +130,7 @@ def main() -> None:
     ap.add_argument("--landmarks", type=int, default=64)
     ap.add_argument("--max-memory", default="8GB")
     ap.add_argument("--configs", default=",".join(CONFIGS))
+    ap.add_argument("--out", default="krepes_resnet18", help="results file name (bench/results/<out>.json)")
     ap.add_argument("--child")
     args = ap.parse_args()
     if args.child:
@@ -164,7 +165,8 @@ def main() -> None:
             r["k_test_correlation"] = float(np.corrcoef(a, b)[0, 1])
             if "precision_at_1" in out["configs"].get("full", {}):
                 r["delta_p_at_1_vs_full"] = r["precision_at_1"] - out["configs"]["full"]["precision_at_1"]
-    write("krepes_resnet18", out)
+    out["git_commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip()
+    write(args.out, out)
 
 
 if __name__ == "__main__":

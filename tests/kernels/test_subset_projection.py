@@ -124,3 +124,12 @@ def test_projection_needs_the_factorised_path(resnet):
         EntkKernel(resnet, path="general", layer_projection_dim=4)
     with pytest.raises(UserError, match="positive"):
         EntkKernel(resnet, layer_projection_dim=0)
+
+
+def test_factors_assembled_block_by_block_equal_one_block(resnet, images):
+    from sslaudit.kernels import compute_factors
+
+    for k in (EntkKernel(resnet), EntkKernel(resnet, layer_projection_dim=3, params="bn+last")):
+        a, b = compute_factors(k, images, block_size=4), k.factors(images)
+        assert a.n == len(images) and np.array_equal(a.diag.numpy(), b.diag.numpy())
+        assert np.array_equal(k.between(a, a).numpy(), k.between(b, b).numpy())
