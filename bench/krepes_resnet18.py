@@ -119,7 +119,7 @@ def child(name: str, args) -> None:
     s = k.summary()
     print(json.dumps({"name": name, "options": CONFIGS[name], "seconds_fit": t_fit, "seconds_total": t_all, "peak_rss_mb": peak_rss_mb(),
                       "precision_at_1": p1, **{kk: dacc[kk] for kk in dacc}, "kernel_parameters": s["kernel_parameters"],
-                      "cost_plan": s["cost_plan"], "block_rows": s["block_rows"], "path_reason": s["path_reason"],
+                      "cost_plan": s["cost_plan"], "block_rows": s["block_rows"], "memory_plan": s["memory_plan"], "path_reason": s["path_reason"],
                       "fit_r2": (k.fit_result or {}).get("r2")}, default=float))
 
 

@@ -262,7 +262,8 @@ class Krepes:
         cfg = self.config
         if self.kernel is not None:
             self.kernel.factors(self.train_x[:2])  # measures bytes_per_row
-        per_row = (getattr(self.kernel, "bytes_per_row", None) or 0) + 6 * 2 * m * 8 + getattr(self, "_activation_bytes", 0)
+        # a block holds its factors twice while the layers' parts are concatenated (see plan.py)
+        per_row = 2 * (getattr(self.kernel, "bytes_per_row", None) or 0) + 6 * 2 * m * 8 + getattr(self, "_activation_bytes", 0)
         if cfg.max_memory is None:
             self.block_rows, self.read_rows, self.memory_plan = int(cfg.block_size), 65536, None
             return
@@ -270,9 +271,10 @@ class Krepes:
         reserve = MEMORY_RESERVE
         now = rss_bytes()
         avail = budget - now - reserve
-        rows = int(min(cfg.block_size, avail // per_row)) if avail > 0 else 0
-        if rows < 16:
-            need = now + reserve + 16 * per_row
+        cap = cfg.block_size if self.kernel is None else min(cfg.block_size, self.kernel.block_size)  # never above the cost plan's rows
+        rows = int(min(cap, avail // per_row)) if avail > 0 else 0
+        if rows < min(16, cap):
+            need = now + reserve + min(16, cap) * per_row
             raise UserError(f"--max-memory {cfg.max_memory} is below what this run needs (about {need / 2**30:.2f} GB: {now / 2**30:.2f} GB already "
                             f"in use, {reserve >> 20} MB reserve, kernel blocks of {per_row} bytes per row); raise it or use fewer landmarks")
         self.block_rows = rows
