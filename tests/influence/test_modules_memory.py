@@ -34,7 +34,7 @@ def test_identity_influence_of_a_module_is_its_gradient_norm(tiny_encoder, augme
 
 
 def test_max_memory_lowers_the_batch_and_keeps_the_scores(tiny_encoder, augment, digits_x):
-    from sslaudit.methods.krepes.ooc import rss_bytes
+    from sslaudit.compute.memory import rss_bytes
 
     x = digits_x[:40]
     ref = InfluenceAnalyzer(tiny_encoder, augment, "ekfac", batch_size=64).fit(x)

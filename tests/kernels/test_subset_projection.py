@@ -120,7 +120,7 @@ def test_projection_with_a_subset(resnet, images):
 
 
 def test_projection_needs_the_factorised_path(resnet):
-    with pytest.raises(UserError, match="layer_projection_dim needs the factorised"):
+    with pytest.raises(UserError, match="--layer-projection-dim needs the factorised"):
         EntkKernel(resnet, path="general", layer_projection_dim=4)
     with pytest.raises(UserError, match="positive"):
         EntkKernel(resnet, layer_projection_dim=0)

@@ -15,7 +15,7 @@ from sslaudit.kernels import EntkKernel
 from sslaudit.kernels.approximation import blocked_gram, kernel_approximation_report
 from sslaudit.methods.krepes import Krepes
 from sslaudit.models.encoders import build_encoder
-from sslaudit.plan import encoder_cost
+from sslaudit.compute.plan import encoder_cost
 
 FIT = dict(landmarks=8, mode="fit", block_size=8)
 

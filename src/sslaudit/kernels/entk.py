@@ -65,7 +65,7 @@ class EntkKernel:
         if projection_dim is not None and int(projection_dim) < 1:
             raise UserError(f"projection_dim must be a positive integer, got {projection_dim}")
         if layer_projection_dim is not None and int(layer_projection_dim) < 1:
-            raise UserError(f"layer_projection_dim must be a positive integer, got {layer_projection_dim}")
+            raise UserError(f"--layer-projection-dim {layer_projection_dim}: must be a positive integer (e.g. 16)")
         if int(block_size) < 1:
             raise UserError(f"block_size must be ≥ 1, got {block_size}")
         self.kind, self.normalize, self.block_size, self.seed = kind, bool(normalize), int(block_size), int(seed)
@@ -105,8 +105,8 @@ class EntkKernel:
 
     def _use_general(self, reason: str) -> None:
         if self.layer_projection_dim is not None:
-            raise UserError(f"layer_projection_dim needs the factorised eNTK path, but this module needs the general one ({reason}); "
-                            "drop layer_projection_dim and use params= (a parameter subset) or projection_dim")
+            raise UserError(f"--layer-projection-dim needs the factorised eNTK path, but this module needs the general one ({reason}); "
+                            "drop it and use --kernel-params (a parameter subset) or --projection-dim")
         self.path_used, self.path_reason = "general", reason
         if self.projection_dim is not None:
             self.path_reason += f"; per-sample gradients randomly projected to {self.projection_dim} dims (approximate kernel)"
@@ -201,7 +201,8 @@ def _select(module: nn.Module, params) -> list[str]:
     if isinstance(params, str):
         from .subset import resolve_params
 
-        return resolve_params(module, params) or [n for n, p in module.named_parameters() if p.requires_grad]
+        chosen = resolve_params(module, params)
+        return [n for n, p in module.named_parameters() if p.requires_grad] if chosen is None else chosen
     wanted = [params] if isinstance(params, str) else list(params)
     chosen = []
     for w in wanted:

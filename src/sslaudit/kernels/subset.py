@@ -36,7 +36,7 @@ def last_stage_prefix(module: nn.Module) -> str:
     if best is None:
         kids = [(n, c) for n, c in module.named_children() if any(True for _ in c.parameters())]
         if not kids:
-            raise UserError("the module has no parameterised child: params='last-stage' cannot find a stage")
+            raise UserError("--kernel-params last-stage: the module has no parameterised child, so it has no last stage; give module names")
         return kids[-1][0]
     qual, child = best
     return f"{qual}.{child}" if qual else child
@@ -65,16 +65,19 @@ def resolve_params(module: nn.Module, spec) -> list[str] | None:
     if spec in ("bn", "bn+last"):
         bn = bn_parameters(module)
         if not bn and spec == "bn":
-            raise UserError("params='bn': the module has no BatchNorm layer; use 'last-stage' or module names")
+            raise UserError("--kernel-params bn: the module has no BatchNorm layer; use last-stage or module names")
         chosen |= set(bn)
     if spec not in PRESETS:
         for w in (s.strip() for s in spec.split(",")):
             hit = {n for n in names if n == w or n.startswith(w + ".")}
             if not hit:
-                raise UserError(f"params: no parameter or module named {w!r}; use one of {', '.join(PRESETS)} or names such as "
+                raise UserError(f"--kernel-params: no parameter or module named {w!r}; use one of {', '.join(PRESETS)} or names such as "
                                 f"{', '.join(names[:3])}")
             chosen |= hit
-    return [n for n in names if n in chosen]
+    out = [n for n in names if n in chosen]
+    if not out:
+        raise UserError(f"--kernel-params {spec}: selects no trainable parameter of this encoder")
+    return out
 
 
 def describe_params(module: nn.Module, selected: list[str]) -> dict:

@@ -18,10 +18,11 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ...compute.memory import available_budget, format_size, parse_size, rss_bytes
 from ...errors import UserError
 from ...parsing import number
 from ...progress import enabled as progress_enabled
-from ...progress import warn
+from ...progress import info, warn
 from .curvature import Preconditioner, check_damping, check_strategy
 from .duplicates import check_pairs, nearest_pairs
 from .gradients import Layer, fallback_layers, select_layers, tracked_layers
@@ -41,22 +42,20 @@ class InfluenceConfig:
     sketch_dim: int = field(default=1024, metadata={"parse": number(int, "--sketch-dim", "1024", minimum=1), "help": "Dimension of the sparse projection of the whitened gradients used for the duplicate search."})
     neighbours: int = field(default=10, metadata={"flag": "--search-neighbours", "parse": number(int, "--search-neighbours", "10", minimum=1), "help": "Nearest neighbours per example searched for duplicate candidates."})
     seed: int = field(default=0, metadata={"help": "Seed of the augmentation draws and the projection."})
-    modules: str | None = field(default=None, metadata={"help": "Layers influence is computed for: all (every Linear/Conv2d), last-stage, or comma-separated module names/prefixes (e.g. trunk.blocks.3)."})
-    max_memory: str | None = field(default=None, metadata={"help": "Memory bound (e.g. '4GB'): the batch size is lowered so per-sample gradients, activations and factors fit; refuses in one line if even 1 example cannot."})
-    module_partitions: int = field(default=1, metadata={"help": "kronfluence: fit covariances / eigenvalue corrections and scores over this many groups of modules at a time (less memory, more passes)."})
-    covariance_dtype: str = field(default="float32", metadata={"help": "kronfluence: dtype of the activation/gradient covariances and the per-sample gradients (float32 or float64)."})
+    modules: str | None = field(default=None, metadata={"metavar": "all|last-stage|NAMES", "help": "Layers influence is computed for: all [default: every Linear / Conv2d], last-stage (the last block and what follows it), or comma-separated module names / prefixes (e.g. trunk.layer4)."})
+    module_partitions: int = field(default=1, metadata={"parse": number(int, "--module-partitions", "4", minimum=1), "help": "kronfluence: fit the covariances, eigenvalue corrections and scores over this many groups of modules at a time (less memory, more passes over the data)."})
+    covariance_dtype: str = field(default="float32", metadata={"choices": ("float32", "float64"), "help": "kronfluence: dtype of the activation / gradient covariances, eigenvalues and per-sample gradients."})
+    max_memory: int | str | None = field(default=None, metadata={"help": "Memory bound in bytes or e.g. '4GB' (from --max-memory): the batch size is lowered so a batch of per-sample gradients, activations and factors fits; refuses in one line if one example cannot."})
 
     def __post_init__(self):
         self.strategy = check_strategy(self.strategy)
         self.damping = check_damping(self.damping)
         if self.covariance_dtype not in ("float32", "float64"):
-            raise UserError(f"covariance_dtype must be float32 or float64, got {self.covariance_dtype!r}")
+            raise UserError(f"--covariance-dtype {self.covariance_dtype!r}: choose one of float32, float64")
         if self.max_memory is not None:
-            from ..krepes.ooc import parse_size
-
-            parse_size(self.max_memory)
+            self.max_memory = parse_size(self.max_memory)
         if not isinstance(self.module_partitions, (int, np.integer)) or self.module_partitions < 1:
-            raise UserError(f"module_partitions={self.module_partitions!r} must be a whole number ≥ 1")
+            raise UserError(f"--module-partitions {self.module_partitions!r}: must be a whole number ≥ 1")
         for name in ("draws", "batch_size", "sketch_dim", "neighbours"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < 1:
@@ -132,26 +131,25 @@ class InfluenceAnalyzer:
     def plan_memory(self, x_one) -> dict:
         """Lower `batch_size` so a batch fits under max_memory (or 90% of the available memory), from the
         encoder's costs measured on one input; refuse in one line when even one example cannot fit."""
-        from ...plan import default_budget, encoder_cost
-        from ..krepes.ooc import parse_size, rss_bytes
+        from ...compute.plan import encoder_cost
 
         cfg = self.config
         cost = encoder_cost(self.encoder, torch.as_tensor(x_one))
         p = self.n_parameters
         factors = sum(4 * (lay.shape[0] ** 2 + lay.shape[1] ** 2 + lay.numel) for lay in self.layers if lay.kronecker) * (2 if cfg.covariance_dtype == "float64" else 1)
         per_example = 3 * 4 * p + 3 * 4 * 2 * cfg.draws * cost.activation_numbers  # gradients (+ whitened, sketch input); 2K views' activations
-        budget = parse_size(cfg.max_memory) if cfg.max_memory is not None else default_budget()
+        budget = cfg.max_memory if cfg.max_memory is not None else available_budget()
         in_use = rss_bytes()
         reserve = 256 << 20
         fit = (budget - in_use - reserve - 2 * factors) // per_example
         if fit < 1:
-            label = f"--max-memory {cfg.max_memory}" if cfg.max_memory is not None else f"the available memory ({budget / 2**30:.2f} GB)"
-            raise UserError(f"{label} cannot hold influence on {p:,} parameters (about {(in_use + reserve + 2 * factors + per_example) / 2**30:.2f} GB for one "
-                            f"example: {per_example / 2**20:.0f} MB of gradients and activations, {factors / 2**20:.0f} MB of factors); use --modules last-stage "
-                            "or fewer --draws, or raise --max-memory")
+            label = f"--max-memory {format_size(budget)}" if cfg.max_memory is not None else f"the available memory ({format_size(budget)}, no --max-memory given)"
+            raise UserError(f"{label} cannot hold influence on {p:,} parameters (about {format_size(in_use + reserve + 2 * factors + per_example)} for one "
+                            f"example: {format_size(per_example)} of gradients and activations, {format_size(factors)} of factors, {format_size(in_use)} in use); "
+                            "use --modules last-stage, fewer --draws, or raise --max-memory")
         batch = int(min(cfg.batch_size, fit))
         if batch < cfg.batch_size:
-            info(f"influence plan: batch size {cfg.batch_size} → {batch} so a batch fits in {budget / 2**30:.2f} GB")
+            info(f"influence plan: --batch-size {cfg.batch_size} → {batch} so a batch fits in {format_size(budget)}")
             self.config.batch_size = batch
             if self._kron is not None:
                 self._kron.batch_size = batch

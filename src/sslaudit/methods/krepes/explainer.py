@@ -25,7 +25,7 @@ from .gauss_newton import KernelLossProblem, StepConfig, ViewBatches, gauss_newt
 from .kernel_model import KernelModel, check_kernel_values, pc_model
 from .losses import KernelSSLLoss
 from .result import KrepesResult
-from ...compute.memory import parse_size, rss_bytes
+from ...compute.memory import available_budget, format_size, parse_size, rss_bytes
 from ...parsing import keyword_or, number, number_list
 from ...compute.ooc import DiskMatrix, drop_stale, stored_matrix
 from .stages import _from_json_array, _json_array, fingerprint, module_fingerprint, view_kernel_block
@@ -67,7 +67,7 @@ class KrepesConfig:
     path: str = field(default="auto", metadata={"choices": ("auto", "factorised", "general"), "help": "eNTK path: auto, factorised (MLP/conv layers, no per-sample gradients) or general (per-sample gradients)."})
     projection_dim: int | None = field(default=None, metadata={"parse": number(int, "--projection-dim", "4096", minimum=1), "help": "General eNTK path: random projection width of the per-sample gradients [default: none]."})
     kernel_params: str | None = field(default=None, metadata={"metavar": "all|last-stage|bn|bn+last|NAMES", "help": "eNTK parameter subset: all [default], last-stage (the last block and what follows it), bn (BatchNorm affine parameters), bn+last, or comma-separated module / parameter names; the kernel is exact for those parameters."})
-    layer_projection_dim: int | None = field(default=None, metadata={"parse": number(int, "--layer-projection-dim", "16", minimum=1), "help": "Factorised eNTK path: project each Conv2d / Linear weight gradient per layer to k×k (LoGra-style Kronecker sketch, unbiased) [default: none]."})
+    layer_projection_dim: int | None = field(default=None, metadata={"parse": number(int, "--layer-projection-dim", "16", minimum=1), "metavar": "K", "help": "Factorised eNTK path: project each Conv2d / Linear weight gradient per layer to k×k (LoGra-style Kronecker sketch, unbiased) [default: none]."})
     precision: str = field(default="float64", metadata={"choices": ("float64", "float32"), "help": "eNTK factor precision: float64 (block sizes change nothing beyond 1e-15) or float32 (half the memory and time, ~1e-6 relative)."})
     kernel_fidelity_sample: int = field(default=0, metadata={"parse": number(int, "--kernel-fidelity-sample", "64", minimum=0), "help": "With --kernel-params / --layer-projection-dim: compare the kernel and its landmark rankings with the full per-sample-gradient kernel on this many seeded training samples (0: off; e.g. 64)."})
     seed: int = field(default=0, metadata={"help": "Seed of every random draw."})
@@ -231,23 +231,23 @@ class Krepes:
         """Estimate the eNTK's memory and time from the encoder before any kernel work; refuse (one-line
         UserError naming the options) when the landmark factors and a 16-row block cannot fit under
         max_memory (or 90% of the available memory), and cap the kernel's block rows to what fits."""
-        from ...plan import default_budget, encoder_cost, plan_entk
+        from ...compute.plan import encoder_cost, plan_entk
 
         cfg, kern = self.config, self.kernel
         cost = encoder_cost(kern.module, torch.as_tensor(self.train_x[:1]).to(kern.dtype), selected=kern.names, kind=cfg.kernel,
                             layer_projection_dim=cfg.layer_projection_dim if kern.path_used == "factorised" else None)
         if kern.path_used == "general":
             cost.factor_numbers = (cfg.projection_dim or cost.n_selected) * (cost.output_dim if cfg.kernel == "trntk" else 1)
-        budget = parse_size(cfg.max_memory) if cfg.max_memory is not None else default_budget()
+        budget = parse_size(cfg.max_memory) if cfg.max_memory is not None else available_budget()
         plan = plan_entk(cost, n_rows=n, m=m, itemsize=kern.dtype.itemsize, budget=budget, in_use=rss_bytes(), reserve=MEMORY_RESERVE,
                          block_size=cfg.block_size,
-                         budget_label=None if cfg.max_memory is not None else f"the available memory ({budget / 2**30:.2f} GB, no --max-memory given)")
+                         budget_label=None if cfg.max_memory is not None else f"the available memory ({format_size(budget)}, no --max-memory given)")
         kern.block_size = max(1, min(kern.block_size, plan.block_rows))
         self._activation_bytes = 3 * cost.activation_numbers * kern.dtype.itemsize
         out = plan.to_json()
         out["budget"], out["budget_from"] = budget, "max_memory" if cfg.max_memory is not None else "90% of available memory"
-        info(f"krepes plan: {cost.n_selected:,} of {cost.n_parameters:,} parameters, {plan.bytes_per_factor_row / 2**20:.2f} MB of eNTK factors per row, "
-             f"landmark factors {plan.landmark_factor_bytes / 2**30:.2f} GB, blocks of {plan.block_rows} rows, peak ≈ {plan.peak_bytes / 2**30:.2f} GB, "
+        info(f"krepes plan: {cost.n_selected:,} of {cost.n_parameters:,} parameters, {format_size(plan.bytes_per_factor_row)} of eNTK factors per row, "
+             f"landmark factors {format_size(plan.landmark_factor_bytes)}, blocks of {plan.block_rows} rows, peak ≈ {format_size(plan.peak_bytes)}, "
              f"≥ {plan.seconds:.0f} s of kernel work")
         return out
 
@@ -262,7 +262,7 @@ class Krepes:
         cfg = self.config
         if self.kernel is not None:
             self.kernel.factors(self.train_x[:2])  # measures bytes_per_row
-        # a block holds its factors twice while the layers' parts are concatenated (see plan.py)
+        # a block holds its factors twice while the layers' parts are concatenated (see compute/plan.py)
         per_row = 2 * (getattr(self.kernel, "bytes_per_row", None) or 0) + 6 * 2 * m * 8 + getattr(self, "_activation_bytes", 0)
         if cfg.max_memory is None:
             self.block_rows, self.read_rows, self.memory_plan = int(cfg.block_size), 65536, None
@@ -275,8 +275,8 @@ class Krepes:
         rows = int(min(cap, avail // per_row)) if avail > 0 else 0
         if rows < min(16, cap):
             need = now + reserve + min(16, cap) * per_row
-            raise UserError(f"--max-memory {cfg.max_memory} is below what this run needs (about {need / 2**30:.2f} GB: {now / 2**30:.2f} GB already "
-                            f"in use, {reserve >> 20} MB reserve, kernel blocks of {per_row} bytes per row); raise it or use fewer landmarks")
+            raise UserError(f"--max-memory {format_size(budget)} is below what this run needs (about {format_size(need)}: {format_size(now)} already "
+                            f"in use, {format_size(reserve)} reserve, kernel blocks of {format_size(per_row)} per row); raise it or use fewer --landmarks")
         self.block_rows = rows
         self.read_rows = int(max(256, min(65536, avail // (2 * m * 12))))
         self.memory_plan = {"max_memory": budget, "rss_at_plan": now, "reserve": reserve, "block_rows": rows, "read_rows": self.read_rows,

@@ -26,7 +26,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .errors import UserError
+from ..errors import UserError
+from .memory import format_size
 
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d)
 
@@ -142,20 +143,13 @@ def plan_entk(cost: EncoderCost, *, n_rows: int, m: int, itemsize: int, budget: 
         rows = int(min(block_size, fit))
         if fit < least:
             need = in_use + reserve + lm_bytes + least * per_row
-            label = budget_label or f"--max-memory {budget / 2**30:.2f} GB"
+            label = budget_label or f"--max-memory {format_size(budget)}"
             raise UserError(
-                f"{label} cannot hold this eNTK (about {need / 2**30:.2f} GB: {m} landmarks × "
-                f"{per_factor / 2**20:.1f} MB of factors for {cost.n_selected:,} parameters, {in_use / 2**30:.2f} GB in use); "
+                f"{label} cannot hold this eNTK (about {format_size(need)}: {m} landmarks × "
+                f"{format_size(per_factor)} of factors for {cost.n_selected:,} parameters, {format_size(in_use)} in use); "
                 "use --kernel-params last-stage or bn+last, --layer-projection-dim 16, fewer --landmarks, or raise --max-memory")
     peak = in_use + reserve + lm_bytes + min(rows, max(n_rows, m)) * per_row
     return EntkPlan(int(per_factor), int(lm_bytes), int(per_row), rows, int(peak), float(seconds), cost.to_json())
 
 
-def default_budget() -> int:
-    """When no --max-memory is given: 90% of the memory available now (a plan still refuses a surprise)."""
-    import psutil
-
-    return int(0.9 * psutil.virtual_memory().available)
-
-
-__all__ = ["EncoderCost", "EntkPlan", "default_budget", "encoder_cost", "plan_entk"]
+__all__ = ["EncoderCost", "EntkPlan", "encoder_cost", "plan_entk"]
