@@ -129,3 +129,37 @@ def test_explain_run_states_the_subset_and_writes_the_kernel_fidelity(digits_run
     assert "precision_at_1_full" in kf and fid["cost_plan"]["block_rows"] >= 1
     assert out.documents["config"]["krepes"]["kernel_params"] == "trunk.net.2"
     json.dumps(out.documents)
+
+
+def test_cli_options_parse_and_are_recorded(digits_run, tmp_path):
+    """The issue-21 options come from KrepesConfig's metadata; --max-memory reaches the cost plan through the context."""
+    import shutil
+
+    from sslaudit.cli.main import main
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    args = ["krepes", str(run), "--mode", "fit", "--landmarks", "16", "--test-points", "20", "--kernel-params", "trunk.net.2", "--precision", "float32",
+            "--kernel-fidelity-sample", "16", "--layer-projection-dim", "4", "--max-memory", "4GB", "-q"]
+    assert main(args) == 0
+    cfg = json.loads((run / "krepes" / "config.json").read_text())["config"]["krepes"]
+    assert (cfg["kernel_params"], cfg["precision"], cfg["kernel_fidelity_sample"], cfg["layer_projection_dim"]) == ("trunk.net.2", "float32", 16, 4)
+    fid = json.loads((run / "krepes" / "fidelity.json").read_text())
+    assert fid["kernel_parameters"]["spec"] == "trunk.net.2" and fid["kernel_parameters"]["n_tensors"] == 2  # weight and bias of one Linear
+    assert fid["kernel_fidelity"]["sample"] == 16 and fid["layer_projection_dim"] == 4
+    assert fid["cost_plan"]["budget"] == 4 << 30 and fid["cost_plan"]["budget_from"] == "max_memory"
+
+
+@pytest.mark.parametrize("args, flags", [
+    (["--max-memory", "1MB"], ("--max-memory", "--kernel-params", "--layer-projection-dim")),
+    (["--layer-projection-dim", "0"], ("--layer-projection-dim",)),
+    (["--kernel-fidelity-sample", "1"], ("--kernel-fidelity-sample",)),
+    (["--kernel-params", "trunk.nope"], ("--kernel-params",)),
+    (["--exact", "--kernel-params", "last-stage"], ("--exact", "--kernel-params")),
+])
+def test_cli_refuses_in_one_line_naming_the_flag(digits_run, capsys, args, flags):
+    from sslaudit.cli.main import main
+
+    assert main(["krepes", str(digits_run), *args, "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and all(f in err for f in flags), err

@@ -105,8 +105,11 @@ class InfluenceAnalyzer:
             if not all(layer.kronecker for layer in self.layers):
                 raise UserError("kronfluence needs nn.Linear or nn.Conv2d layers; this encoder has none")
             cfg = self.config
+            parts = min(cfg.module_partitions, len(self.layers))  # kronfluence refuses more partitions than modules
+            if parts < cfg.module_partitions:
+                info(f"influence: --module-partitions {cfg.module_partitions} → {parts} (only {len(self.layers)} tracked modules)")
             self._kron = KronfluenceAnalysis(self.encoder, self.loss, self.strategy, batch_size=cfg.batch_size, device=self.device, quiet=not progress_enabled(),
-                                             modules=[layer.name for layer in self.layers], module_partitions=cfg.module_partitions,
+                                             modules=[layer.name for layer in self.layers], module_partitions=parts,
                                              covariance_dtype=cfg.covariance_dtype)
             self._kron.fit(torch.as_tensor(self._require_fit()))
         return self._kron
