@@ -24,6 +24,14 @@ def rss_bytes() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
+def available_budget(fraction: float = 0.9) -> int:
+    """The budget a memory plan uses when no --max-memory is given: `fraction` of the memory
+    available now (so a plan still refuses what would swap or be killed)."""
+    import psutil
+
+    return int(fraction * psutil.virtual_memory().available)
+
+
 def format_size(n: float) -> str:
     """Bytes as a short binary-unit text (1.5 GB, 512 MB)."""
     for unit, size in (("TB", 1 << 40), ("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):

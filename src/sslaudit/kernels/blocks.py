@@ -39,8 +39,8 @@ def compute_factors(kernel: EntkKernel, x, rows=None, block_size: int | None = N
     engine = engine or get_engine("local")
     _probe_first(kernel, x[:2] if rows is None else x[np.asarray(rows[:2])])
     ranges = block_ranges(n, rows_per_block(kernel, block_size))
-    parts = list(engine.map(factor_block, ranges, shared={"kernel": kernel, "x": x, "rows": rows}, desc=desc))
-    return KernelFactors.cat(parts).to(kernel.device)
+    parts = engine.map(factor_block, ranges, shared={"kernel": kernel, "x": x, "rows": rows}, desc=desc)
+    return KernelFactors.assemble(parts, n).to(kernel.device)
 
 
 def stream_kernel_blocks(kernel: EntkKernel, x, landmark_factors: KernelFactors, block_size: int | None = None,

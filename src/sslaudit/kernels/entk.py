@@ -13,6 +13,9 @@ sizes then do not change the result beyond rounding of 1e-15; "float32" halves t
 memory and keeps ~1e-6 relative accuracy). Kernel blocks are always accumulated in float64.
 
 Paths: "factorised" (Linear / Conv2d / BatchNorm layers, see factorised.py) is exact and fast;
+`layer_projection_dim = k` projects each Conv2d / multi-use Linear layer's weight gradient with
+a seeded Kronecker (LoGra-style) projection to k×k on the factorised path (projection.py);
+`params` may be a subset preset ("last-stage", "bn", "bn+last") or module names (subset.py).
 "general" (torch.func, see general.py) handles any module, optionally with a random projection
 (then K is an unbiased approximation). "auto" picks factorised when every parameterised layer is
 supported, and on the first block checks it against per-sample gradients of two samples; if they
@@ -52,7 +55,7 @@ class EntkKernel:
     def __init__(self, module: nn.Module, *, kind: str = "pntk", normalize: bool = True, path: str = "auto",
                  projection_dim: int | None = None, block_size: int = 1024, seed: int = 0, device="cpu",
                  params: Iterable[str] | Callable[[str], bool] | None = None, precision: str = "float64",
-                 check: bool = True):
+                 check: bool = True, layer_projection_dim: int | None = None):
         if kind not in KINDS:
             raise UserError(f"unknown kernel kind {kind!r}: use 'pntk' or 'trntk'")
         if path not in PATHS:
@@ -61,6 +64,8 @@ class EntkKernel:
             raise UserError(f"unknown precision {precision!r}: use 'float64' or 'float32'")
         if projection_dim is not None and int(projection_dim) < 1:
             raise UserError(f"projection_dim must be a positive integer, got {projection_dim}")
+        if layer_projection_dim is not None and int(layer_projection_dim) < 1:
+            raise UserError(f"--layer-projection-dim {layer_projection_dim}: must be a positive integer (e.g. 16)")
         if int(block_size) < 1:
             raise UserError(f"block_size must be ≥ 1, got {block_size}")
         self.kind, self.normalize, self.block_size, self.seed = kind, bool(normalize), int(block_size), int(seed)
@@ -68,7 +73,9 @@ class EntkKernel:
         self.precision, self.dtype = precision, PRECISIONS[precision]
         self.device = torch.device(device)
         self.module = copy.deepcopy(module).to(device=self.device, dtype=self.dtype).eval()
+        self.params_spec = params if params is None or isinstance(params, str) else "custom"
         self.names = _select(self.module, params)
+        self.layer_projection_dim = None if layer_projection_dim is None else int(layer_projection_dim)
         if not self.names:
             raise UserError("the eNTK has no parameters to differentiate: no parameter requires grad (or `params` matched none)")
         self._checked = not check
@@ -87,9 +94,19 @@ class EntkKernel:
             self.path_reason = "every parameterised layer is Linear, Conv2d or BatchNorm (eval): layer-wise factorised gradients"
             if self.projection_dim is not None:
                 self.path_reason += " (exact, so projection_dim is not used)"
-            self._impl = FactorisedGrads(self.module, set(self.names), kind)
+            projector = None
+            if self.layer_projection_dim is not None:
+                from .projection import LayerProjector
+
+                projector = LayerProjector(self.layer_projection_dim, self.seed)
+                self.path_reason += (f"; Conv2d / multi-use Linear weight gradients projected per layer to "
+                                     f"{self.layer_projection_dim}×{self.layer_projection_dim} (Kronecker, unbiased approximate kernel)")
+            self._impl = FactorisedGrads(self.module, set(self.names), kind, projector)
 
     def _use_general(self, reason: str) -> None:
+        if self.layer_projection_dim is not None:
+            raise UserError(f"--layer-projection-dim needs the factorised eNTK path, but this module needs the general one ({reason}); "
+                            "drop it and use --kernel-params (a parameter subset) or --projection-dim")
         self.path_used, self.path_reason = "general", reason
         if self.projection_dim is not None:
             self.path_reason += f"; per-sample gradients randomly projected to {self.projection_dim} dims (approximate kernel)"
@@ -98,7 +115,8 @@ class EntkKernel:
 
     @property
     def signature(self) -> str:
-        return f"{self.kind}/{self.path_used}/{self.precision}/{self.projection_dim}/{self.seed}"
+        subset = "all" if self.params_spec is None else f"{self.params_spec}:{len(self.names)}"
+        return f"{self.kind}/{self.path_used}/{self.precision}/{self.projection_dim}/{self.layer_projection_dim}/{subset}/{self.seed}"
 
     def parameter_count(self) -> int:
         params = dict(self.module.named_parameters())
@@ -128,7 +146,10 @@ class EntkKernel:
         k = min(2, x.shape[0])
         ref = GeneralGrads(self.module, self.names, self.kind, None, self.seed)(x[:k], "probe")
         want = ref.raw_gram(ref)
-        sub = fac.take(torch.arange(k))
+        if self.layer_projection_dim is not None:  # check the unprojected factorisation (the projection is tested on its own)
+            sub = FactorisedGrads(self.module, set(self.names), self.kind)(x[:k], "probe")
+        else:
+            sub = fac.take(torch.arange(k))
         got = sub.raw_gram(sub)
         scale = float(want.abs().max())
         err = float((got - want).abs().max()) / scale if scale > 0 else float(got.abs().max())
@@ -177,6 +198,11 @@ def _select(module: nn.Module, params) -> list[str]:
         return [n for n, p in module.named_parameters() if p.requires_grad]
     if callable(params):
         return [n for n in names if params(n)]
+    if isinstance(params, str):
+        from .subset import resolve_params
+
+        chosen = resolve_params(module, params)
+        return [n for n, p in module.named_parameters() if p.requires_grad] if chosen is None else chosen
     wanted = [params] if isinstance(params, str) else list(params)
     chosen = []
     for w in wanted:

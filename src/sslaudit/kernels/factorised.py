@@ -53,9 +53,10 @@ def _join(prefix: str, name: str) -> str:
 class FactorisedGrads:
     """Computes `KernelFactors` of a block with hooks on the supported layers of `module`."""
 
-    def __init__(self, module: nn.Module, selected: set[str], kind: str):
+    def __init__(self, module: nn.Module, selected: set[str], kind: str, projector=None):
         self.module = module
         self.kind = kind
+        self.projector = projector  # a LayerProjector: Conv2d / dense-Linear weight gradients projected to k×k
         self.layers: list[tuple[str, nn.Module, bool, bool]] = []  # (name, layer, weight selected, bias selected)
         for qual, m in module.named_modules():
             if type(m) in SUPPORTED:
@@ -87,7 +88,7 @@ class FactorisedGrads:
                 a, dz = calls[0]
                 terms.append(OuterTerm(dz.flatten(1), a if w else None, b))
             else:
-                dense += self._dense(m, calls, w, b)
+                dense += self._dense(q, m, calls, w, b)
         if dense:
             terms.append(DenseTerm(torch.cat(dense, dim=1)))
         diag = sum(t.sq_norms() for t in terms) if terms else torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
@@ -125,12 +126,19 @@ class FactorisedGrads:
             gs = [torch.stack([p[i] for p in per_o]) for i in range(len(zs))]
         return [g.movedim(0, 1) for g in gs]  # (n, d, …)
 
-    def _dense(self, m: nn.Module, calls: list, w: bool, b: bool) -> list[torch.Tensor]:
-        """Explicit per-sample gradients of one layer, summed over its calls, flattened (n × …)."""
+    def _dense(self, q: str, m: nn.Module, calls: list, w: bool, b: bool) -> list[torch.Tensor]:
+        """Explicit per-sample gradients of one layer, summed over its calls, flattened (n × …);
+        with a projector the weight part of Conv2d / Linear is the projected k×k gradient."""
         tr = self.kind == "trntk"
+        proj = self.projector if w and type(m) in (nn.Linear, nn.Conv2d) else None
         gw = gb = None
         for a, dz in calls:
-            if type(m) is nn.Linear:
+            if proj is not None:
+                fn = proj.conv_weight_grad if type(m) is nn.Conv2d else proj.linear_weight_grad
+                cw = fn(q, m, a, dz, tr)
+                cb = dz.flatten(-2).sum(-1) if type(m) is nn.Conv2d else (
+                    dz.reshape(dz.shape[:2] + (-1, dz.shape[-1])) if tr else dz.reshape(dz.shape[0], -1, dz.shape[-1])).sum(-2)
+            elif type(m) is nn.Linear:
                 a3 = a.reshape(a.shape[0], -1, a.shape[-1])  # n × L × in
                 dz3 = dz.reshape(dz.shape[:2] + (-1, dz.shape[-1])) if tr else dz.reshape(dz.shape[0], -1, dz.shape[-1])
                 cw = torch.einsum("ndlo,nli->ndoi", dz3, a3) if tr else torch.einsum("nlo,nli->noi", dz3, a3)

@@ -64,6 +64,15 @@ class KrepesLens(Lens):
                          f"(raw {fid['kendall_tau_raw']:.3f}, whose ceiling is {fid['kendall_tau_ceiling']:.3f}), linear CKA {fid['linear_cka']:.3f}, "
                          f"precision@1 {fid['precision_at_1']:.3f} (cosine baseline {fid['precision_at_1_baseline']:.3f}, largest |k| "
                          f"{fid.get('precision_at_1_kernel', float('nan')):.3f}), {fid['n_distinct_top1']} distinct top-1 landmarks")
+        kp = fid.get("kernel_parameters") or {}
+        if kp.get("spec", "all") != "all" or fid.get("layer_projection_dim"):
+            proj = f", weight gradients projected per layer to {fid['layer_projection_dim']}×{fid['layer_projection_dim']}" if fid.get("layer_projection_dim") else ""
+            lines.append(f"eNTK over {kp.get('spec', 'all')} parameters ({kp.get('n_parameters', 0):,} of {kp.get('n_parameters_total', 0):,}){proj}")
+        kf = fid.get("kernel_fidelity")
+        if kf and "relative_frobenius_error" in kf:
+            top = kf["top"]
+            lines.append(f"kernel fidelity on {kf['sample']} samples against the full per-sample-gradient kernel: relative error "
+                         f"{kf['relative_frobenius_error']:.3f}, top-{top} landmark agreement {kf[f'top{top}_landmark_agreement']:.2f}")
         if fid.get("hub_warning"):
             lines.append(f"warning: {fid['hub_warning']}")
         return lines + [f"KREPES results written to {run.store.root / 'krepes'}"]

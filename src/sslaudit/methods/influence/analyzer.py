@@ -18,13 +18,14 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ...compute.memory import available_budget, format_size, parse_size, rss_bytes
 from ...errors import UserError
 from ...parsing import number
 from ...progress import enabled as progress_enabled
-from ...progress import warn
+from ...progress import info, warn
 from .curvature import Preconditioner, check_damping, check_strategy
 from .duplicates import check_pairs, nearest_pairs
-from .gradients import Layer, fallback_layers, tracked_layers
+from .gradients import Layer, fallback_layers, select_layers, tracked_layers
 from .loss import AugmentationStability
 from .scores import BlockScores, normalise, stream_scores, whitened
 from .sketch import CountSketch
@@ -41,10 +42,20 @@ class InfluenceConfig:
     sketch_dim: int = field(default=1024, metadata={"parse": number(int, "--sketch-dim", "1024", minimum=1), "help": "Dimension of the sparse projection of the whitened gradients used for the duplicate search."})
     neighbours: int = field(default=10, metadata={"flag": "--search-neighbours", "parse": number(int, "--search-neighbours", "10", minimum=1), "help": "Nearest neighbours per example searched for duplicate candidates."})
     seed: int = field(default=0, metadata={"help": "Seed of the augmentation draws and the projection."})
+    modules: str | None = field(default=None, metadata={"metavar": "all|last-stage|NAMES", "help": "Layers influence is computed for: all [default: every Linear / Conv2d], last-stage (the last block and what follows it), or comma-separated module names / prefixes (e.g. trunk.layer4)."})
+    module_partitions: int = field(default=1, metadata={"parse": number(int, "--module-partitions", "4", minimum=1), "help": "kronfluence: fit the covariances, eigenvalue corrections and scores over this many groups of modules at a time (less memory, more passes over the data)."})
+    covariance_dtype: str = field(default="float32", metadata={"choices": ("float32", "float64"), "help": "kronfluence: dtype of the activation / gradient covariances, eigenvalues and per-sample gradients."})
+    max_memory: int | str | None = field(default=None, metadata={"help": "Memory bound in bytes or e.g. '4GB' (from --max-memory): the batch size is lowered so a batch of per-sample gradients, activations and factors fits; refuses in one line if one example cannot."})
 
     def __post_init__(self):
         self.strategy = check_strategy(self.strategy)
         self.damping = check_damping(self.damping)
+        if self.covariance_dtype not in ("float32", "float64"):
+            raise UserError(f"--covariance-dtype {self.covariance_dtype!r}: choose one of float32, float64")
+        if self.max_memory is not None:
+            self.max_memory = parse_size(self.max_memory)
+        if not isinstance(self.module_partitions, (int, np.integer)) or self.module_partitions < 1:
+            raise UserError(f"--module-partitions {self.module_partitions!r}: must be a whole number ≥ 1")
         for name in ("draws", "batch_size", "sketch_dim", "neighbours"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < 1:
@@ -63,8 +74,9 @@ class InfluenceAnalyzer:
         self.engine = engine
         self.encoder = encoder.to(device).eval()
         self.loss = AugmentationStability(augment, self.config.draws, self.config.seed)
-        self.layers: list[Layer] = tracked_layers(self.encoder)
+        self.layers: list[Layer] = select_layers(self.encoder, tracked_layers(self.encoder), self.config.modules)
         self.strategy = self.config.strategy
+        self.memory_plan: dict | None = None
         self.fallback = None
         if not self.layers:
             self.layers = fallback_layers(self.encoder)
@@ -92,7 +104,13 @@ class InfluenceAnalyzer:
 
             if not all(layer.kronecker for layer in self.layers):
                 raise UserError("kronfluence needs nn.Linear or nn.Conv2d layers; this encoder has none")
-            self._kron = KronfluenceAnalysis(self.encoder, self.loss, self.strategy, batch_size=self.config.batch_size, device=self.device, quiet=not progress_enabled())
+            cfg = self.config
+            parts = min(cfg.module_partitions, len(self.layers))  # kronfluence refuses more partitions than modules
+            if parts < cfg.module_partitions:
+                info(f"influence: --module-partitions {cfg.module_partitions} → {parts} (only {len(self.layers)} tracked modules)")
+            self._kron = KronfluenceAnalysis(self.encoder, self.loss, self.strategy, batch_size=cfg.batch_size, device=self.device, quiet=not progress_enabled(),
+                                             modules=[layer.name for layer in self.layers], module_partitions=parts,
+                                             covariance_dtype=cfg.covariance_dtype)
             self._kron.fit(torch.as_tensor(self._require_fit()))
         return self._kron
 
@@ -103,6 +121,7 @@ class InfluenceAnalyzer:
             raise UserError(f"influence needs at least 2 training examples, got {len(x_train)}")
         self.x_train = x_train
         self._scores = None
+        self.plan_memory(x_train[:1])
         if self.strategy == "identity":
             self.preconditioner = Preconditioner("identity", self.layers)
         elif factors is not None:
@@ -111,6 +130,36 @@ class InfluenceAnalyzer:
             raw = self.kronfluence().factors()
             self.preconditioner = Preconditioner.from_kronfluence(self.strategy, self.layers, raw, self.config.damping)
         return self
+
+    def plan_memory(self, x_one) -> dict:
+        """Lower `batch_size` so a batch fits under max_memory (or 90% of the available memory), from the
+        encoder's costs measured on one input; refuse in one line when even one example cannot fit."""
+        from ...compute.plan import encoder_cost
+
+        cfg = self.config
+        cost = encoder_cost(self.encoder, torch.as_tensor(x_one))
+        p = self.n_parameters
+        factors = sum(4 * (lay.shape[0] ** 2 + lay.shape[1] ** 2 + lay.numel) for lay in self.layers if lay.kronecker) * (2 if cfg.covariance_dtype == "float64" else 1)
+        per_example = 3 * 4 * p + 3 * 4 * 2 * cfg.draws * cost.activation_numbers  # gradients (+ whitened, sketch input); 2K views' activations
+        budget = cfg.max_memory if cfg.max_memory is not None else available_budget()
+        in_use = rss_bytes()
+        reserve = 256 << 20
+        fit = (budget - in_use - reserve - 2 * factors) // per_example
+        if fit < 1:
+            label = f"--max-memory {format_size(budget)}" if cfg.max_memory is not None else f"the available memory ({format_size(budget)}, no --max-memory given)"
+            raise UserError(f"{label} cannot hold influence on {p:,} parameters (about {format_size(in_use + reserve + 2 * factors + per_example)} for one "
+                            f"example: {format_size(per_example)} of gradients and activations, {format_size(factors)} of factors, {format_size(in_use)} in use); "
+                            "use --modules last-stage, fewer --draws, or raise --max-memory")
+        batch = int(min(cfg.batch_size, fit))
+        if batch < cfg.batch_size:
+            info(f"influence plan: --batch-size {cfg.batch_size} → {batch} so a batch fits in {format_size(budget)}")
+            self.config.batch_size = batch
+            if self._kron is not None:
+                self._kron.batch_size = batch
+        self.memory_plan = {"budget": int(budget), "budget_from": "max_memory" if cfg.max_memory is not None else "90% of available memory",
+                            "rss_at_plan": int(in_use), "bytes_per_example": int(per_example), "factor_bytes": int(factors), "batch_size": batch,
+                            "parameters": int(p), "modules": [layer.name for layer in self.layers]}
+        return self.memory_plan
 
     def factor_arrays(self) -> dict[str, np.ndarray]:
         return self._require_prec().to_arrays()

@@ -47,6 +47,24 @@ def tracked_layers(encoder: nn.Module) -> list[Layer]:
     return layers
 
 
+def select_layers(encoder: nn.Module, layers: list[Layer], spec: str | None) -> list[Layer]:
+    """The layers under `spec`: None/"all" (every one), "last-stage" (the last block, see
+    kernels.subset.last_stage_prefix) or comma-separated module names / prefixes."""
+    if spec is None or spec.strip() in ("", "all"):
+        return layers
+    from ...errors import UserError
+    from ...kernels.subset import last_stage_prefix
+
+    wanted = [last_stage_prefix(encoder)] if spec.strip() == "last-stage" else [w.strip() for w in spec.split(",")]
+    out = []
+    for w in wanted:
+        hit = [layer for layer in layers if layer.name == w or layer.name.startswith(w + ".")]
+        if not hit:
+            raise UserError(f"--modules: no Linear or Conv2d layer named {w!r} or under it; layers are e.g. {', '.join(lay.name for lay in layers[:3])}")
+        out += [layer for layer in hit if layer not in out]
+    return [layer for layer in layers if layer in out]
+
+
 def fallback_layers(encoder: nn.Module) -> list[Layer]:
     """Every parameter of `encoder` as its own flattened block (for the identity curvature)."""
     return [Layer(n, [n], (1, int(p.numel())), kronecker=False) for n, p in encoder.named_parameters()]

@@ -101,6 +101,8 @@ def run_influence(run, cfg: InfluenceConfig, *, pairs: int = 100, queries=(), su
     store = run.store
     weights = run.encoder_id
     fkey = {"weights": weights, "strategy": ia.strategy, "draws": cfg.draws, "seed": cfg.seed, "rows": config_hash(rows.tolist()), "n_params": ia.n_parameters}
+    if cfg.modules not in (None, "all"):  # keys of older runs unchanged
+        fkey["modules"] = [layer.name for layer in ia.layers]
     timings = {}
     with store.lock():
         t = time.perf_counter()
@@ -161,7 +163,7 @@ def run_influence(run, cfg: InfluenceConfig, *, pairs: int = 100, queries=(), su
         "layers": [{"name": layer.name, "shape": list(layer.shape)} for layer in ia.layers], "parameters": ia.n_parameters,
         "n_scored": int(len(rows)), "n_train": int(len(ds.train)), "subsample": subsample, "pairs": int(pairs),
         "damping_used": ia.preconditioner.used_damping if ia.preconditioner else {}, "duplicate_check": check_res,
-        "timings": {**timings, "total_seconds": time.perf_counter() - t0},
+        "timings": {**timings, "total_seconds": time.perf_counter() - t0}, "modules": cfg.modules or "all", "memory_plan": ia.memory_plan,
     }
     if ia.fallback:
         info(f"influence: {ia.fallback}")

@@ -38,8 +38,12 @@ def _make_task_class():
 
         enable_post_process_per_sample_gradient = True  # see the module docstring
 
-        def __init__(self, loss: AugmentationStability):
+        def __init__(self, loss: AugmentationStability, modules=None):
             self.loss = loss
+            self.modules = modules
+
+        def get_influence_tracked_modules(self):
+            return self.modules  # None: every Linear / Conv2d
 
         def compute_train_loss(self, batch, model: nn.Module, sample: bool = False) -> torch.Tensor:
             if sample:
@@ -56,19 +60,22 @@ def _make_task_class():
     return AugmentationStabilityTask
 
 
-def make_task(loss: AugmentationStability):
-    """The kronfluence Task for ℓ_aug (kronfluence is imported only when this is called)."""
-    return _make_task_class()(loss)
+def make_task(loss: AugmentationStability, modules=None):
+    """The kronfluence Task for ℓ_aug on `modules` (names; None = all), imported only when called."""
+    return _make_task_class()(loss, modules)
 
 
 class KronfluenceAnalysis:
     """kronfluence's Analyzer on a copy of `encoder`, with its files in a temporary folder."""
 
-    def __init__(self, encoder: nn.Module, loss: AugmentationStability, strategy: str, *, batch_size: int = 128, device: str = "cpu", quiet: bool = True):
+    def __init__(self, encoder: nn.Module, loss: AugmentationStability, strategy: str, *, batch_size: int = 128, device: str = "cpu", quiet: bool = True,
+                 modules: list[str] | None = None, module_partitions: int = 1, covariance_dtype: str = "float32"):
         from kronfluence import Analyzer, prepare_model
 
-        self.task = make_task(loss)
+        self.task = make_task(loss, modules)
         self.strategy = strategy
+        self.module_partitions = int(module_partitions)
+        self.dtype = torch.float64 if covariance_dtype == "float64" else torch.float32
         self.batch_size = int(batch_size)
         self._tmp = tempfile.TemporaryDirectory(prefix="sslaudit-kronfluence-")
         model = prepare_model(copy.deepcopy(encoder).eval(), self.task)
@@ -82,12 +89,14 @@ class KronfluenceAnalysis:
         from kronfluence import FactorArguments
 
         return FactorArguments(strategy=self.strategy, use_empirical_fisher=True, has_shared_parameters=True,
-                               covariance_max_examples=None, lambda_max_examples=None)
+                               covariance_max_examples=None, lambda_max_examples=None, covariance_module_partitions=self.module_partitions,
+                               lambda_module_partitions=self.module_partitions, activation_covariance_dtype=self.dtype,
+                               gradient_covariance_dtype=self.dtype, per_sample_gradient_dtype=self.dtype, lambda_dtype=self.dtype)
 
     def score_args(self, damping: float | None):
         from kronfluence import ScoreArguments
 
-        return ScoreArguments(damping_factor=damping)
+        return ScoreArguments(damping_factor=damping, module_partitions=self.module_partitions, per_sample_gradient_dtype=self.dtype)
 
     def fit(self, x: torch.Tensor) -> "KronfluenceAnalysis":
         """Covariances, eigendecomposition and (EK-FAC) corrected eigenvalues on the rows of x."""

@@ -19,13 +19,13 @@ import torch
 from torch import nn
 
 from ...errors import UserError
-from ...progress import warn
+from ...progress import info, warn
 from ...seeding import numpy_rng, torch_generator
 from .gauss_newton import KernelLossProblem, StepConfig, ViewBatches, gauss_newton_step
 from .kernel_model import KernelModel, check_kernel_values, pc_model
 from .losses import KernelSSLLoss
 from .result import KrepesResult
-from ...compute.memory import parse_size, rss_bytes
+from ...compute.memory import available_budget, format_size, parse_size, rss_bytes
 from ...parsing import keyword_or, number, number_list
 from ...compute.ooc import DiskMatrix, drop_stale, stored_matrix
 from .stages import _from_json_array, _json_array, fingerprint, module_fingerprint, view_kernel_block
@@ -66,6 +66,10 @@ class KrepesConfig:
     objective_params: dict = field(default_factory=dict, metadata={"cli": False, "help": "Objective hyper-parameters (temperature, lambd, ...), as the encoder was trained."})
     path: str = field(default="auto", metadata={"choices": ("auto", "factorised", "general"), "help": "eNTK path: auto, factorised (MLP/conv layers, no per-sample gradients) or general (per-sample gradients)."})
     projection_dim: int | None = field(default=None, metadata={"parse": number(int, "--projection-dim", "4096", minimum=1), "help": "General eNTK path: random projection width of the per-sample gradients [default: none]."})
+    kernel_params: str | None = field(default=None, metadata={"metavar": "all|last-stage|bn|bn+last|NAMES", "help": "eNTK parameter subset: all [default], last-stage (the last block and what follows it), bn (BatchNorm affine parameters), bn+last, or comma-separated module / parameter names; the kernel is exact for those parameters."})
+    layer_projection_dim: int | None = field(default=None, metadata={"parse": number(int, "--layer-projection-dim", "16", minimum=1), "metavar": "K", "help": "Factorised eNTK path: project each Conv2d / Linear weight gradient per layer to k×k (LoGra-style Kronecker sketch, unbiased) [default: none]."})
+    precision: str = field(default="float64", metadata={"choices": ("float64", "float32"), "help": "eNTK factor precision: float64 (block sizes change nothing beyond 1e-15) or float32 (half the memory and time, ~1e-6 relative)."})
+    kernel_fidelity_sample: int = field(default=0, metadata={"parse": number(int, "--kernel-fidelity-sample", "64", minimum=0), "help": "With --kernel-params / --layer-projection-dim: compare the kernel and its landmark rankings with the full per-sample-gradient kernel on this many seeded training samples (0: off; e.g. 64)."})
     seed: int = field(default=0, metadata={"help": "Seed of every random draw."})
     device: str = field(default="cpu", metadata={"help": "cpu or cuda."})
     max_memory: int | str | None = field(default=None, metadata={"help": "Memory bound (e.g. '6GB'): sets the kernel block sizes so peak RSS stays under it; None = block_size rows."})
@@ -97,6 +101,12 @@ class KrepesConfig:
             raise UserError(f"rank must be ≥ 1, got {self.rank}")
         if self.max_memory is not None:
             parse_size(self.max_memory)
+        if self.layer_projection_dim is not None and int(self.layer_projection_dim) < 1:
+            raise UserError(f"--layer-projection-dim {self.layer_projection_dim}: must be a positive integer (e.g. 16)")
+        if int(self.kernel_fidelity_sample) < 0 or int(self.kernel_fidelity_sample) == 1:
+            raise UserError(f"--kernel-fidelity-sample {self.kernel_fidelity_sample}: must be 0 (off) or ≥ 2 (e.g. 64)")
+        if self.exact and (self.kernel_params not in (None, "all") or self.layer_projection_dim is not None):
+            raise UserError("--exact uses the full per-sample-gradient kernel; drop --kernel-params / --layer-projection-dim or drop --exact")
         KernelSSLLoss(self.objective)  # validates the objective
 
     def to_json(self) -> dict:
@@ -152,10 +162,16 @@ class Krepes:
         with torch.no_grad():
             d = int(self.encoder(torch.as_tensor(train_x[:2], device=cfg.device)).shape[1])
         self.kernel = None if cfg.exact else EntkKernel(self.encoder, kind=cfg.kernel, normalize=cfg.normalize, path=cfg.path,
-                                                          projection_dim=cfg.projection_dim, block_size=cfg.block_size, seed=cfg.seed, device=cfg.device)
+                                                          projection_dim=cfg.projection_dim, block_size=cfg.block_size, seed=cfg.seed, device=cfg.device,
+                                                          params=cfg.kernel_params, layer_projection_dim=cfg.layer_projection_dim, precision=cfg.precision)
         self.base_key = {"encoder": self.encoder_id or module_fingerprint(self.encoder), "train": fingerprint(train_x), "kind": cfg.kernel,
                          "normalize": cfg.normalize, "path": cfg.path, "projection_dim": cfg.projection_dim, "exact": cfg.exact, "seed": cfg.seed}
+        if cfg.kernel_params not in (None, "all") or cfg.layer_projection_dim is not None:  # keys of older runs unchanged
+            self.base_key.update({"kernel_params": cfg.kernel_params, "layer_projection_dim": cfg.layer_projection_dim})
+        if cfg.precision != "float64":
+            self.base_key["precision"] = cfg.precision
         m = n if cfg.exact else resolve_landmark_count(cfg.landmarks, n)
+        self.cost_plan = None if cfg.exact else self._plan_before(n, m)
         self.lm_key = {**self.base_key, "m": m, "selection": "all" if cfg.exact else cfg.selection}
         if cfg.exact:
             self.landmarks = np.arange(n)
@@ -180,6 +196,14 @@ class Krepes:
         self.model = self.surrogate(cfg.mode)
         return self
 
+    def kernel_parameters(self) -> dict:
+        """Which parameters θ the eNTK differentiates (subset spec, counts) — stated in config.json / fidelity.json."""
+        from ...kernels.subset import describe_params
+
+        if self.kernel is None:
+            return {"spec": "all", **describe_params(self.encoder, [n for n, p in self.encoder.named_parameters() if p.requires_grad])}
+        return {"spec": self.config.kernel_params or "all", **describe_params(self.kernel.module, self.kernel.names)}
+
     @property
     def path_used(self) -> str:
         return "exact" if self.kernel is None else self.kernel.path_used
@@ -203,6 +227,30 @@ class Krepes:
         lf = self._landmark_factors()
         return self.kernel.between(lf, lf).cpu().numpy()
 
+    def _plan_before(self, n: int, m: int) -> dict:
+        """Estimate the eNTK's memory and time from the encoder before any kernel work; refuse (one-line
+        UserError naming the options) when the landmark factors and a 16-row block cannot fit under
+        max_memory (or 90% of the available memory), and cap the kernel's block rows to what fits."""
+        from ...compute.plan import encoder_cost, plan_entk
+
+        cfg, kern = self.config, self.kernel
+        cost = encoder_cost(kern.module, torch.as_tensor(self.train_x[:1]).to(kern.dtype), selected=kern.names, kind=cfg.kernel,
+                            layer_projection_dim=cfg.layer_projection_dim if kern.path_used == "factorised" else None)
+        if kern.path_used == "general":
+            cost.factor_numbers = (cfg.projection_dim or cost.n_selected) * (cost.output_dim if cfg.kernel == "trntk" else 1)
+        budget = parse_size(cfg.max_memory) if cfg.max_memory is not None else available_budget()
+        plan = plan_entk(cost, n_rows=n, m=m, itemsize=kern.dtype.itemsize, budget=budget, in_use=rss_bytes(), reserve=MEMORY_RESERVE,
+                         block_size=cfg.block_size,
+                         budget_label=None if cfg.max_memory is not None else f"the available memory ({format_size(budget)}, no --max-memory given)")
+        kern.block_size = max(1, min(kern.block_size, plan.block_rows))
+        self._activation_bytes = 3 * cost.activation_numbers * kern.dtype.itemsize
+        out = plan.to_json()
+        out["budget"], out["budget_from"] = budget, "max_memory" if cfg.max_memory is not None else "90% of available memory"
+        info(f"krepes plan: {cost.n_selected:,} of {cost.n_parameters:,} parameters, {format_size(plan.bytes_per_factor_row)} of eNTK factors per row, "
+             f"landmark factors {format_size(plan.landmark_factor_bytes)}, blocks of {plan.block_rows} rows, peak ≈ {format_size(plan.peak_bytes)}, "
+             f"≥ {plan.seconds:.0f} s of kernel work")
+        return out
+
     def _plan_memory(self, m: int) -> None:
         """Rows per kernel block (`block_rows`) and per read of stored blocks (`read_rows`) under max_memory.
 
@@ -214,7 +262,8 @@ class Krepes:
         cfg = self.config
         if self.kernel is not None:
             self.kernel.factors(self.train_x[:2])  # measures bytes_per_row
-        per_row = (getattr(self.kernel, "bytes_per_row", None) or 0) + 6 * 2 * m * 8
+        # a block holds its factors twice while the layers' parts are concatenated (see compute/plan.py)
+        per_row = 2 * (getattr(self.kernel, "bytes_per_row", None) or 0) + 6 * 2 * m * 8 + getattr(self, "_activation_bytes", 0)
         if cfg.max_memory is None:
             self.block_rows, self.read_rows, self.memory_plan = int(cfg.block_size), 65536, None
             return
@@ -222,11 +271,12 @@ class Krepes:
         reserve = MEMORY_RESERVE
         now = rss_bytes()
         avail = budget - now - reserve
-        rows = int(min(cfg.block_size, avail // per_row)) if avail > 0 else 0
-        if rows < 16:
-            need = now + reserve + 16 * per_row
-            raise UserError(f"--max-memory {cfg.max_memory} is below what this run needs (about {need / 2**30:.2f} GB: {now / 2**30:.2f} GB already "
-                            f"in use, {reserve >> 20} MB reserve, kernel blocks of {per_row} bytes per row); raise it or use fewer landmarks")
+        cap = cfg.block_size if self.kernel is None else min(cfg.block_size, self.kernel.block_size)  # never above the cost plan's rows
+        rows = int(min(cap, avail // per_row)) if avail > 0 else 0
+        if rows < min(16, cap):
+            need = now + reserve + min(16, cap) * per_row
+            raise UserError(f"--max-memory {format_size(budget)} is below what this run needs (about {format_size(need)}: {format_size(now)} already "
+                            f"in use, {format_size(reserve)} reserve, kernel blocks of {format_size(per_row)} per row); raise it or use fewer --landmarks")
         self.block_rows = rows
         self.read_rows = int(max(256, min(65536, avail // (2 * m * 12))))
         self.memory_plan = {"max_memory": budget, "rss_at_plan": now, "reserve": reserve, "block_rows": rows, "read_rows": self.read_rows,
@@ -500,7 +550,8 @@ class Krepes:
                 "n_landmarks": int(len(self.landmarks)), "rank": int(self.basis.rank), "path_used": self.path_used,
                 "path_reason": self.path_reason, "nystrom": self.basis.summary(), "step": self.step_result, "fit": self.fit_result,
                 "parameters": "encoder parameters in eval() mode (BatchNorm affine parameters included, running statistics frozen)",
-                "stages": dict(self.stages), "memory_plan": self.memory_plan, "step_point_kept": getattr(self, "step_point_kept", None), "block_rows": self.block_rows,
+                "stages": dict(self.stages), "memory_plan": self.memory_plan, "cost_plan": getattr(self, "cost_plan", None),
+                "kernel_parameters": self.kernel_parameters(), "layer_projection_dim": cfg.layer_projection_dim, "step_point_kept": getattr(self, "step_point_kept", None), "block_rows": self.block_rows,
                 "storage": "disk (float32 part files, float64 reductions)" if isinstance(self.k_train, DiskMatrix) else "memory"}
 
 

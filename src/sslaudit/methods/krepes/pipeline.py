@@ -155,6 +155,11 @@ def explain_run(run, *, test_points: int = 1000, refs=(), concepts=(), both_mode
     else:
         summary["note"] = "no labels (or no test-split points): label-based fidelity diagnostics were not computed"
         anchoring = []
+    if k.kernel is not None and int(k.config.kernel_fidelity_sample) > 0:
+        from ...kernels.approximation import kernel_approximation_report
+
+        summary["kernel_fidelity"] = kernel_approximation_report(k.kernel, run.encoder, ds.train.x, ds.train.y if ds.has_labels else None,
+                                                                 sample=int(k.config.kernel_fidelity_sample), seed=seed)
     summary["hyperparameters_tuned_with_labels"] = False
     out.documents["fidelity"] = summary
 
@@ -216,7 +221,8 @@ def _run_facts(k: Krepes, res) -> dict:
         "n_step_samples": step.get("n_step_samples"), "fit_ridge": (k.fit_result or {}).get("mu"), "fit_r2": (k.fit_result or {}).get("r2"),
         "n_landmarks": int(len(k.landmarks)), "rank": int(k.basis.rank), "kernel": k.config.kernel, "normalized": k.config.normalize,
         "selection": "all" if k.config.exact else k.config.selection, "path_used": k.path_used, "n_distinct_top1": res.n_distinct_top1,
-        "exact": k.config.exact,
+        "exact": k.config.exact, "kernel_parameters": k.kernel_parameters(), "layer_projection_dim": k.config.layer_projection_dim,
+        "cost_plan": getattr(k, "cost_plan", None),
     }
 
 
