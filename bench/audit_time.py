@@ -1,7 +1,8 @@
 """Wall time of `sslaudit audit` with its split per stage (training and each lens).
 
-    SSLAUDIT_DATA=../shared/data .venv/bin/python bench/audit_time.py --data digits
+SSLAUDIT_DATA=../shared/data .venv/bin/python bench/audit_time.py --data digits
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,9 +42,18 @@ def main():
     status = json.loads((out / "audit" / "status.json").read_text())
     metrics = json.loads((out / "metrics.json").read_text())
     stages = {"train": metrics.get("train_seconds")} | {k: v.get("seconds") for k, v in status["lenses"].items()}
-    write(args.name or f"audit-{args.data}", {"machine": start, "data": args.data, "model": args.model, "wall_seconds": wall, "stages_seconds": stages,
-                                 "skipped": {k: v.get("reason") for k, v in status["lenses"].items() if v.get("state") == "skipped"},
-                                 "stdout": r.stdout})
+    write(
+        args.name or f"audit-{args.data}",
+        {
+            "machine": start,
+            "data": args.data,
+            "model": args.model,
+            "wall_seconds": wall,
+            "stages_seconds": stages,
+            "skipped": {k: v.get("reason") for k, v in status["lenses"].items() if v.get("state") == "skipped"},
+            "stdout": r.stdout,
+        },
+    )
     print(r.stdout)
 
 

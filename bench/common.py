@@ -1,4 +1,5 @@
 """Shared benchmark plumbing: machine description, load, JSON results under bench/results/."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,15 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    return {"nproc": os.cpu_count(), "cpu": cpu, "torch_threads": torch.get_num_threads(), "python": platform.python_version(), "torch": torch.__version__,
-            "loadavg_start": os.getloadavg(), "git_commit": git_commit()}
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "loadavg_start": os.getloadavg(),
+        "git_commit": git_commit(),
+    }
 
 
 def git_commit() -> str | None:

@@ -6,6 +6,7 @@ each protected attribute, beside the k-NN-distance baseline compared the same wa
 
     SSLAUDIT_DATA=/work/shared/data .venv/bin/python bench/influence_adult.py [--quick]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,10 +52,16 @@ def main() -> None:
     pos = {int(v): k for k, v in enumerate(ds.train.index)}
     rows = [pos[int(i)] for i in res.knn_outliers["index"]]
     knn_fair = fairness_report(res.knn_outliers["score"].to_numpy(), ds.train.meta.iloc[rows].reset_index(drop=True), list(ds.protected))
-    out = {"machine": info, "settings": {**vars(args), "arch": run.config["arch"], "strategy": "ekfac", "draws": 4},
-           "train_seconds": train_s, "influence_seconds": infl_s, "peak_rss_mb": peak_rss_mb(),
-           "encoder_linear_probe": run.store.read_json("metrics.json").get("linear_probe_accuracy"),
-           "fairness_self_influence": res.fairness, "fairness_knn_distance_baseline": knn_fair}
+    out = {
+        "machine": info,
+        "settings": {**vars(args), "arch": run.config["arch"], "strategy": "ekfac", "draws": 4},
+        "train_seconds": train_s,
+        "influence_seconds": infl_s,
+        "peak_rss_mb": peak_rss_mb(),
+        "encoder_linear_probe": run.store.read_json("metrics.json").get("linear_probe_accuracy"),
+        "fairness_self_influence": res.fairness,
+        "fairness_knn_distance_baseline": knn_fair,
+    }
     write("influence_adult_quick" if args.quick else "influence_adult", out)
     for a, r in res.fairness["by_attribute"].items():
         print(a, [(t["group"], t["versus"], round(t["cliffs_delta"], 3), t["p_value"]) for t in r["tests"]])

@@ -8,6 +8,7 @@ the JSON says which numbers are measured and which extrapolated.
 
     SSLAUDIT_DATA=/work/shared/data .venv/bin/python bench/influence_cost.py [--quick] [--sizes 500 1000 2000] [--full]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,17 +59,31 @@ def main() -> None:
         s = ia.self_influence()
         t2 = time.perf_counter()
         ia.close()
-        rows.append({"n": n, "factors_seconds": t1 - t0, "scores_seconds": t2 - t1, "total_seconds": t2 - t0,
-                     "per_1000_seconds": 1000 * (t2 - t0) / n, "peak_rss_mb": peak_rss_mb(), "finite": bool(np.isfinite(s).all())})
+        rows.append(
+            {
+                "n": n,
+                "factors_seconds": t1 - t0,
+                "scores_seconds": t2 - t1,
+                "total_seconds": t2 - t0,
+                "per_1000_seconds": 1000 * (t2 - t0) / n,
+                "peak_rss_mb": peak_rss_mb(),
+                "finite": bool(np.isfinite(s).all()),
+            }
+        )
         print(rows[-1], flush=True)
     big = rows[-1]
     ns = np.array([r["n"] for r in rows], float)
     ts = np.array([r["total_seconds"] for r in rows])
     slope, icpt = np.polyfit(ns, ts, 1) if len(rows) > 1 else (ts[0] / ns[0], 0.0)
-    out = {"machine": info, "settings": {**vars(args), "arch": {k: v for k, v in arch.items() if k not in ("mean", "std")}, "parameters": ia.n_parameters,
-                                        "strategy": "ekfac", "batch_size": 64, "sketch_dim": 1024},
-           "measured": rows, "linear_fit_seconds": {"slope_per_example": slope, "intercept": icpt},
-           "extrapolated_60000": None if big["n"] >= 60000 else {"seconds": slope * 60000 + icpt, "note": "linear extrapolation from the measured sizes; memory is bounded by the block size, plus 60000 × sketch_dim × 4 bytes of sketches (246 MB)"}}
+    out = {
+        "machine": info,
+        "settings": {**vars(args), "arch": {k: v for k, v in arch.items() if k not in ("mean", "std")}, "parameters": ia.n_parameters, "strategy": "ekfac", "batch_size": 64, "sketch_dim": 1024},
+        "measured": rows,
+        "linear_fit_seconds": {"slope_per_example": slope, "intercept": icpt},
+        "extrapolated_60000": None
+        if big["n"] >= 60000
+        else {"seconds": slope * 60000 + icpt, "note": "linear extrapolation from the measured sizes; memory is bounded by the block size, plus 60000 × sketch_dim × 4 bytes of sketches (246 MB)"},
+    }
     write("influence_cost_quick" if args.quick else "influence_cost", out)
 
 

@@ -14,6 +14,7 @@ area and darkened ×0.85, and OOD images) and the same encoder recipe. Reported,
 
     flock /tmp/sslaudit-cpu.lock .venv/bin/python bench/influence_per_query.py [--quick]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -116,22 +117,39 @@ def main() -> None:
     stability = []
     for k in draws_grid:
         (a_si, a_sk), (b_si, b_sk) = runs[(k, 0)], runs[(k, 1)]
-        stability.append({
-            "draws": k, "self_influence_spearman": float(spearmanr(a_si, b_si).statistic),
-            "top10_neighbour_overlap": topk_overlap(a_sk, b_sk, 10),
-            "near_copy_mrr": [per_query(runs[(k, s)][1], near_copy, near_src)["mrr"] for s in (0, 1)],
-            "near_copy_recall_at_10": [per_query(runs[(k, s)][1], near_copy, near_src)["recall_at_10"] for s in (0, 1)],
-            "ood_auroc": [float(roc_auc_score(is_ood, runs[(k, s)][0])) for s in (0, 1)],
-        })
+        stability.append(
+            {
+                "draws": k,
+                "self_influence_spearman": float(spearmanr(a_si, b_si).statistic),
+                "top10_neighbour_overlap": topk_overlap(a_sk, b_sk, 10),
+                "near_copy_mrr": [per_query(runs[(k, s)][1], near_copy, near_src)["mrr"] for s in (0, 1)],
+                "near_copy_recall_at_10": [per_query(runs[(k, s)][1], near_copy, near_src)["recall_at_10"] for s in (0, 1)],
+                "ood_auroc": [float(roc_auc_score(is_ood, runs[(k, s)][0])) for s in (0, 1)],
+            }
+        )
     ok = [r["draws"] for r in stability if r["self_influence_spearman"] >= 0.9]
     out = {
-        "bench": "influence_per_query", "machine": info,
-        "settings": {**vars(args), "draws_grid": list(draws_grid), "main_draws": k_main, "planted": {"exact_duplicates": n_dup, "near_duplicates": n_near, "ood": n_ood},
-                     "n_train": truth["n_train"], "arch": run.config["arch"], "objective": "simclr", "strategy": "ekfac"},
-        "train_seconds": train_s, "influence_seconds": timing, "peak_rss_mb": peak_rss_mb(),
+        "bench": "influence_per_query",
+        "machine": info,
+        "settings": {
+            **vars(args),
+            "draws_grid": list(draws_grid),
+            "main_draws": k_main,
+            "planted": {"exact_duplicates": n_dup, "near_duplicates": n_near, "ood": n_ood},
+            "n_train": truth["n_train"],
+            "arch": run.config["arch"],
+            "objective": "simclr",
+            "strategy": "ekfac",
+        },
+        "train_seconds": train_s,
+        "influence_seconds": timing,
+        "peak_rss_mb": peak_rss_mb(),
         "encoder_linear_probe": run.store.read_json("metrics.json").get("linear_probe_accuracy"),
-        "near_copies_per_query": near_tab, "exact_copies_per_query_sanity": exact_tab, "ood_auroc": ood,
-        "stability": stability, "recommended_draws": (min(ok) if ok else None),
+        "near_copies_per_query": near_tab,
+        "exact_copies_per_query_sanity": exact_tab,
+        "ood_auroc": ood,
+        "stability": stability,
+        "recommended_draws": (min(ok) if ok else None),
         "recommended_draws_rule": "smallest K with seed-to-seed self-influence Spearman ≥ 0.9",
     }
     write(args.result or ("influence_per_query_quick" if args.quick else "influence_per_query"), out)

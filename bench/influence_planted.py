@@ -9,6 +9,7 @@ measured in the same run. Optionally also the removal experiment (--removal).
 
     SSLAUDIT_DATA=/work/shared/data .venv/bin/python bench/influence_planted.py [--quick]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -113,21 +114,28 @@ def main() -> None:
     is_ood = np.isin(res.self_influence["index"].to_numpy(), truth["ood"])
     knn = res.knn_outliers.set_index("index").loc[res.self_influence["index"], "score"].to_numpy()
     out = {
-        "machine": info, "settings": {**vars(args), "planted": {"exact_duplicates": n_dup, "near_duplicates": n_near, "ood": n_ood},
-                                      "n_train": truth["n_train"], "arch": run.config["arch"], "objective": "simclr"},
-        "train_seconds": train_s, "influence_seconds": infl_s, "peak_rss_mb": peak_rss_mb(),
+        "machine": info,
+        "settings": {**vars(args), "planted": {"exact_duplicates": n_dup, "near_duplicates": n_near, "ood": n_ood}, "n_train": truth["n_train"], "arch": run.config["arch"], "objective": "simclr"},
+        "train_seconds": train_s,
+        "influence_seconds": infl_s,
+        "peak_rss_mb": peak_rss_mb(),
         "encoder_linear_probe": run.store.read_json("metrics.json").get("linear_probe_accuracy"),
         "duplicates": {
             "k": k,
-            "influence": {"precision_at_k": precision_at_k(res.duplicates, allp, k),
-                          "exact_found": len({(int(a), int(b)) for a, b in zip(res.duplicates["index"], res.duplicates["train_index"])} & truth["pairs_exact"]) / n_dup,
-                          "near_found": len({(int(a), int(b)) for a, b in zip(res.duplicates["index"], res.duplicates["train_index"])} & truth["pairs_near"]) / n_near},
-            "embedding_cosine": {"precision_at_k": precision_at_k(res.embedding_duplicates, allp, k),
-                                 "exact_found": len({(int(a), int(b)) for a, b in zip(res.embedding_duplicates["index"], res.embedding_duplicates["train_index"])} & truth["pairs_exact"]) / n_dup,
-                                 "near_found": len({(int(a), int(b)) for a, b in zip(res.embedding_duplicates["index"], res.embedding_duplicates["train_index"])} & truth["pairs_near"]) / n_near},
+            "influence": {
+                "precision_at_k": precision_at_k(res.duplicates, allp, k),
+                "exact_found": len({(int(a), int(b)) for a, b in zip(res.duplicates["index"], res.duplicates["train_index"])} & truth["pairs_exact"]) / n_dup,
+                "near_found": len({(int(a), int(b)) for a, b in zip(res.duplicates["index"], res.duplicates["train_index"])} & truth["pairs_near"]) / n_near,
+            },
+            "embedding_cosine": {
+                "precision_at_k": precision_at_k(res.embedding_duplicates, allp, k),
+                "exact_found": len({(int(a), int(b)) for a, b in zip(res.embedding_duplicates["index"], res.embedding_duplicates["train_index"])} & truth["pairs_exact"]) / n_dup,
+                "near_found": len({(int(a), int(b)) for a, b in zip(res.embedding_duplicates["index"], res.embedding_duplicates["train_index"])} & truth["pairs_near"]) / n_near,
+            },
         },
         "outliers": {"influence_auroc": float(roc_auc_score(is_ood, res.self_influence["score"])), "knn_distance_auroc": float(roc_auc_score(is_ood, knn))},
-        "duplicate_check": res.summary["duplicate_check"], "influence_timings": res.summary["timings"],
+        "duplicate_check": res.summary["duplicate_check"],
+        "influence_timings": res.summary["timings"],
     }
     idx = res.self_influence["index"].to_numpy()
     for kind in ("inverted", "noise", "digits"):

@@ -3,6 +3,7 @@ retrain with the same configuration and seed, compare linear-probe accuracy.
 
     SSLAUDIT_DATA=/work/shared/data .venv/bin/python bench/influence_removal.py [--quick]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,9 +55,10 @@ def main() -> None:
     out = removal_experiment(run, s["index"].to_numpy(), s["score"].to_numpy(), args.fraction)
     for arm in out["arms"].values():
         arm.pop("removed_index", None)
-    write("influence_removal_quick" if args.quick else "influence_removal",
-          {"machine": info, "settings": {**vars(args), "objective": "simclr", "arch": run.config["arch"]}, "seconds": time.perf_counter() - t0,
-           "peak_rss_mb": peak_rss_mb(), "result": out})
+    write(
+        "influence_removal_quick" if args.quick else "influence_removal",
+        {"machine": info, "settings": {**vars(args), "objective": "simclr", "arch": run.config["arch"]}, "seconds": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb(), "result": out},
+    )
     print(out["summary"])
 
 

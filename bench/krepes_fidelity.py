@@ -15,6 +15,7 @@ Baselines measured in the same run: the network's own linear probe (Δ accuracy)
 cosine-nearest landmark in the network's embedding (precision@1), 10 random landmarks
 (confidence drop). Writes bench/results/krepes_fidelity.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,9 +58,13 @@ def main() -> int:
     args = ap.parse_args()
     if args.merge:
         docs = [json.loads(Path(p).read_text()) for p in args.merge]
-        out = {**docs[0], "rows": [r for d in docs for r in d["rows"]], "timings": {k: v for d in docs for k, v in d["timings"].items()},
-               "adult_audit": {k: v for d in docs for k, v in d.get("adult_audit", {}).items()}, "parts": [
-                   {"file": p, "seconds": d["seconds"], "load_start": d["load_start"], "load_end": d["load_end"]} for p, d in zip(args.merge, docs)]}
+        out = {
+            **docs[0],
+            "rows": [r for d in docs for r in d["rows"]],
+            "timings": {k: v for d in docs for k, v in d["timings"].items()},
+            "adult_audit": {k: v for d in docs for k, v in d.get("adult_audit", {}).items()},
+            "parts": [{"file": p, "seconds": d["seconds"], "load_start": d["load_start"], "load_end": d["load_end"]} for p, d in zip(args.merge, docs)],
+        }
         Path(args.out).write_text(json.dumps(out, indent=1, default=float))
         print(f"wrote {args.out}")
         return 0
@@ -77,10 +82,23 @@ def main() -> int:
     t_start = time.time()
     objectives = args.objectives.split(",")
     settings = {
-        "epochs": 2 if args.quick else 5, "fashion_train_subset": None if args.full else 10000, "adult_train_subset": 4000 if args.quick else None,
-        "test_points": 300 if args.quick else 1000, "landmarks": "auto", "selection": "uniform", "kernel": "pntk", "normalize": True,
-        "lam": "auto", "lambda_grid": [0.1, 1.0, 10.0], "lambda_rule": "heldout", "step_sample": 131072 if args.full else (2048 if args.quick else 4096),
-        "ssl_batch_size": 256, "cg_max_iter": 50, "fashion_arch": "mlp", "adult_arch": "mlp", "digits_arch": "mlp",
+        "epochs": 2 if args.quick else 5,
+        "fashion_train_subset": None if args.full else 10000,
+        "adult_train_subset": 4000 if args.quick else None,
+        "test_points": 300 if args.quick else 1000,
+        "landmarks": "auto",
+        "selection": "uniform",
+        "kernel": "pntk",
+        "normalize": True,
+        "lam": "auto",
+        "lambda_grid": [0.1, 1.0, 10.0],
+        "lambda_rule": "heldout",
+        "step_sample": 131072 if args.full else (2048 if args.quick else 4096),
+        "ssl_batch_size": 256,
+        "cg_max_iter": 50,
+        "fashion_arch": "mlp",
+        "adult_arch": "mlp",
+        "digits_arch": "mlp",
     }
     if args.quick:
         objectives = ["simclr"]
@@ -100,38 +118,115 @@ def main() -> int:
             run.__dict__["dataset"] = ds  # the (sub-sampled) data the encoder was trained on
             t_train = time.time() - t0
             t1 = time.time()
-            res = explain_run(run, test_points=settings["test_points"], both_modes=True, lambda_curve=True, engine=get_engine("local"),
-                              mode="step", landmarks="auto", selection="uniform", kernel="pntk", normalize=True, lam="auto",
-                              lambda_grid=tuple(settings["lambda_grid"]), lambda_rule=settings["lambda_rule"], step_sample=settings["step_sample"],
-                              ssl_batch_size=settings["ssl_batch_size"], cg_max_iter=settings["cg_max_iter"], seed=0)
+            res = explain_run(
+                run,
+                test_points=settings["test_points"],
+                both_modes=True,
+                lambda_curve=True,
+                engine=get_engine("local"),
+                mode="step",
+                landmarks="auto",
+                selection="uniform",
+                kernel="pntk",
+                normalize=True,
+                lam="auto",
+                lambda_grid=tuple(settings["lambda_grid"]),
+                lambda_rule=settings["lambda_rule"],
+                step_sample=settings["step_sample"],
+                ssl_batch_size=settings["ssl_batch_size"],
+                cg_max_iter=settings["cg_max_iter"],
+                seed=0,
+            )
             fid = res.documents["fidelity"]
             timings[f"{dname}/{obj}"] = {"train_s": t_train, "krepes_s": time.time() - t1}
             for mode, rep in fid["modes"].items():
-                rows.append({"dataset": dname, "objective": obj, "mode": mode, "n_train": len(ds.train),
-                             **{k: rep.get(k) for k in ("network_accuracy", "surrogate_accuracy", "delta_accuracy", "kendall_tau", "kendall_tau_raw",
-                                                        "kendall_tau_ceiling", "linear_cka", "precision_at_1", "precision_at_1_baseline",
-                                                        "precision_at_1_kernel", "confidence_drop_top", "confidence_drop_random",
-                                                        "confidence_drop_fraction_top", "confidence_drop_fraction_random", "confidence_drop_fraction_removed",
-                                                        "class_coverage", "n_distinct_top1", "n_distinct_top1_baseline", "n_distinct_top1_kernel")},
-                             "trusted": fid["trusted_mode"] == mode})
+                rows.append(
+                    {
+                        "dataset": dname,
+                        "objective": obj,
+                        "mode": mode,
+                        "n_train": len(ds.train),
+                        **{
+                            k: rep.get(k)
+                            for k in (
+                                "network_accuracy",
+                                "surrogate_accuracy",
+                                "delta_accuracy",
+                                "kendall_tau",
+                                "kendall_tau_raw",
+                                "kendall_tau_ceiling",
+                                "linear_cka",
+                                "precision_at_1",
+                                "precision_at_1_baseline",
+                                "precision_at_1_kernel",
+                                "confidence_drop_top",
+                                "confidence_drop_random",
+                                "confidence_drop_fraction_top",
+                                "confidence_drop_fraction_random",
+                                "confidence_drop_fraction_removed",
+                                "class_coverage",
+                                "n_distinct_top1",
+                                "n_distinct_top1_baseline",
+                                "n_distinct_top1_kernel",
+                            )
+                        },
+                        "trusted": fid["trusted_mode"] == mode,
+                    }
+                )
             for r in rows[-2:]:
                 if r["mode"] == "step":
-                    r["step"] = {k: fid.get(k) for k in ("loss_before", "loss_after", "lambda", "lambda_multiple", "mean_gn_eigenvalue", "cg_residual",
-                                                         "cg_iterations", "step_length", "n_landmarks", "rank", "path_used", "n_step_samples",
-                                                         "lambda_chosen_by", "lambda_reason", "curvature_along_gradient", "heldout_loss_before",
-                                                         "heldout_loss_after", "hub_warning", "top1_max_share")}
+                    r["step"] = {
+                        k: fid.get(k)
+                        for k in (
+                            "loss_before",
+                            "loss_after",
+                            "lambda",
+                            "lambda_multiple",
+                            "mean_gn_eigenvalue",
+                            "cg_residual",
+                            "cg_iterations",
+                            "step_length",
+                            "n_landmarks",
+                            "rank",
+                            "path_used",
+                            "n_step_samples",
+                            "lambda_chosen_by",
+                            "lambda_reason",
+                            "curvature_along_gradient",
+                            "heldout_loss_before",
+                            "heldout_loss_after",
+                            "hub_warning",
+                            "top1_max_share",
+                        )
+                    }
                     r["lambda_curve"] = fid.get("lambda_curve")
                 else:
                     r["fit_r2"] = res.krepes.fit_result["r2"] if res.krepes.fit_result else None
             if dname == "adult":
-                audits[obj] = {"alignment_gap": res.tables["alignment_gap"].to_dict(orient="records"),
-                               "alignment_gap_kernel": res.tables["alignment_gap_kernel"].to_dict(orient="records"),
-                               "anchoring": res.tables["anchoring"].to_dict(orient="records")}
+                audits[obj] = {
+                    "alignment_gap": res.tables["alignment_gap"].to_dict(orient="records"),
+                    "alignment_gap_kernel": res.tables["alignment_gap_kernel"].to_dict(orient="records"),
+                    "anchoring": res.tables["anchoring"].to_dict(orient="records"),
+                }
             print(json.dumps({k: v for k, v in rows[-1].items() if k != "lambda_curve"}, default=float)[:600], file=sys.stderr, flush=True)
             print(json.dumps({k: v for k, v in rows[-2].items() if k != "lambda_curve"}, default=float)[:600], file=sys.stderr, flush=True)
-    doc = {"benchmark": "krepes_fidelity", "machine": machine(), "load_start": start_load, "load_end": os.getloadavg(),
-           "seconds": time.time() - t_start, "settings": settings, "timings": timings, "rows": rows, "adult_audit": audits,
-           "targets": {"abs_delta_accuracy": 0.01, "kendall_tau": "≥ 0.8 (centred) where kendall_tau_ceiling allows", "precision_at_1": "≥ the cosine baseline (Adult, digits), within 0.03 (Fashion-MNIST)", "confidence_drop_ratio": 10}}
+    doc = {
+        "benchmark": "krepes_fidelity",
+        "machine": machine(),
+        "load_start": start_load,
+        "load_end": os.getloadavg(),
+        "seconds": time.time() - t_start,
+        "settings": settings,
+        "timings": timings,
+        "rows": rows,
+        "adult_audit": audits,
+        "targets": {
+            "abs_delta_accuracy": 0.01,
+            "kendall_tau": "≥ 0.8 (centred) where kendall_tau_ceiling allows",
+            "precision_at_1": "≥ the cosine baseline (Adult, digits), within 0.03 (Fashion-MNIST)",
+            "confidence_drop_ratio": 10,
+        },
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(doc, indent=1, default=float))
     print(f"wrote {args.out}")
@@ -151,10 +246,20 @@ def levers(args, settings, work) -> int:
     ds = load_dataset("adult")
     out = work / f"adult-simclr-{settings['epochs']}ep-None"
     train_run(data_config("adult"), TrainConfig(objective="simclr", epochs=settings["epochs"], batch_size=256), out, dataset=ds, arch="mlp")
-    base = dict(mode="step", landmarks="auto", selection="uniform", kernel="pntk", normalize=True, lam="auto",
-                lambda_grid=tuple(settings["lambda_grid"]), step_sample=2048, ssl_batch_size=256, cg_max_iter=settings["cg_max_iter"], seed=0)
-    variants = {"baseline (step_sample 2048)": {}, "raw kernel": {"normalize": False}, "m = 722 (2x auto)": {"landmarks": 722},
-                "kmeans++ landmarks": {"selection": "kmeans++"}, "r = 64": {"rank": 64}}
+    base = dict(
+        mode="step",
+        landmarks="auto",
+        selection="uniform",
+        kernel="pntk",
+        normalize=True,
+        lam="auto",
+        lambda_grid=tuple(settings["lambda_grid"]),
+        step_sample=2048,
+        ssl_batch_size=256,
+        cg_max_iter=settings["cg_max_iter"],
+        seed=0,
+    )
+    variants = {"baseline (step_sample 2048)": {}, "raw kernel": {"normalize": False}, "m = 722 (2x auto)": {"landmarks": 722}, "kmeans++ landmarks": {"selection": "kmeans++"}, "r = 64": {"rank": 64}}
     rows = []
     for name, change in variants.items():
         run = sslaudit.load(out)
@@ -162,12 +267,37 @@ def levers(args, settings, work) -> int:
         res = explain_run(run, test_points=settings["test_points"], both_modes=True, engine=get_engine("local"), **{**base, **change})
         fid = res.documents["fidelity"]
         for mode, rep in fid["modes"].items():
-            rows.append({"variant": name, "mode": mode, **{k: rep.get(k) for k in (
-                "delta_accuracy", "kendall_tau", "kendall_tau_centred_network", "precision_at_1", "precision_at_1_baseline",
-                "confidence_drop_top", "confidence_drop_random", "class_coverage", "n_distinct_top1")}, "seconds": time.time() - t1})
+            rows.append(
+                {
+                    "variant": name,
+                    "mode": mode,
+                    **{
+                        k: rep.get(k)
+                        for k in (
+                            "delta_accuracy",
+                            "kendall_tau",
+                            "kendall_tau_centred_network",
+                            "precision_at_1",
+                            "precision_at_1_baseline",
+                            "confidence_drop_top",
+                            "confidence_drop_random",
+                            "class_coverage",
+                            "n_distinct_top1",
+                        )
+                    },
+                    "seconds": time.time() - t1,
+                }
+            )
         print(json.dumps(rows[-2:], default=float), file=sys.stderr, flush=True)
-    doc = {"benchmark": "krepes_levers", "machine": machine(), "load_start": load0, "load_end": os.getloadavg(), "seconds": time.time() - t0,
-           "settings": {**settings, "step_sample": 2048}, "rows": rows}
+    doc = {
+        "benchmark": "krepes_levers",
+        "machine": machine(),
+        "load_start": load0,
+        "load_end": os.getloadavg(),
+        "seconds": time.time() - t0,
+        "settings": {**settings, "step_sample": 2048},
+        "rows": rows,
+    }
     Path(args.out).write_text(json.dumps(doc, indent=1, default=float))
     print(f"wrote {args.out}")
     return 0

@@ -12,6 +12,7 @@
 The encoder is the default Adult MLP (108-256-256), untrained: the kernel's cost depends on
 the architecture only, not on the weights. JSON → bench/results/krepes_kernel.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,18 +72,17 @@ def baseline_kernel(enc, a: torch.Tensor, b: torch.Tensor, chunk: int = 256) -> 
         return torch.cat([gs[k].reshape(len(x), -1) for k in params], dim=1)
 
     t0 = time.perf_counter()
-    gb = torch.cat([flat(b[s:s + chunk]) for s in range(0, len(b), chunk)])
+    gb = torch.cat([flat(b[s : s + chunk]) for s in range(0, len(b), chunk)])
     nb = gb.norm(dim=1)
     t_b = time.perf_counter() - t0
     rows, times = [], []
     for s in range(0, len(a), chunk):
         t = time.perf_counter()
-        ga = flat(a[s:s + chunk])
+        ga = flat(a[s : s + chunk])
         rows.append(((ga @ gb.T) / (ga.norm(dim=1)[:, None] * nb[None, :])).numpy())
         times.append(time.perf_counter() - t)
     wall = time.perf_counter() - t0
-    return np.concatenate(rows).astype(np.float64), {"wall_s": wall, "best_estimate_s": t_b + len(times) * min(times),
-                                                     "chunk_s_min": min(times), "chunk_s_max": max(times)}
+    return np.concatenate(rows).astype(np.float64), {"wall_s": wall, "best_estimate_s": t_b + len(times) * min(times), "chunk_s_min": min(times), "chunk_s_max": max(times)}
 
 
 def fast_kernel(enc, a, b, precision: str, repeats: int) -> tuple[np.ndarray, dict]:
@@ -93,14 +93,13 @@ def fast_kernel(enc, a, b, precision: str, repeats: int) -> tuple[np.ndarray, di
     for _ in range(repeats):
         t0 = time.perf_counter()
         fb = compute_factors(k, b)
-        fa_blocks = [k.factors(a[s:s + 1024]) for s in range(0, len(a), 1024)]
+        fa_blocks = [k.factors(a[s : s + 1024]) for s in range(0, len(a), 1024)]
         t1 = time.perf_counter()
         out = torch.cat([k.between(fa, fb) for fa in fa_blocks]).numpy()
         t2 = time.perf_counter()
         runs.append((t2 - t0, t1 - t0, t2 - t1))
     total, fac, gram = min(runs)
-    return out, {"factors_s": fac, "gram_s": gram, "total_s": total, "total_s_all_runs": [r[0] for r in runs],
-                 "factor_width": fb.width, "path": k.path_used}
+    return out, {"factors_s": fac, "gram_s": gram, "total_s": total, "total_s_all_runs": [r[0] for r in runs], "factor_width": fb.width, "path": k.path_used}
 
 
 def flops(enc, n_a: int, n_b: int, width: int) -> dict:
@@ -145,7 +144,8 @@ def main() -> None:
         fl = flops(enc, args.n_a, args.n_b, timing["factor_width"])
         peak = rates["fp64_gflops" if precision == "float64" else "fp32_gflops"]
         result[precision] = {
-            **timing, **fl,
+            **timing,
+            **fl,
             "max_abs_diff_vs_baseline": float(np.abs(k - base).max()),
             "speedup": base_s / timing["total_s"],
             "speedup_wall": base_t["wall_s"] / timing["total_s"],
@@ -174,15 +174,19 @@ def main() -> None:
     load_end = os.getloadavg()
     report = {
         "benchmark": "krepes_kernel",
-        "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "torch": torch.__version__,
-                    "torch_threads": torch.get_num_threads()},
-        "loadavg_start": load_start, "loadavg_end": load_end,
-        "settings": {"data": "adult train (SSLAUDIT_DATA)", "encoder": "default MLP 108-256-256, untrained (cost is weight-independent)",
-                     "kernel": "pntk, cosine-normalised, backbone output", "n_a": args.n_a, "n_b": args.n_b,
-                     "baseline": "torch.func vmap(grad) per-sample gradients (float32, chunks of 256) + normalised Gram",
-                     "timing": "fast path: fastest of --repeats runs; baseline: time(B) + chunks × fastest chunk "
-                               "(both wall times kept); speed-up = baseline best estimate / fast fastest run",
-                     "quick": args.quick},
+        "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
+        "loadavg_start": load_start,
+        "loadavg_end": load_end,
+        "settings": {
+            "data": "adult train (SSLAUDIT_DATA)",
+            "encoder": "default MLP 108-256-256, untrained (cost is weight-independent)",
+            "kernel": "pntk, cosine-normalised, backbone output",
+            "n_a": args.n_a,
+            "n_b": args.n_b,
+            "baseline": "torch.func vmap(grad) per-sample gradients (float32, chunks of 256) + normalised Gram",
+            "timing": "fast path: fastest of --repeats runs; baseline: time(B) + chunks × fastest chunk (both wall times kept); speed-up = baseline best estimate / fast fastest run",
+            "quick": args.quick,
+        },
         "matmul": rates,
         "k_ab": result,
         "k_nm": scale,

@@ -12,6 +12,7 @@ running statistics calibrated on the 1,000 training images — the kernel-approx
 Δacc are those of an untrained network and say nothing about a trained one.
 Fashion-MNIST 28×28 grey → 32×32 RGB: zero-padded by 2 and the channel repeated.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -91,7 +92,7 @@ def calibrate(enc, x):
     enc.train()
     with torch.no_grad():
         for s in range(0, len(x), 100):
-            enc(torch.as_tensor(x[s:s + 100]))
+            enc(torch.as_tensor(x[s : s + 100]))
     return enc.eval()
 
 
@@ -117,10 +118,26 @@ def child(name: str, args) -> None:
     SCRATCH.mkdir(parents=True, exist_ok=True)
     np.savez(SCRATCH / f"{name}.npz", top=res.top, landmarks=k.landmarks, k_test=res.kernel_rows)
     s = k.summary()
-    print(json.dumps({"name": name, "options": CONFIGS[name], "seconds_fit": t_fit, "seconds_total": t_all, "peak_rss_mb": peak_rss_mb(),
-                      "precision_at_1": p1, **{kk: dacc[kk] for kk in dacc}, "kernel_parameters": s["kernel_parameters"],
-                      "cost_plan": s["cost_plan"], "block_rows": s["block_rows"], "memory_plan": s["memory_plan"], "path_reason": s["path_reason"],
-                      "fit_r2": (k.fit_result or {}).get("r2")}, default=float))
+    print(
+        json.dumps(
+            {
+                "name": name,
+                "options": CONFIGS[name],
+                "seconds_fit": t_fit,
+                "seconds_total": t_all,
+                "peak_rss_mb": peak_rss_mb(),
+                "precision_at_1": p1,
+                **{kk: dacc[kk] for kk in dacc},
+                "kernel_parameters": s["kernel_parameters"],
+                "cost_plan": s["cost_plan"],
+                "block_rows": s["block_rows"],
+                "memory_plan": s["memory_plan"],
+                "path_reason": s["path_reason"],
+                "fit_r2": (k.fit_result or {}).get("r2"),
+            },
+            default=float,
+        )
+    )
 
 
 def main() -> None:
@@ -135,12 +152,19 @@ def main() -> None:
     args = ap.parse_args()
     if args.child:
         return child(args.child, args)
-    out = {"machine": machine(), "n_train": args.n, "n_test": args.test, "landmarks": args.landmarks, "max_memory": args.max_memory,
-           "encoder": "ResNet-18, CIFAR stem, 11.2M parameters, untrained (seeded init, BN statistics calibrated on the training sample)",
-           "mode": "fit", "precision": "float32", "configs": {}}
+    out = {
+        "machine": machine(),
+        "n_train": args.n,
+        "n_test": args.test,
+        "landmarks": args.landmarks,
+        "max_memory": args.max_memory,
+        "encoder": "ResNet-18, CIFAR stem, 11.2M parameters, untrained (seeded init, BN statistics calibrated on the training sample)",
+        "mode": "fit",
+        "precision": "float32",
+        "configs": {},
+    }
     for name in args.configs.split(","):
-        cmd = [sys.executable, __file__, "--child", name, "--n", str(args.n), "--test", str(args.test), "--landmarks", str(args.landmarks),
-               "--max-memory", args.max_memory]
+        cmd = [sys.executable, __file__, "--child", name, "--n", str(args.n), "--test", str(args.test), "--landmarks", str(args.landmarks), "--max-memory", args.max_memory]
         t = time.perf_counter()
         p = subprocess.run(cmd, capture_output=True, text=True)
         if p.returncode != 0:

@@ -19,6 +19,7 @@ The encoder is trained once (1 epoch of SimCLR on Adult-1M, default MLP), timed 
 Writes bench/results/krepes_scale.json (updated after every configuration, so a partial run keeps
 what it measured).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,8 +55,12 @@ def child(spec: dict) -> dict:
             from sslaudit.models.embed import embed
 
             tr = embed(encoder, dataset.train.x[:65536], device=device)
-            return {"collapse_std": collapse_std(tr), "embedding_dim": int(tr.shape[1]), "nonnegative": bool((tr >= 0).all()),
-                    "note": "bench/krepes_scale.py skipped train_run's probe and k-NN evaluation"}
+            return {
+                "collapse_std": collapse_std(tr),
+                "embedding_dim": int(tr.shape[1]),
+                "nonnegative": bool((tr >= 0).all()),
+                "note": "bench/krepes_scale.py skipped train_run's probe and k-NN evaluation",
+            }
 
         sr.evaluate_run = quick_evaluation
         train_run(data_config("adult-1m"), TrainConfig(objective="simclr", epochs=1, batch_size=256), spec["run"])
@@ -66,15 +71,49 @@ def child(spec: dict) -> dict:
         out["exit_code"] = rc
         fid = json.loads((Path(spec["run"]) / "krepes" / "fidelity.json").read_text())
         cfg = json.loads((Path(spec["run"]) / "krepes" / "config.json").read_text())
-        out["fidelity"] = {k: fid.get(k) for k in ("delta_accuracy", "network_accuracy", "surrogate_accuracy", "kendall_tau", "precision_at_1",
-                                                   "precision_at_1_baseline", "confidence_drop_top", "confidence_drop_random", "loss_before",
-                                                   "loss_after", "lambda_multiple", "cg_iterations", "cg_residual", "n_landmarks", "rank",
-                                                   "n_step_samples", "n_distinct_top1", "kendall_tau_raw", "kendall_tau_ceiling", "linear_cka",
-                                                   "precision_at_1_kernel", "n_distinct_top1_baseline", "n_distinct_top1_kernel",
-                                                   "confidence_drop_fraction_top", "confidence_drop_fraction_random", "confidence_drop_fraction_removed",
-                                                   "hub_warning", "top1_max_share", "lambda_reason", "lambda_chosen_by", "lambda_scale",
-                                                   "curvature_along_gradient", "heldout_loss_before", "heldout_loss_after", "lambda_candidates",
-                                                   "step_basis", "step_dtype", "n_heldout_samples")}
+        out["fidelity"] = {
+            k: fid.get(k)
+            for k in (
+                "delta_accuracy",
+                "network_accuracy",
+                "surrogate_accuracy",
+                "kendall_tau",
+                "precision_at_1",
+                "precision_at_1_baseline",
+                "confidence_drop_top",
+                "confidence_drop_random",
+                "loss_before",
+                "loss_after",
+                "lambda_multiple",
+                "cg_iterations",
+                "cg_residual",
+                "n_landmarks",
+                "rank",
+                "n_step_samples",
+                "n_distinct_top1",
+                "kendall_tau_raw",
+                "kendall_tau_ceiling",
+                "linear_cka",
+                "precision_at_1_kernel",
+                "n_distinct_top1_baseline",
+                "n_distinct_top1_kernel",
+                "confidence_drop_fraction_top",
+                "confidence_drop_fraction_random",
+                "confidence_drop_fraction_removed",
+                "hub_warning",
+                "top1_max_share",
+                "lambda_reason",
+                "lambda_chosen_by",
+                "lambda_scale",
+                "curvature_along_gradient",
+                "heldout_loss_before",
+                "heldout_loss_after",
+                "lambda_candidates",
+                "step_basis",
+                "step_dtype",
+                "n_heldout_samples",
+            )
+        }
         ag = Path(spec["run"]) / "krepes" / "alignment_gap.parquet"
         if ag.exists():
             import pandas as pd
@@ -120,16 +159,14 @@ def subset_run(spec: dict) -> dict:
     folder = RUNS / f"subset_{spec['kind']}_{n}_{os.getpid()}"
     shutil.rmtree(folder, ignore_errors=True)
     store = RunStore(folder, create=True)
-    run = SimpleNamespace(dataset=sub, encoder=base.encoder, store=store, objective=base.objective, config=base.config,
-                          embeddings=lambda split: embed(base.encoder, sub.split(split).x))
+    run = SimpleNamespace(dataset=sub, encoder=base.encoder, store=store, objective=base.objective, config=base.config, embeddings=lambda split: embed(base.encoder, sub.split(split).x))
     t0 = time.time()
     from sslaudit.engine import get_engine
 
     engine = get_engine(spec.get("engine", "local"), spec.get("address"))
     with store.lock():
         extra = {k: spec[k] for k in ("step_sample", "lam", "cg_max_iter") if spec.get(k) is not None}
-        o = explain_run(run, test_points=int(spec.get("test_points", 10000)), exact=spec["kind"] == "exact",
-                        max_memory=spec.get("max_memory"), seed=0, engine=engine, **extra)
+        o = explain_run(run, test_points=int(spec.get("test_points", 10000)), exact=spec["kind"] == "exact", max_memory=spec.get("max_memory"), seed=0, engine=engine, **extra)
     engine.close()
     fid = o.documents["fidelity"]
     st = store.manifest["stages"]
@@ -141,11 +178,22 @@ def subset_run(spec: dict) -> dict:
             prev = st[name]["finished"]
     times["scores_and_fidelity"] = time.time() - prev
     step = o.krepes.step_result or {}
-    res = {"n": n, "krepes_s": time.time() - t0, "stage_s": times, "n_step_samples": step.get("n_step_samples"),
-           "cg_iterations_per_lambda": [c.get("cg_iterations") for c in step.get("lambda_curve", [])],
-           "block_rows": o.krepes.block_rows, "memory_plan": o.krepes.memory_plan, "n_landmarks": fid.get("n_landmarks"), "kendall_tau": fid.get("kendall_tau"),
-           "delta_accuracy": fid.get("delta_accuracy"), "precision_at_1": fid.get("precision_at_1"), "stages": o.krepes.stages,
-           "engine": spec.get("engine", "local"), "loss_after": fid.get("loss_after")}
+    res = {
+        "n": n,
+        "krepes_s": time.time() - t0,
+        "stage_s": times,
+        "n_step_samples": step.get("n_step_samples"),
+        "cg_iterations_per_lambda": [c.get("cg_iterations") for c in step.get("lambda_curve", [])],
+        "block_rows": o.krepes.block_rows,
+        "memory_plan": o.krepes.memory_plan,
+        "n_landmarks": fid.get("n_landmarks"),
+        "kendall_tau": fid.get("kendall_tau"),
+        "delta_accuracy": fid.get("delta_accuracy"),
+        "precision_at_1": fid.get("precision_at_1"),
+        "stages": o.krepes.stages,
+        "engine": spec.get("engine", "local"),
+        "loss_after": fid.get("loss_after"),
+    }
     if spec.get("keep_scores"):  # for the Ray-vs-local comparison
         np.save(spec["keep_scores"], o.tables["landmarks"]["score"].to_numpy(np.float64))
     if spec.get("keep_landmarks"):  # for the subsample-vs-full step comparison
@@ -220,8 +268,11 @@ def step_sample_agreement(n: int, a, run: str) -> dict:
         tops[label] = t.groupby("index")["train_index"].apply(list)
         if label != "all" and "all" in tops:
             pairs = [(set(x), set(tops["all"][i]), x[0] == tops["all"][i][0]) for i, x in tops[label].items()]
-            out[label]["vs_all"] = {"top10_overlap_mean": float(sum(len(x & y) for x, y, _ in pairs) / (10 * len(pairs))),
-                                    "top1_equal_fraction": float(sum(e for *_, e in pairs) / len(pairs)), "test_points": len(pairs)}
+            out[label]["vs_all"] = {
+                "top10_overlap_mean": float(sum(len(x & y) for x, y, _ in pairs) / (10 * len(pairs))),
+                "top1_equal_fraction": float(sum(e for *_, e in pairs) / len(pairs)),
+                "test_points": len(pairs),
+            }
         save_partial = getattr(a, "_save", None)
         if save_partial:
             save_partial(out)
@@ -237,8 +288,17 @@ def ray_vs_local(n: int, a, run: str) -> dict:
     sys.path.insert(0, str(ROOT / "tests"))
     from engine.ray_cluster import Cluster, in_ns
 
-    base = {"kind": "subset", "run": run, "n": n, "max_memory": a.max_memory, "test_points": 10000, "encoder_run": a.encoder_run,
-            "step_sample": a.step_sample, "lam": a.lam, "cg_max_iter": a.cg_max_iter}
+    base = {
+        "kind": "subset",
+        "run": run,
+        "n": n,
+        "max_memory": a.max_memory,
+        "test_points": 10000,
+        "encoder_run": a.encoder_run,
+        "step_sample": a.step_sample,
+        "lam": a.lam,
+        "cg_max_iter": a.cg_max_iter,
+    }
     tmp = Path(tempfile.mkdtemp(prefix="sslaudit-ray-bench-"))
     out = {"local": run_child({**base, "keep_scores": str(tmp / "local.npy")}, a.timeout)}
     try:
@@ -247,8 +307,7 @@ def ray_vs_local(n: int, a, run: str) -> dict:
         out["ray"] = {"error": f"no Ray cluster: {e}"}
         return out
     try:
-        out["ray"] = run_child({**base, "engine": "ray", "address": cluster.address, "keep_scores": str(tmp / "ray.npy")}, a.timeout,
-                               prefix=tuple(in_ns(cluster.ns)))
+        out["ray"] = run_child({**base, "engine": "ray", "address": cluster.address, "keep_scores": str(tmp / "ray.npy")}, a.timeout, prefix=tuple(in_ns(cluster.ns)))
     finally:
         cluster.stop()
     if (tmp / "local.npy").exists() and (tmp / "ray.npy").exists():
@@ -288,10 +347,23 @@ def main() -> None:
     sizes = [int(s) for s in a.sizes.split(",") if s] if a.sizes is not None else ([62500, 125000, 250000] if a.quick else [62500, 125000, 250000, 500000, 1000000])
     run = str(RUNS / "adult1m")
     doc = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    doc.update({"machine": machine(), "loadavg_start": os.getloadavg(), "settings": {"scaling_step_sample": a.step_sample, "scaling_lambda": a.lam, "scaling_cg_max_iter": a.cg_max_iter, "encoder_run": a.encoder_run,
-        "data": "adult-1m (SSLAUDIT_DATA=/work/shared/data)", "encoder": "default MLP, SimCLR, 1 epoch, batch 256 (train_run)",
-        "krepes": "defaults: pNTK cosine-normalised, m = auto, uniform landmarks, step mode, lambda auto, step_sample 131072, 10,000 test points",
-        "max_memory": a.max_memory, "sizes": sizes}})
+    doc.update(
+        {
+            "machine": machine(),
+            "loadavg_start": os.getloadavg(),
+            "settings": {
+                "scaling_step_sample": a.step_sample,
+                "scaling_lambda": a.lam,
+                "scaling_cg_max_iter": a.cg_max_iter,
+                "encoder_run": a.encoder_run,
+                "data": "adult-1m (SSLAUDIT_DATA=/work/shared/data)",
+                "encoder": "default MLP, SimCLR, 1 epoch, batch 256 (train_run)",
+                "krepes": "defaults: pNTK cosine-normalised, m = auto, uniform landmarks, step mode, lambda auto, step_sample 131072, 10,000 test points",
+                "max_memory": a.max_memory,
+                "sizes": sizes,
+            },
+        }
+    )
     doc.setdefault("results", {})
     if not a.encoder_run and (not (Path(run) / "manifest.json").exists() or "train" not in doc["results"]):
         doc["results"]["train"] = run_child({"kind": "train", "run": run}, a.timeout)
@@ -301,14 +373,24 @@ def main() -> None:
         save(doc)
     for sample in [s for s in a.full_step_samples.split(",") if s]:
         copy = without_krepes(run, f"{run}-step{sample}")
-        doc["results"][f"full_cli_step_sample_{sample}"] = run_child(
-            {"kind": "cli", "run": copy, "args": ["--test-points", "10000", "--max-memory", a.max_memory, "--step-sample", sample]}, a.timeout)
+        doc["results"][f"full_cli_step_sample_{sample}"] = run_child({"kind": "cli", "run": copy, "args": ["--test-points", "10000", "--max-memory", a.max_memory, "--step-sample", sample]}, a.timeout)
         save(doc)
     scaling = doc["results"].setdefault("scaling", {})
     for n in sizes:
-        scaling[str(n)] = run_child({"kind": "subset", "run": run, "n": n, "max_memory": a.max_memory, "test_points": 10000,
-                                     "encoder_run": a.encoder_run, "step_sample": a.step_sample, "lam": a.lam,
-                                     "cg_max_iter": a.cg_max_iter}, a.timeout)
+        scaling[str(n)] = run_child(
+            {
+                "kind": "subset",
+                "run": run,
+                "n": n,
+                "max_memory": a.max_memory,
+                "test_points": 10000,
+                "encoder_run": a.encoder_run,
+                "step_sample": a.step_sample,
+                "lam": a.lam,
+                "cg_max_iter": a.cg_max_iter,
+            },
+            a.timeout,
+        )
         doc["results"]["scaling_slope"] = slope([(int(k), v.get("krepes_s")) for k, v in scaling.items()])
         save(doc)
     for n in [int(s) for s in a.agreement_sizes.split(",") if s]:

@@ -9,6 +9,7 @@ seeded random kernel rows stand in for K(views, landmarks); the SSL batches are 
 
     .venv/bin/python bench/krepes_step_cost.py [--samples 131072] [--landmarks 2000] [--rank 256 64]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,7 +39,7 @@ def main():
     start = machine()
     rng = np.random.default_rng(0)
     n, m, bs = args.batches * args.ssl_batch_size, args.landmarks, args.ssl_batch_size
-    k1 = (rng.random((n, m), dtype=np.float32) * 0.2 + 0.4)
+    k1 = rng.random((n, m), dtype=np.float32) * 0.2 + 0.4
     k2 = k1 + rng.normal(0, 0.02, size=(n, m)).astype(np.float32)
     rows = []
     full_batches = args.samples // bs
@@ -61,10 +62,21 @@ def main():
             t = time.perf_counter()
             prob.value(prob.a0 + d)
             val = (time.perf_counter() - t) / len(prob.views)
-            row = {"objective": obj, "rank": r, "landmarks": m, "ssl_batch_size": bs, "seconds_per_batch_gn_product": gn, "seconds_per_batch_gn_product_previous": gn_prev, "product_speedup": gn_prev / gn,
-                   "seconds_per_batch_loss": val, "step_sample": args.samples, "batches_at_step_sample": full_batches,
-                   "seconds_per_gn_product_at_step_sample": gn * full_batches,
-                   "seconds_per_gn_product_at_step_sample_previous": gn_prev * full_batches, "seconds_per_loss_at_step_sample": val * full_batches}
+            row = {
+                "objective": obj,
+                "rank": r,
+                "landmarks": m,
+                "ssl_batch_size": bs,
+                "seconds_per_batch_gn_product": gn,
+                "seconds_per_batch_gn_product_previous": gn_prev,
+                "product_speedup": gn_prev / gn,
+                "seconds_per_batch_loss": val,
+                "step_sample": args.samples,
+                "batches_at_step_sample": full_batches,
+                "seconds_per_gn_product_at_step_sample": gn * full_batches,
+                "seconds_per_gn_product_at_step_sample_previous": gn_prev * full_batches,
+                "seconds_per_loss_at_step_sample": val * full_batches,
+            }
             rows.append(row)
             print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
     write("krepes_step_cost", {"machine": start, "rows": rows, "peak_rss_mb": peak_rss_mb()})

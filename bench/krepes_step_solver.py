@@ -15,6 +15,7 @@ The λ choice itself (held-out loss) is not part of this comparison: every solve
 
     SSLAUDIT_DATA=/work/shared/data .venv/bin/python bench/krepes_step_solver.py bench/_runs/adult1m [--samples 4096]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,8 +75,7 @@ def main():
     loss = KernelSSLLoss(kc.objective, kc.objective_params)
     n_batches = args.samples // kc.ssl_batch_size
     new_cfg = gn.StepConfig(lam="auto", lambda_grid=(0.1, 1.0, 10.0), cg_tol=kc.cg_tol, cg_max_iter=kc.cg_max_iter, seed=kc.seed, lambda_rule="entropy")
-    old_cfg = gn.StepConfig(lam="auto", lambda_grid=(1.0, 10.0, 100.0, 1000.0), cg_tol=kc.cg_tol, cg_max_iter=kc.cg_max_iter, seed=kc.seed,
-                            lambda_scale="mean-eigenvalue", lambda_rule="entropy")
+    old_cfg = gn.StepConfig(lam="auto", lambda_grid=(1.0, 10.0, 100.0, 1000.0), cg_tol=kc.cg_tol, cg_max_iter=kc.cg_max_iter, seed=kc.seed, lambda_scale="mean-eigenvalue", lambda_rule="entropy")
     u, ev = k.basis.eigenvectors, k.basis.eigenvalues
 
     def landmark():
@@ -84,10 +84,12 @@ def main():
     def eigen(dtype):
         return lambda: EigenbasisProblem(loss, RotatedViews(FirstBatches(views, kc.ssl_batch_size, n_batches), u, dtype), ev, k.pc.gamma, keep_point=True)
 
-    solvers = [("previous: landmark basis, float64, Hutchinson-scaled (1, 10, 100, 1000)", landmark, old_cfg, False),
-               ("landmark basis, float64, curvature-scaled (0.1, 1, 10)", landmark, new_cfg, False),
-               ("eigenbasis, float64, curvature-scaled (0.1, 1, 10)", eigen("float64"), new_cfg, True),
-               ("eigenbasis, float32 products, curvature-scaled (0.1, 1, 10) [new default]", eigen("float32"), new_cfg, True)]
+    solvers = [
+        ("previous: landmark basis, float64, Hutchinson-scaled (1, 10, 100, 1000)", landmark, old_cfg, False),
+        ("landmark basis, float64, curvature-scaled (0.1, 1, 10)", landmark, new_cfg, False),
+        ("eigenbasis, float64, curvature-scaled (0.1, 1, 10)", eigen("float64"), new_cfg, True),
+        ("eigenbasis, float32 products, curvature-scaled (0.1, 1, 10) [new default]", eigen("float32"), new_cfg, True),
+    ]
     if args.skip_previous:
         solvers = solvers[1:]
     rows, deltas = {}, {}
@@ -100,10 +102,17 @@ def main():
         secs = time.perf_counter() - t
         lift = (lambda d: to_landmarks(u, d)) if is_eigen else (lambda d: d)  # noqa: E731
         deltas[name] = [lift(c["delta"]) for c in res.candidates]
-        rows[name] = {"seconds": secs, "setup_seconds": t_setup, **calls, "loss_before": res.loss_before,
-                      "lambda_scale": res.lambda_scale, "lambda_scale_value": res.scale_value, "curvature_along_gradient": res.curvature,
-                      "mean_gn_eigenvalue": res.mean_eigenvalue,
-                      "candidates": [{kk: v for kk, v in c.items() if kk != "delta"} for c in res.candidates]}
+        rows[name] = {
+            "seconds": secs,
+            "setup_seconds": t_setup,
+            **calls,
+            "loss_before": res.loss_before,
+            "lambda_scale": res.lambda_scale,
+            "lambda_scale_value": res.scale_value,
+            "curvature_along_gradient": res.curvature,
+            "mean_gn_eigenvalue": res.mean_eigenvalue,
+            "candidates": [{kk: v for kk, v in c.items() if kk != "delta"} for c in res.candidates],
+        }
         print(name, {kk: v for kk, v in rows[name].items() if kk != "candidates"}, flush=True)
     ref_name = "landmark basis, float64, curvature-scaled (0.1, 1, 10)"
     k_rows = FirstBatches(views, kc.ssl_batch_size, n_batches)
@@ -115,17 +124,32 @@ def main():
         per = []
         for da, db in zip(deltas[ref_name], deltas[name]):
             oa, ob = k1 @ da, k1 @ db
-            per.append({"delta_relative_difference": float(np.linalg.norm(db - da) / max(np.linalg.norm(da), 1e-300)),
-                        "output_relative_difference": float(np.linalg.norm(ob - oa) / max(np.linalg.norm(oa), 1e-300))})
-        agreement[name] = {"against": ref_name, "per_candidate": per,
-                           "loss_after": [(a["loss_after"], b["loss_after"]) for a, b in zip(rows[ref_name]["candidates"], rows[name]["candidates"])]}
+            per.append(
+                {
+                    "delta_relative_difference": float(np.linalg.norm(db - da) / max(np.linalg.norm(da), 1e-300)),
+                    "output_relative_difference": float(np.linalg.norm(ob - oa) / max(np.linalg.norm(oa), 1e-300)),
+                }
+            )
+        agreement[name] = {"against": ref_name, "per_candidate": per, "loss_after": [(a["loss_after"], b["loss_after"]) for a, b in zip(rows[ref_name]["candidates"], rows[name]["candidates"])]}
     first = next(iter(rows))
     new = "eigenbasis, float32 products, curvature-scaled (0.1, 1, 10) [new default]"
-    payload = {"machine": start_machine, "run": str(args.run), "step_samples": n_batches * kc.ssl_batch_size, "ssl_batches": n_batches,
-               "landmarks": int(len(k.landmarks)), "rank": int(k.basis.rank), "objective": kc.objective, "cg_max_iter": kc.cg_max_iter,
-               "cg_tol": kc.cg_tol, "solvers": rows, "agreement_with_the_landmark_step": agreement,
-               "speedup_new_over_first": rows[first]["seconds"] / rows[new]["seconds"], "first": first, "peak_rss_mb": peak_rss_mb(),
-               "note": "the machine is shared (see loadavg); times are inflated by other jobs"}
+    payload = {
+        "machine": start_machine,
+        "run": str(args.run),
+        "step_samples": n_batches * kc.ssl_batch_size,
+        "ssl_batches": n_batches,
+        "landmarks": int(len(k.landmarks)),
+        "rank": int(k.basis.rank),
+        "objective": kc.objective,
+        "cg_max_iter": kc.cg_max_iter,
+        "cg_tol": kc.cg_tol,
+        "solvers": rows,
+        "agreement_with_the_landmark_step": agreement,
+        "speedup_new_over_first": rows[first]["seconds"] / rows[new]["seconds"],
+        "first": first,
+        "peak_rss_mb": peak_rss_mb(),
+        "note": "the machine is shared (see loadavg); times are inflated by other jobs",
+    }
     write(args.out, payload)
 
 

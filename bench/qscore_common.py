@@ -1,4 +1,5 @@
 """Shared helpers of the Q-Score benchmarks: machine record, seeded data subsets, runs, embeddings."""
+
 from __future__ import annotations
 
 import dataclasses

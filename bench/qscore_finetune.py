@@ -10,6 +10,7 @@ bench/results/qscore_finetune.json.
 
     .venv/bin/python bench/qscore_finetune.py [--quick]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,16 @@ def measure(run_dir, ds, seed) -> dict:
     qs = QScore().fit(htr)
     sc = qs.score(hte)
     ev = evaluate_scores({"qscore": sc.qscore}, baseline_scores(hte), correct)
-    return {"probe_accuracy": acc, "qscore_auprc": ev["auprc"], "qscore_auroc": ev["auroc"], "prevalence": ev["prevalence"], "epsilon": qs.epsilon,
-            "n_discriminative": int(qs.discriminative.sum()), "mean_test_qscore": float(sc.qscore.mean()), "test_empty_share": sc.empty_share}
+    return {
+        "probe_accuracy": acc,
+        "qscore_auprc": ev["auprc"],
+        "qscore_auroc": ev["auroc"],
+        "prevalence": ev["prevalence"],
+        "epsilon": qs.epsilon,
+        "n_discriminative": int(qs.discriminative.sum()),
+        "mean_test_qscore": float(sc.qscore.mean()),
+        "test_empty_share": sc.empty_share,
+    }
 
 
 def main():
@@ -59,8 +68,18 @@ def main():
     base_dir, _ = train(ds, name, "simclr", base_s["epochs"], RUNS / f"{name}-simclr-n{base_s['n_train']}-e{base_s['epochs']}-s0", seed=0)
     htr, _ = embeddings(base_dir, ds)
     qs = QScore().fit(htr)
-    result = {"bench": "qscore_finetune", "machine": machine(), "start": stamp(), "base": {**base_s, "objective": "simclr", "dataset": name, **measure(base_dir, ds, 0)},
-              "fine_tune_epochs": ft_epochs, "seeds": seeds, "weights": weights, "epsilon": qs.epsilon, "n_discriminative": int(qs.discriminative.sum()), "arms": []}
+    result = {
+        "bench": "qscore_finetune",
+        "machine": machine(),
+        "start": stamp(),
+        "base": {**base_s, "objective": "simclr", "dataset": name, **measure(base_dir, ds, 0)},
+        "fine_tune_epochs": ft_epochs,
+        "seeds": seeds,
+        "weights": weights,
+        "epsilon": qs.epsilon,
+        "n_discriminative": int(qs.discriminative.sum()),
+        "arms": [],
+    }
     print(f"base: acc {result['base']['probe_accuracy']:.4f}", flush=True)
     for seed in seeds:
         for lam in [0.0] + weights:

@@ -11,6 +11,7 @@ pass copies, never a shared run.
 
     flock /tmp/sslaudit-cpu.lock .venv/bin/python bench/qscore_forms.py --run fashion-mnist=RUN1 --run adult=RUN2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,16 +46,34 @@ def one(name: str, path: str, seed: int, max_probe_train: int) -> dict:
     for eps in (4.0, 3.0, 2.0, 1.0):
         q = QScore(epsilon=eps).fit(htr)
         s = q.score(hte)
-        by_eps.append({"epsilon": eps, "test_empty_share": s.empty_share, "n_discriminative": int(q.discriminative.sum()),
-                       "paper": score_metrics(s.qscore_paper, correct), "zscore": score_metrics(s.qscore_zscore, correct)})
+        by_eps.append(
+            {
+                "epsilon": eps,
+                "test_empty_share": s.empty_share,
+                "n_discriminative": int(q.discriminative.sum()),
+                "paper": score_metrics(s.qscore_paper, correct),
+                "zscore": score_metrics(s.qscore_zscore, correct),
+            }
+        )
     summ = qs.summary()
     return {
-        "dataset": name, "run": str(path), "train": run.config.get("train"), "n_train": int(len(htr)), "n_test": int(len(hte)), "d": int(htr.shape[1]),
-        "probe_accuracy": acc, "prevalence": float(correct.mean()), "epsilon": summ["epsilon"], "epsilon_candidates": summ["epsilon_candidates"],
-        "n_discriminative": summ["n_discriminative"], "test_empty_share": sc.empty_share, "metrics": metrics,
+        "dataset": name,
+        "run": str(path),
+        "train": run.config.get("train"),
+        "n_train": int(len(htr)),
+        "n_test": int(len(hte)),
+        "d": int(htr.shape[1]),
+        "probe_accuracy": acc,
+        "prevalence": float(correct.mean()),
+        "epsilon": summ["epsilon"],
+        "epsilon_candidates": summ["epsilon_candidates"],
+        "n_discriminative": summ["n_discriminative"],
+        "test_empty_share": sc.empty_share,
+        "metrics": metrics,
         "within_class_auroc": {k: v["within_class_auroc"] for k, v in views.items()},
         "per_class": {k: views[k]["classes"] for k in ("qscore_paper", "qscore_zscore", "embedding_norm")},
-        "by_epsilon": by_eps, "seconds": time.perf_counter() - t0,
+        "by_epsilon": by_eps,
+        "seconds": time.perf_counter() - t0,
     }
 
 
@@ -77,11 +96,13 @@ def main():
         r = one(name, path, a.seed, a.max_probe_train)
         rows.append(r)
         m = r["metrics"]
-        print(f"{name:14s} prev {r['prevalence']:.3f} ε {r['epsilon']:g} | paper {m['qscore_paper']['auprc']:.3f}/{m['qscore_paper']['auroc']:.3f} "
-              f"z {m['qscore_zscore']['auprc']:.3f}/{m['qscore_zscore']['auroc']:.3f} norm {m['embedding_norm']['auprc']:.3f}/{m['embedding_norm']['auroc']:.3f} "
-              f"mean {m['mean_activation']['auprc']:.3f}/{m['mean_activation']['auroc']:.3f} | within paper {r['within_class_auroc']['qscore_paper']:.3f}", flush=True)
-    write(a.out, {"bench": "qscore_forms", "machine": machine(), "seed": a.seed, "max_probe_train": a.max_probe_train,
-                  "qscore": {"epsilon": "auto", "percentiles": [50, 95]}, "rows": rows})
+        print(
+            f"{name:14s} prev {r['prevalence']:.3f} ε {r['epsilon']:g} | paper {m['qscore_paper']['auprc']:.3f}/{m['qscore_paper']['auroc']:.3f} "
+            f"z {m['qscore_zscore']['auprc']:.3f}/{m['qscore_zscore']['auroc']:.3f} norm {m['embedding_norm']['auprc']:.3f}/{m['embedding_norm']['auroc']:.3f} "
+            f"mean {m['mean_activation']['auprc']:.3f}/{m['mean_activation']['auroc']:.3f} | within paper {r['within_class_auroc']['qscore_paper']:.3f}",
+            flush=True,
+        )
+    write(a.out, {"bench": "qscore_forms", "machine": machine(), "seed": a.seed, "max_probe_train": a.max_probe_train, "qscore": {"epsilon": "auto", "percentiles": [50, 95]}, "rows": rows})
 
 
 if __name__ == "__main__":

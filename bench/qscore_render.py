@@ -1,4 +1,5 @@
 """Print the markdown tables of docs/qscore.md from bench/results/qscore*.json."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,10 @@ def table(path: Path) -> None:
     for x in r["rows"]:
         b = x["baselines"]
         v1 = x["variants"]["qscore_v1"]
-        print(f"| {x['dataset']} | {x['objective']} | {f(x['prevalence'])} | {x['epsilon']:g} ({f(x['test_empty_share'])}) | {x['n_discriminative']}/{x['n_features']} | **{f(x['auprc'])}** | **{f(x['auroc'])}** | "
-              f"{f(v1['auprc'])} / {f(v1['auroc'])} | {f(b['embedding_norm']['auprc'])} / {f(b['embedding_norm']['auroc'])} | {f(b['max_activation']['auprc'])} / {f(b['max_activation']['auroc'])} |")
+        print(
+            f"| {x['dataset']} | {x['objective']} | {f(x['prevalence'])} | {x['epsilon']:g} ({f(x['test_empty_share'])}) | {x['n_discriminative']}/{x['n_features']} | **{f(x['auprc'])}** | **{f(x['auroc'])}** | "
+            f"{f(v1['auprc'])} / {f(v1['auroc'])} | {f(b['embedding_norm']['auprc'])} / {f(b['embedding_norm']['auroc'])} | {f(b['max_activation']['auprc'])} / {f(b['max_activation']['auroc'])} |"
+        )
     print("\nDiagnostics (labels used): AUROC of Q-Score at each fixed ε, and within-class AUROC (mean over classes)\n")
     print("| data | objective | AUROC ε=4 | ε=3 | ε=2 | ε=1 | within-class Q | within-class norm | within-class max-act |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -40,20 +43,26 @@ def table(path: Path) -> None:
             row = min(c["curve"], key=lambda q: abs(q["fraction_kept"] - fr))
             return f"{f(row['accuracy'])} vs {f(row.get('random_accuracy'))}"
 
-        print(f"| {x['dataset']} | {x['objective']} | {f(c['full_accuracy'])} | {f(c['discriminative_accuracy'])} ({x['n_discriminative']}/{x['n_features']}) | {c['droppable_fraction']:.0%} | {at(0.2)} | {at(0.5)} |")
+        print(
+            f"| {x['dataset']} | {x['objective']} | {f(c['full_accuracy'])} | {f(c['discriminative_accuracy'])} ({x['n_discriminative']}/{x['n_features']}) | {c['droppable_fraction']:.0%} | {at(0.2)} | {at(0.5)} |"
+        )
 
 
 def finetune(path: Path) -> None:
     r = json.loads(path.read_text())
     b = r["base"]
-    print(f"\nBase: SimCLR, {b['n_train']} training images, {b['epochs']} epochs: probe accuracy {f(b['probe_accuracy'], 4)}, Q AUROC {f(b['qscore_auroc'])}. "
-          f"Fine-tuning: {r['fine_tune_epochs']} epochs, seeds {r['seeds']}; load {r['start']['loadavg'][0]:.1f} → {r['end']['loadavg'][0]:.1f}\n")
+    print(
+        f"\nBase: SimCLR, {b['n_train']} training images, {b['epochs']} epochs: probe accuracy {f(b['probe_accuracy'], 4)}, Q AUROC {f(b['qscore_auroc'])}. "
+        f"Fine-tuning: {r['fine_tune_epochs']} epochs, seeds {r['seeds']}; load {r['start']['loadavg'][0]:.1f} → {r['end']['loadavg'][0]:.1f}\n"
+    )
     print("| arm | λ1 = λ2 | probe accuracy per seed | mean | Δ vs control (points) | Δ vs base (points) | Q AUROC after |")
     print("|---|---|---|---|---|---|---|")
     for lam, s in r["summary"].items():
         aur = [a["qscore_auroc"] for a in r["arms"] if f"{a['lambda']:g}" == lam]
         name = "control (no regulariser)" if lam == "0" else "Q-Score regulariser"
-        print(f"| {name} | {lam} | {', '.join(f(a, 4) for a in s['accuracies'])} | {f(s['mean_accuracy'], 4)} | {s['delta_vs_control_points']:+.2f} | {s['delta_vs_base_points']:+.2f} | {', '.join(f(a) for a in aur)} |")
+        print(
+            f"| {name} | {lam} | {', '.join(f(a, 4) for a in s['accuracies'])} | {f(s['mean_accuracy'], 4)} | {s['delta_vs_control_points']:+.2f} | {s['delta_vs_base_points']:+.2f} | {', '.join(f(a) for a in aur)} |"
+        )
 
 
 if __name__ == "__main__":

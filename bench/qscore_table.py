@@ -9,6 +9,7 @@ features vs random features). Writes bench/results/qscore.json.
 
     .venv/bin/python bench/qscore_table.py [--quick] [--full]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,12 +70,32 @@ def one(name: str, objective: str, s: dict, seed: int) -> dict:
     comp = compression_curve(htr, ds.train.y, hte, ds.test.y, rates=qs.activation_rate, discriminative=qs.discriminative, band=qs.fit_.band, seed=seed)
     summ = qs.summary()
     return {
-        "dataset": name, "objective": objective, "n_train": len(ds.train), "n_test": len(ds.test), "epochs": s["epochs"],
-        "train_seconds": train_s, "qscore_seconds": qscore_s, "probe_seconds": probe_s, "probe_accuracy": acc,
-        "epsilon": summ["epsilon"], "epsilon_met_target": summ["epsilon_met_target"], "epsilon_candidates": summ["epsilon_candidates"],
-        "n_features": summ["n_features"], "n_discriminative": summ["n_discriminative"], "train_empty_share": summ["train_empty_share"],
-        "test_empty_share": sc.empty_share, **ev, "by_epsilon": by_eps, "within_class_auroc": within,
-        "compression": {"curve": comp.curve, "full_accuracy": comp.full_accuracy, "discriminative_accuracy": comp.discriminative_accuracy, "droppable_fraction": comp.droppable_fraction, "tolerance": comp.tolerance},
+        "dataset": name,
+        "objective": objective,
+        "n_train": len(ds.train),
+        "n_test": len(ds.test),
+        "epochs": s["epochs"],
+        "train_seconds": train_s,
+        "qscore_seconds": qscore_s,
+        "probe_seconds": probe_s,
+        "probe_accuracy": acc,
+        "epsilon": summ["epsilon"],
+        "epsilon_met_target": summ["epsilon_met_target"],
+        "epsilon_candidates": summ["epsilon_candidates"],
+        "n_features": summ["n_features"],
+        "n_discriminative": summ["n_discriminative"],
+        "train_empty_share": summ["train_empty_share"],
+        "test_empty_share": sc.empty_share,
+        **ev,
+        "by_epsilon": by_eps,
+        "within_class_auroc": within,
+        "compression": {
+            "curve": comp.curve,
+            "full_accuracy": comp.full_accuracy,
+            "discriminative_accuracy": comp.discriminative_accuracy,
+            "droppable_fraction": comp.droppable_fraction,
+            "tolerance": comp.tolerance,
+        },
     }
 
 
@@ -129,15 +150,26 @@ def main():
     set_enabled(False)
     torch.set_num_threads(1)
     mode = "quick" if a.quick else "full" if a.full else "default"
-    result = {"bench": "qscore_table", "machine": machine(), "start": stamp(), "mode": mode, "settings": SETTINGS[mode], "seed": a.seed,
-              "qscore": {"epsilon": "auto (largest of 4,3,2,1 with ≥ 90% non-empty L∩D on train)", "percentiles": [50, 95]}, "rows": []}
+    result = {
+        "bench": "qscore_table",
+        "machine": machine(),
+        "start": stamp(),
+        "mode": mode,
+        "settings": SETTINGS[mode],
+        "seed": a.seed,
+        "qscore": {"epsilon": "auto (largest of 4,3,2,1 with ≥ 90% non-empty L∩D on train)", "percentiles": [50, 95]},
+        "rows": [],
+    }
     for name in a.datasets.split(","):
         for obj in a.objectives.split(","):
             row = one(name, obj, SETTINGS[mode][name], a.seed)
             result["rows"].append(row)
-            print(f"{name:14s} {obj:7s} acc {row['probe_accuracy']:.4f} prev {row['prevalence']:.4f} | Q AUPRC {row['auprc']:.4f} AUROC {row['auroc']:.4f} | "
-                  f"norm {row['baselines']['embedding_norm']['auroc']:.4f} max {row['baselines']['max_activation']['auroc']:.4f} | ε {row['epsilon']:g} empty {row['test_empty_share']:.3f} "
-                  f"| drop {row['compression']['droppable_fraction']:.2f} ({row['train_seconds']:.0f}s train)", flush=True)
+            print(
+                f"{name:14s} {obj:7s} acc {row['probe_accuracy']:.4f} prev {row['prevalence']:.4f} | Q AUPRC {row['auprc']:.4f} AUROC {row['auroc']:.4f} | "
+                f"norm {row['baselines']['embedding_norm']['auroc']:.4f} max {row['baselines']['max_activation']['auroc']:.4f} | ε {row['epsilon']:g} empty {row['test_empty_share']:.3f} "
+                f"| drop {row['compression']['droppable_fraction']:.2f} ({row['train_seconds']:.0f}s train)",
+                flush=True,
+            )
             result["end"] = stamp()
             Path(a.out).parent.mkdir(parents=True, exist_ok=True)
             Path(a.out).write_text(json.dumps(result, indent=1))

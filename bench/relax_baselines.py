@@ -14,6 +14,7 @@ pass a copy.
 
     flock /tmp/sslaudit-cpu.lock .venv/bin/python bench/relax_baselines.py --run RUN [--images 30] [--masks 2000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,17 +67,48 @@ def main() -> None:
     floor = spearman(res.importance.numpy(), res2.importance.numpy())
     null = derangement_null(res.importance.numpy(), 200, a.seed)
     sc = ev["sanity_check"]
-    refs = {"noise_floor_spearman_mean": float(floor.mean()), "noise_floor_spearman_min": float(floor.min()),
-            "noise_floor_ssim_mean": float(ssim(res.importance.numpy(), res2.importance.numpy()).mean()),
-            "mismatched_null_mean": float(null.mean()), "mismatched_null_q95": float(np.quantile(null, 0.95)),
-            "trained_vs_randomised_mean": sc["spearman_mean"], "share_of_images_below_threshold": float(np.mean(np.asarray(sc["spearman"]) < sc["threshold"]))}
-    table = {name: {k: m[k] for k in ("deletion_auc", "insertion_auc", "complexity", "sparseness")} | {"localisation_auroc": m["localisation"]["auroc"], "mass_share": m["localisation"]["mass_share"], "foreground_share": m["localisation"]["foreground_share"],
-                                                                                                        "deletion_auc_sd": float(np.std(m["deletion_auc_per_input"])), "insertion_auc_sd": float(np.std(m["insertion_auc_per_input"]))}
-             for name, m in ev["maps"].items()}
-    out = {"bench": "relax_baselines", "machine": machine(), "run": a.run, "train": run.config.get("train"), "test_positions": pos.tolist(),
-           "settings": {"images": a.images, "masks": a.masks, "steps": a.steps, "seed": a.seed, "fill": "mean (training per-channel mean)", "num_cells": relax.cells_for(tuple(x.shape[2:])), "similarity": "cosine"},
-           "relax_seconds": relax_s, "evaluation_seconds": eval_s, "maps": table,
-           "sanity_check": {k: v for k, v in sc.items() if k not in ("spearman", "ssim")}, "sanity_references": refs, "evaluation": ev}
+    refs = {
+        "noise_floor_spearman_mean": float(floor.mean()),
+        "noise_floor_spearman_min": float(floor.min()),
+        "noise_floor_ssim_mean": float(ssim(res.importance.numpy(), res2.importance.numpy()).mean()),
+        "mismatched_null_mean": float(null.mean()),
+        "mismatched_null_q95": float(np.quantile(null, 0.95)),
+        "trained_vs_randomised_mean": sc["spearman_mean"],
+        "share_of_images_below_threshold": float(np.mean(np.asarray(sc["spearman"]) < sc["threshold"])),
+    }
+    table = {
+        name: {k: m[k] for k in ("deletion_auc", "insertion_auc", "complexity", "sparseness")}
+        | {
+            "localisation_auroc": m["localisation"]["auroc"],
+            "mass_share": m["localisation"]["mass_share"],
+            "foreground_share": m["localisation"]["foreground_share"],
+            "deletion_auc_sd": float(np.std(m["deletion_auc_per_input"])),
+            "insertion_auc_sd": float(np.std(m["insertion_auc_per_input"])),
+        }
+        for name, m in ev["maps"].items()
+    }
+    out = {
+        "bench": "relax_baselines",
+        "machine": machine(),
+        "run": a.run,
+        "train": run.config.get("train"),
+        "test_positions": pos.tolist(),
+        "settings": {
+            "images": a.images,
+            "masks": a.masks,
+            "steps": a.steps,
+            "seed": a.seed,
+            "fill": "mean (training per-channel mean)",
+            "num_cells": relax.cells_for(tuple(x.shape[2:])),
+            "similarity": "cosine",
+        },
+        "relax_seconds": relax_s,
+        "evaluation_seconds": eval_s,
+        "maps": table,
+        "sanity_check": {k: v for k, v in sc.items() if k not in ("spearman", "ssim")},
+        "sanity_references": refs,
+        "evaluation": ev,
+    }
     write(a.out, out)
     for name, m in table.items():
         print(f"{name:18s} del {m['deletion_auc']:.3f} ins {m['insertion_auc']:.3f} loc AUROC {m['localisation_auroc']:.3f} mass {m['mass_share']:.3f} (fg {m['foreground_share']:.3f})")

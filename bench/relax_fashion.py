@@ -14,6 +14,7 @@ same run and on the same test images:
 
     SSLAUDIT_DATA=/work/shared/data .venv/bin/python bench/relax_fashion.py [--quick] [--full]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,15 @@ from common import machine, write  # noqa: E402
 from sslaudit.data import load_dataset  # noqa: E402
 from sslaudit.data.dataset import Dataset  # noqa: E402
 from sslaudit.methods.relax import Relax, SpatialMasks, gradient_saliency  # noqa: E402
-from sslaudit.methods.relax.evaluation import (complexity, deletion_insertion, random_maps, randomized_copy, sanity_check,  # noqa: E402
-                                               sparseness, spearman)
+from sslaudit.methods.relax.evaluation import (
+    complexity,
+    deletion_insertion,
+    random_maps,
+    randomized_copy,
+    sanity_check,  # noqa: E402
+    sparseness,
+    spearman,
+)
 from sslaudit.models.encoders import default_arch  # noqa: E402
 from sslaudit.models.trainer import TrainConfig  # noqa: E402
 from sslaudit.run import data_config, image_stats, load, train_run  # noqa: E402
@@ -54,8 +62,15 @@ def train_encoder(ds, n_train: int, epochs: int, widths: list[int], out: Path):
     import json
 
     metrics = json.loads((path / "metrics.json").read_text())
-    return load(path).encoder, {"n_train": n_train, "epochs": epochs, "widths": widths, "batch_size": 256, "train_seconds": secs,
-                                "linear_probe_accuracy": metrics.get("linear_probe_accuracy"), "knn_accuracy": metrics.get("knn_accuracy")}
+    return load(path).encoder, {
+        "n_train": n_train,
+        "epochs": epochs,
+        "widths": widths,
+        "batch_size": 256,
+        "train_seconds": secs,
+        "linear_probe_accuracy": metrics.get("linear_probe_accuracy"),
+        "knn_accuracy": metrics.get("knn_accuracy"),
+    }
 
 
 @torch.no_grad()
@@ -99,9 +114,14 @@ def quality(encoder, x, maps: dict, steps: int) -> dict:
         for name, m in maps.items():
             di = deletion_insertion(encoder, x, m.reshape(len(x), -1), fam, base, steps=steps, seed=0)
             arr = m.reshape(len(x), -1).cpu().numpy()
-            out[name] = {"deletion_auc": float(di["deletion_auc"].mean()), "deletion_auc_sem": float(di["deletion_auc"].std(ddof=1) / np.sqrt(len(x))),
-                         "insertion_auc": float(di["insertion_auc"].mean()), "insertion_auc_sem": float(di["insertion_auc"].std(ddof=1) / np.sqrt(len(x))),
-                         "complexity": float(complexity(arr).mean()), "sparseness": float(sparseness(arr).mean())}
+            out[name] = {
+                "deletion_auc": float(di["deletion_auc"].mean()),
+                "deletion_auc_sem": float(di["deletion_auc"].std(ddof=1) / np.sqrt(len(x))),
+                "insertion_auc": float(di["insertion_auc"].mean()),
+                "insertion_auc_sem": float(di["insertion_auc"].std(ddof=1) / np.sqrt(len(x))),
+                "complexity": float(complexity(arr).mean()),
+                "sparseness": float(sparseness(arr).mean()),
+            }
     return out
 
 
@@ -122,8 +142,10 @@ def main():
         n_img, n_speed, n_sanity, n_train, epochs = 10, 3, 5, 5000, 1
     if args.full:
         n_img, n_speed, n_sanity, n_train, epochs, widths = 100, 20, 50, 60_000, 5, [32, 64, 128]
-    info = {"machine": machine(), "settings": {"images": n_img, "speed_images": n_speed, "sanity_images": n_sanity, "N": 3000, "steps": 28,
-                                               "fill": "zero", "similarity": "cosine", "mask_batch": 100, "threads": args.threads}}
+    info = {
+        "machine": machine(),
+        "settings": {"images": n_img, "speed_images": n_speed, "sanity_images": n_sanity, "N": 3000, "steps": 28, "fill": "zero", "similarity": "cosine", "mask_batch": 100, "threads": args.threads},
+    }
     ds = load_dataset("fashion-mnist", data_dir=os.environ.get("SSLAUDIT_DATA"))
     run_dir = Path(tempfile.gettempdir()) / f"sslaudit-bench-relax-{'quick' if args.quick else 'full' if args.full else 'default'}"
     if args.encoder_run:
@@ -170,17 +192,24 @@ def main():
     # the reference-style map of image 0 vs ours (different random masks: agreement up to MC noise)
     info["reference_vs_ours_spearman_image0"] = float(spearman(ref_map[None].numpy(), res.importance[:1].numpy())[0])
     se3000 = res.max_std_error.numpy()
-    info["fixed_N3000"] = {"seconds": t_fixed, "max_std_error_mean": float(se3000.mean()), "max_std_error_median": float(np.median(se3000)),
-                           "max_std_error_max": float(se3000.max())}
+    info["fixed_N3000"] = {"seconds": t_fixed, "max_std_error_mean": float(se3000.mean()), "max_std_error_median": float(np.median(se3000)), "max_std_error_max": float(se3000.max())}
     # --- adaptive N to the standard error N = 3000 gives ---------------------------------------------------
     tol = float(np.median(se3000))
     # with the control variate (the default of "auto") and without it (the plain reference estimator)
     for key, cv in (("adaptive", True), ("adaptive_plain", False)):
         ada, t_ada = timed(lambda: rx.attribute(x, "auto", tolerance=tol, seed=1, max_masks=12_000, control_variate=cv))
         maps["relax_" + key] = ada.importance
-        info[key] = {"control_variate": cv, "tolerance": tol, "seconds": t_ada, "n_masks_mean": float(ada.n_masks.float().mean()),
-                     "n_masks_median": float(ada.n_masks.float().median()), "n_masks_min": int(ada.n_masks.min()), "n_masks_max": int(ada.n_masks.max()),
-                     "converged": int(ada.converged.sum()), "ratio_to_3000": float(ada.n_masks.float().mean() / 3000)}
+        info[key] = {
+            "control_variate": cv,
+            "tolerance": tol,
+            "seconds": t_ada,
+            "n_masks_mean": float(ada.n_masks.float().mean()),
+            "n_masks_median": float(ada.n_masks.float().median()),
+            "n_masks_min": int(ada.n_masks.min()),
+            "n_masks_max": int(ada.n_masks.max()),
+            "converged": int(ada.converged.sum()),
+            "ratio_to_3000": float(ada.n_masks.float().mean() / 3000),
+        }
         print(key, info[key], flush=True)
     # the control variate's error at equal N = 3000 (the fixed-N default stays the reference estimator)
     cv3000 = rx.attribute(x, 3000, seed=0, control_variate=True).max_std_error.numpy()
@@ -195,8 +224,9 @@ def main():
     other_seed = rx.attribute(xsn, 3000, seed=7)
     sc = sanity_check(res.importance[:n_sanity].numpy(), rand.importance.numpy())
     floor = sanity_check(res.importance[:n_sanity].numpy(), other_seed.importance.numpy())
-    info["sanity_check"] = {"fill_zero": {"trained_vs_randomised": {k: sc[k] for k in ("spearman_mean", "ssim_mean", "passed")},
-                                          "trained_seed0_vs_seed7": {k: floor[k] for k in ("spearman_mean", "ssim_mean")}}}
+    info["sanity_check"] = {
+        "fill_zero": {"trained_vs_randomised": {k: sc[k] for k in ("spearman_mean", "ssim_mean", "passed")}, "trained_seed0_vs_seed7": {k: floor[k] for k in ("spearman_mean", "ssim_mean")}}
+    }
     # with a mean fill, masking the black background changes the input too
     mean = ds.train.x.mean(axis=(0, 2, 3))
     trained_m = Relax(encoder, fill="mean", fill_value=mean).attribute(xsn, 3000, seed=0)

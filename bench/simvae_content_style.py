@@ -10,6 +10,7 @@ otherwise probe. The evaluation is `sslaudit.methods.simvae.ContentStyle` (probe
 chosen on a validation split; the test subset is used once). Writes bench/results/simvae.json and
 the SimVAE explanation figures to bench/results/simvae_figures/.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,10 +77,21 @@ def main() -> None:
     arch = default_arch("image", ds.input_shape, "mlp") | {"hidden": hidden}
 
     result = {
-        "bench": "simvae_content_style", "machine": machine(), "loadavg_start": os.getloadavg(),
-        "settings": {"data": "fashion-mnist", "n_train_ssl": n_train, "epochs": epochs, "batch_size": 128, "lr": 2e-3, "views": 2,
-                     "arch": arch, "evaluation": dataclasses.asdict(eval_cfg.resolved("image")), "seed": args.seed,
-                     "representation": "SimVAE/VAE/β-VAE: posterior mean (10-d); SimCLR/VICReg: backbone (256-d); pixels: PCA-50 of raw pixels"},
+        "bench": "simvae_content_style",
+        "machine": machine(),
+        "loadavg_start": os.getloadavg(),
+        "settings": {
+            "data": "fashion-mnist",
+            "n_train_ssl": n_train,
+            "epochs": epochs,
+            "batch_size": 128,
+            "lr": 2e-3,
+            "views": 2,
+            "arch": arch,
+            "evaluation": dataclasses.asdict(eval_cfg.resolved("image")),
+            "seed": args.seed,
+            "representation": "SimVAE/VAE/β-VAE: posterior mean (10-d); SimCLR/VICReg: backbone (256-d); pixels: PCA-50 of raw pixels",
+        },
         "methods": {},
     }
     tmp = Path(tempfile.mkdtemp(prefix="simvae_bench_"))

@@ -7,6 +7,7 @@ the test split, and the linear-probe accuracy in metrics.json.
 
     PYTHONPATH=src python bench/thread_determinism.py --data digits --epochs 3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,9 @@ train_run(data_config(sys.argv[2]), TrainConfig(epochs=int(sys.argv[3]), batch_s
 
 
 def train(threads: int, data: str, epochs: int, batch: int, out: Path) -> dict:
-    subprocess.run([sys.executable, "-c", CHILD, str(threads), data, str(epochs), str(batch), str(out)], check=True,
-                   env={**__import__("os").environ, "SSLAUDIT_QUIET": "1", "OMP_NUM_THREADS": str(threads)})
+    subprocess.run(
+        [sys.executable, "-c", CHILD, str(threads), data, str(epochs), str(batch), str(out)], check=True, env={**__import__("os").environ, "SSLAUDIT_QUIET": "1", "OMP_NUM_THREADS": str(threads)}
+    )
     from safetensors.torch import load_file
 
     return load_file(out / "model.safetensors")

@@ -6,6 +6,7 @@ encoder on the same batch (the cost of augmentation and loss).
 
     SSLAUDIT_DATA=../shared/data .venv/bin/python bench/train_probe.py --datasets digits adult fashion-mnist
 """
+
 from __future__ import annotations
 
 import argparse
@@ -97,7 +98,19 @@ def main():
 
             m = json.loads((run / "metrics.json").read_text())
             cost = step_cost(ds, obj, 256)
-            row = {"dataset": name, "objective": obj, "epochs": epochs, "linear_probe": m["linear_probe_accuracy"], "knn": m["knn_accuracy"], "raw_logreg": raw, "collapse_std": m["collapse_std"], "train_seconds": m["train_seconds"], "wall_seconds": wall, "samples_per_second": m["samples_per_second"], **cost}
+            row = {
+                "dataset": name,
+                "objective": obj,
+                "epochs": epochs,
+                "linear_probe": m["linear_probe_accuracy"],
+                "knn": m["knn_accuracy"],
+                "raw_logreg": raw,
+                "collapse_std": m["collapse_std"],
+                "train_seconds": m["train_seconds"],
+                "wall_seconds": wall,
+                "samples_per_second": m["samples_per_second"],
+                **cost,
+            }
             rows.append(row)
             print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
     name = args.name or ("train_probe" + ("" if args.datasets == ["digits", "adult", "fashion-mnist"] else "-" + "-".join(args.datasets)))

@@ -1,4 +1,5 @@
 """Test-wide settings: quiet progress, one torch thread per process, the data directory."""
+
 import os
 
 os.environ.setdefault("SSLAUDIT_QUIET", "1")

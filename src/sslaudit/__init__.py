@@ -1,9 +1,10 @@
 """sslaudit: audit self-supervised encoders — what they learned, from which data, and whether to trust it.
 
-    import sslaudit
-    run = sslaudit.load("runs/digits")       # a trained run: .encoder, .dataset, .preprocess
-    ds = sslaudit.load_dataset("adult")       # real datasets, with split/index bookkeeping
+import sslaudit
+run = sslaudit.load("runs/digits")       # a trained run: .encoder, .dataset, .preprocess
+ds = sslaudit.load_dataset("adult")       # real datasets, with split/index bookkeeping
 """
+
 from __future__ import annotations
 
 __version__ = "0.1.0"

@@ -7,6 +7,7 @@ each lens's state, configuration, time and note, and a rerun reuses every lens w
 results match. The lowest-Q-Score test samples ("focus") are passed to every lens that explains
 chosen inputs (KREPES, RELAX), so the report can link each to its landmarks and its map.
 """
+
 from __future__ import annotations
 
 import time

@@ -1,6 +1,7 @@
 """Parsers of option values given as text (command line, config files): each returns the value
 or raises a one-line UserError that names the option and gives an example. Config dataclasses
 name them in their fields' metadata (`parse=`), so the CLI, the audit and the library agree."""
+
 from __future__ import annotations
 
 from typing import Callable
@@ -11,6 +12,7 @@ from .errors import UserError
 def keyword_or(keyword: str, convert: Callable, flag: str, example: str, *, minimum=None, positive: bool = False, what: str = "number") -> Callable:
     """A parser of `keyword` (e.g. 'auto', 'all') or a number converted by `convert`
     (`what` names the number in messages, e.g. 'number of masks')."""
+
     def parse(text):
         if str(text).strip().lower() == keyword:
             return keyword
@@ -27,6 +29,7 @@ def keyword_or(keyword: str, convert: Callable, flag: str, example: str, *, mini
 
 def number(convert: Callable, flag: str, example: str, *, minimum=None, maximum=None, positive: bool = False, none: str | None = None) -> Callable:
     """A parser of one number in a range (`none`: a word that means None, e.g. 'all')."""
+
     def parse(text):
         if none is not None and str(text).strip().lower() == none:
             return None
@@ -42,9 +45,9 @@ def number(convert: Callable, flag: str, example: str, *, minimum=None, maximum=
     return parse
 
 
-def number_list(flag: str, example: str, *, lo: float | None = None, hi: float | None = None, count: int | None = None, sort: bool = False,
-                open_lo: bool = False) -> Callable:
+def number_list(flag: str, example: str, *, lo: float | None = None, hi: float | None = None, count: int | None = None, sort: bool = False, open_lo: bool = False) -> Callable:
     """A parser of comma-separated numbers (e.g. '0.25,0.5,1'), optionally in a range or a fixed count."""
+
     def parse(text):
         parts = [p.strip() for p in str(text).split(",") if p.strip()]
         try:
@@ -53,8 +56,7 @@ def number_list(flag: str, example: str, *, lo: float | None = None, hi: float |
             raise UserError(f"{flag} {text!r}: give comma-separated numbers such as {example}") from None
         if sort:
             vals = sorted(set(vals))
-        bad = (not vals or (count is not None and len(vals) != count)
-               or any((lo is not None and (v <= lo if open_lo else v < lo)) or (hi is not None and v > hi) for v in vals))
+        bad = not vals or (count is not None and len(vals) != count) or any((lo is not None and (v <= lo if open_lo else v < lo)) or (hi is not None and v > hi) for v in vals)
         if bad:
             what = f"{count} numbers" if count else "numbers"
             rng = "" if lo is None and hi is None else f" in {'(' if open_lo else '['}{lo if lo is not None else '−∞'}, {hi if hi is not None else '∞'}]"

@@ -1,4 +1,5 @@
 """Progress bars on long work, silenced by `--quiet` (or SSLAUDIT_QUIET=1)."""
+
 from __future__ import annotations
 
 import os

@@ -8,6 +8,7 @@ Weights are stored as safetensors (RUN/model.safetensors; runs of older versions
 RUN/model.pt, read with weights_only=True). A run whose encoder was imported in a code-carrying
 format (torch.export, TorchScript, a factory) opens only with `trust_code=True` (see trust.py).
 """
+
 from __future__ import annotations
 
 import io
@@ -35,8 +36,13 @@ def data_config(spec: str, *, label=None, protected=(), exclude=(), categorical=
     if str(spec).endswith((".csv", ".npz")):
         spec = str(Path(spec).resolve())
     return {
-        "spec": str(spec), "label": label, "protected": list(protected), "exclude": list(exclude),
-        "categorical": None if categorical is None else list(categorical), "test_fraction": test_fraction, "seed": seed,
+        "spec": str(spec),
+        "label": label,
+        "protected": list(protected),
+        "exclude": list(exclude),
+        "categorical": None if categorical is None else list(categorical),
+        "test_fraction": test_fraction,
+        "seed": seed,
         "data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
     }
 
@@ -48,8 +54,7 @@ def load_data(dcfg: dict, data_dir=None):
     ds = load_dataset(dcfg["spec"], data_dir=data_dir or dcfg.get("data_dir"), **kw)
     if ds.has_labels and len(np.unique(ds.train.y)) < 2:
         what = f"the label column {dcfg.get('label')!r} of {dcfg['spec']} holds" if dcfg.get("label") else f"the labels of {dcfg['spec']} hold"
-        raise UserError(f"{what} a single class in the training split: the evaluation probes need at least two; "
-                        f"choose another --label or leave it out")
+        raise UserError(f"{what} a single class in the training split: the evaluation probes need at least two; choose another --label or leave it out")
     return ds
 
 
@@ -292,8 +297,7 @@ def load_external_encoder(ext: dict, store: RunStore, *, trust_code: bool = Fals
     where = str(store.root / ext["file"]) if kind != "factory" else f"{ext.get('factory')!r} named in {store.root / 'config.json'}"
     require_trust(kind, where, trust_code)
     if kind == "factory":
-        return load_code_encoder(kind, b"", factory=ext["factory"], state=read_state_dict(store.read_bytes(ext["file"]), store.root / ext["file"]),
-                                 trust_code=trust_code, file=where)
+        return load_code_encoder(kind, b"", factory=ext["factory"], state=read_state_dict(store.read_bytes(ext["file"]), store.root / ext["file"]), trust_code=trust_code, file=where)
     return load_code_encoder(kind, store.read_bytes(ext["file"]), factory=None, state=None, trust_code=trust_code, file=where)
 
 
@@ -346,8 +350,7 @@ def classify_encoder(encoder: str, weights: str | None) -> tuple[str, Path]:
             raise UserError(f"--weights {weights}: no such file")
         return "factory", file
     if not src.is_file():
-        raise UserError(f"--encoder {encoder}: no such file; give a .safetensors state dict of an sslaudit architecture, "
-                        f"a .pt2 (torch.export) or TorchScript file, or package.module:factory")
+        raise UserError(f"--encoder {encoder}: no such file; give a .safetensors state dict of an sslaudit architecture, a .pt2 (torch.export) or TorchScript file, or package.module:factory")
     if weights is not None:
         raise UserError("--weights goes with --encoder package.module:factory; a file given as --encoder holds its own weights")
     head = src.read_bytes()
@@ -355,8 +358,7 @@ def classify_encoder(encoder: str, weights: str | None) -> tuple[str, Path]:
     if kind == "unknown" and src.suffix == ".pt2":
         return "export", src
     if kind == "unknown" and not looks_like_safetensors(head):
-        raise UserError(f"cannot use {encoder} as an encoder: it is neither a safetensors or torch.save state dict, "
-                        f"a TorchScript file nor a torch.export program")
+        raise UserError(f"cannot use {encoder} as an encoder: it is neither a safetensors or torch.save state dict, a TorchScript file nor a torch.export program")
     return ("weights" if kind in ("unknown", "state_dict") else kind), src
 
 
@@ -420,8 +422,7 @@ def as_known_architecture(enc: nn.Module, dataset, device: str) -> tuple[dict, d
     return arch, state
 
 
-def import_run(data: dict, encoder: str, weights: str | None, objective: str, out: str | Path, *, force: bool = False, device: str = "cpu", seed: int = 0,
-               trust_code: bool = False) -> Path:
+def import_run(data: dict, encoder: str, weights: str | None, objective: str, out: str | Path, *, force: bool = False, device: str = "cpu", seed: int = 0, trust_code: bool = False) -> Path:
     """Create a run from a user's encoder.
 
     Weights of an sslaudit architecture (.safetensors, or a torch.save state dict read with
@@ -441,8 +442,10 @@ def import_run(data: dict, encoder: str, weights: str | None, objective: str, ou
             state = read_state_dict(raw, file)
             arch = infer_arch(state, dataset.input_shape)
             if arch is None:
-                raise UserError(f"{file} holds weights of no sslaudit architecture for inputs of shape {tuple(dataset.input_shape)} "
-                                f"(mlp, convnet, resnet); import your own module as package.module:factory with --trust-code")
+                raise UserError(
+                    f"{file} holds weights of no sslaudit architecture for inputs of shape {tuple(dataset.input_shape)} "
+                    f"(mlp, convnet, resnet); import your own module as package.module:factory with --trust-code"
+                )
             enc = build_encoder(arch)
             enc.load_state_dict(state)
         elif kind == "factory":

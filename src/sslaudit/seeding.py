@@ -3,6 +3,7 @@
 Every random draw in sslaudit comes from a generator made here, so the same seed gives the
 same result whatever ran before (no dependence on global RNG state).
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -11,6 +11,7 @@ opened with O_NOFOLLOW. The manifest records a random `run_id` from the moment t
 created (before anything else), so a folder sslaudit started is recognisable even if it was killed
 there, and a writer notices that the run was replaced (`train --force`) while it was computing.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -170,8 +171,7 @@ class RunStore:
     # ---- manifest -------------------------------------------------------------------------
     @staticmethod
     def _new_manifest() -> dict:
-        return {"format": FORMAT, "created": time.time(), "run_id": secrets.token_hex(8), "state": "started by sslaudit",
-                "config": {}, "versions": {}, "artefacts": {}, "stages": {}}
+        return {"format": FORMAT, "created": time.time(), "run_id": secrets.token_hex(8), "state": "started by sslaudit", "config": {}, "versions": {}, "artefacts": {}, "stages": {}}
 
     def _manifest_bytes(self) -> bytes:
         return json.dumps(self._manifest, indent=1, sort_keys=True).encode()
@@ -235,8 +235,9 @@ class RunStore:
         try:
             self.reload()
             if self._manifest.get("run_id") != self._run_id:
-                raise UserError(f"{self.root} was replaced by another run (e.g. `sslaudit train --force`) while this command was computing; "
-                                f"its results were not stored; rerun the command on the new run")
+                raise UserError(
+                    f"{self.root} was replaced by another run (e.g. `sslaudit train --force`) while this command was computing; its results were not stored; rerun the command on the new run"
+                )
             self._clean_stray_temps()
         except BaseException:
             close_lock(fd)
@@ -266,8 +267,7 @@ class RunStore:
         p = (self.root / rel).resolve()
         root = self.root.resolve()
         if p != root and root not in p.parents:
-            raise UserError(f"artefact {rel!r} escapes the run directory (a '..' name, an absolute path or a link pointing outside it); "
-                            f"a run never reads or writes outside its folder")
+            raise UserError(f"artefact {rel!r} escapes the run directory (a '..' name, an absolute path or a link pointing outside it); a run never reads or writes outside its folder")
         return p
 
     # ---- writes ---------------------------------------------------------------------------
@@ -442,6 +442,7 @@ def parse_safetensors(data: bytes, where, device: str = "cpu") -> dict:
 
 def check_manifest(m: dict, where: Path) -> dict:
     """The manifest's structure, checked before any field is used (a malformed one is an ArtefactError)."""
+
     def bad(what: str):
         return ArtefactError(f"{where} is malformed ({what}); restore it or start a new run with --force")
 
@@ -455,8 +456,7 @@ def check_manifest(m: dict, where: Path) -> dict:
         if not (isinstance(e, dict) and isinstance(e.get("sha256"), str) and isinstance(e.get("bytes"), int)):
             raise bad(f"artefact {rel!r} lacks its sha256 or size")
     for name, st in m["stages"].items():
-        if not (isinstance(st, dict) and isinstance(st.get("config_hash"), str) and isinstance(st.get("artefacts"), list)
-                and all(isinstance(a, str) for a in st["artefacts"])):
+        if not (isinstance(st, dict) and isinstance(st.get("config_hash"), str) and isinstance(st.get("artefacts"), list) and all(isinstance(a, str) for a in st["artefacts"])):
             raise bad(f"stage {name!r} lacks its config hash or artefact list")
         if not isinstance(st.get("info", {}), dict):
             raise bad(f"stage {name!r} has a malformed info")

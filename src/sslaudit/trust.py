@@ -7,6 +7,7 @@ TorchScript (its `__setstate__` and `forward` run arbitrary TorchScript, which c
 and `package.module:factory` (an import and a call). They are opened only by the functions here,
 and only when the user passed `--trust-code` / `trust_code=True` on that very command.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -25,8 +26,10 @@ CODE_KINDS = {
 def require_trust(kind: str, file: str, trust_code: bool) -> None:
     """A one-line refusal unless the user trusts code for this command."""
     if kind in CODE_KINDS and not trust_code:
-        raise UserError(f"{file} is {CODE_KINDS[kind]}; pass --trust-code (API: trust_code=True) only if you trust whoever "
-                        f"made it, or import plain weights instead (a .safetensors state dict of an sslaudit architecture)")
+        raise UserError(
+            f"{file} is {CODE_KINDS[kind]}; pass --trust-code (API: trust_code=True) only if you trust whoever "
+            f"made it, or import plain weights instead (a .safetensors state dict of an sslaudit architecture)"
+        )
 
 
 def load_code_encoder(kind: str, data: bytes, *, factory: str | None, state: dict | None, trust_code: bool, file: str):

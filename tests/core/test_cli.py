@@ -1,4 +1,5 @@
 """The command line: help everywhere, one-line errors for bad input, no tracebacks."""
+
 import os
 import subprocess
 import sys

@@ -1,5 +1,6 @@
 """Bringing your own encoder: torch.export, TorchScript, or a factory plus a state dict (all code:
 only with --trust-code), or plain weights of an sslaudit architecture (no trust needed)."""
+
 import os
 import pickle
 

@@ -1,4 +1,5 @@
 """The run store: atomic checksummed artefacts, stages, lock, refusal of pickles."""
+
 import json
 import os
 import pickle

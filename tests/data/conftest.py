@@ -1,4 +1,5 @@
 """Shared helpers for the data tests: fixture paths, full-data discovery, environment isolation."""
+
 from __future__ import annotations
 
 import os

@@ -8,7 +8,13 @@ import pytest
 
 from sslaudit.data import TabularSchema, load_dataset
 from sslaudit.data.adult import (
-    CATEGORICAL, COLUMNS, LOG1P, adult_1m_source_rows, build_adult_1m, load_adult_1m, read_adult_file,
+    CATEGORICAL,
+    COLUMNS,
+    LOG1P,
+    adult_1m_source_rows,
+    build_adult_1m,
+    load_adult_1m,
+    read_adult_file,
 )
 from sslaudit.errors import UserError
 
@@ -64,11 +70,11 @@ def test_schema_fitted_on_train_only(adult):
     assert "Ireland" not in nc.categories  # only in the test fixture
     rows = np.nonzero((adult.test.meta["native-country"] == "Ireland").to_numpy())[0]
     assert rows.size > 0
-    assert (adult.test.x[rows, nc.start:nc.stop] == 0).all()
+    assert (adult.test.x[rows, nc.start : nc.stop] == 0).all()
     # all other rows have exactly one level of each categorical
     for feat in adult.schema.features:
         if feat.kind == "categorical":
-            assert (adult.train.x[:, feat.start:feat.stop].sum(1) == 1).all()
+            assert (adult.train.x[:, feat.start : feat.stop].sum(1) == 1).all()
 
 
 def test_fast_schema_equals_reference(adult):

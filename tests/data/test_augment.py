@@ -84,7 +84,7 @@ def test_tabular_corruption_rate_and_donors(adult):
     # every corrupted categorical is still a valid one-hot (or the donor's level)
     for f in adult.schema.features:
         if f.kind == "categorical":
-            assert ((out[:, f.start:f.stop].sum(1) - 1).abs() < 1e-6).all()
+            assert ((out[:, f.start : f.stop].sum(1) - 1).abs() < 1e-6).all()
 
 
 def test_tabular_noise_seeded_and_crn(adult):

@@ -5,7 +5,7 @@ import pytest
 from sslaudit.data import DATASET_NAMES, TabularSchema, load_dataset
 from sslaudit.errors import UserError
 
-HTML = "<b>score</b> & \"quoted\""
+HTML = '<b>score</b> & "quoted"'
 
 
 def _csv(tmp_path, text, name="t.csv"):
@@ -16,15 +16,17 @@ def _csv(tmp_path, text, name="t.csv"):
 
 def _table(n=40, seed=0):
     rng = np.random.default_rng(seed)
-    df = pd.DataFrame({
-        "age": rng.integers(18, 80, n).astype(float),
-        "city": rng.choice(["Paris", "Lyon", "?", ""], n),
-        HTML: rng.normal(size=n),
-        "zip": rng.integers(1000, 1005, n),
-        "sex": rng.choice(["F", "M"], n),
-        "id": np.arange(n),
-        "outcome": rng.choice(["yes", "no", "maybe"], n),
-    })
+    df = pd.DataFrame(
+        {
+            "age": rng.integers(18, 80, n).astype(float),
+            "city": rng.choice(["Paris", "Lyon", "?", ""], n),
+            HTML: rng.normal(size=n),
+            "zip": rng.integers(1000, 1005, n),
+            "sex": rng.choice(["F", "M"], n),
+            "id": np.arange(n),
+            "outcome": rng.choice(["yes", "no", "maybe"], n),
+        }
+    )
     df.loc[3, "age"] = np.nan
     df.loc[5, HTML] = np.inf
     return df
@@ -69,12 +71,14 @@ def test_schema_fitted_on_train_rows_and_equals_reference(table_path):
 
 
 def test_schema_on_messy_frame_against_hand_computation():
-    df = pd.DataFrame({
-        "a": ["x", None, "y ", " y", "?", "", np.nan, "z"],
-        "b": [1, 2, 3, 4, 5, 6, 7, 8],
-        "c": [1.0, np.nan, np.inf, -np.inf, 2.0, 3.0, 4.0, 5.0],
-        "d": ["1", "2", "?", "3", "", "4", "5", "6"],
-    })
+    df = pd.DataFrame(
+        {
+            "a": ["x", None, "y ", " y", "?", "", np.nan, "z"],
+            "b": [1, 2, 3, 4, 5, 6, 7, 8],
+            "c": [1.0, np.nan, np.inf, -np.inf, 2.0, 3.0, 4.0, 5.0],
+            "d": ["1", "2", "?", "3", "", "4", "5", "6"],
+        }
+    )
     schema = TabularSchema.fit(df.iloc[:5], log1p=("c",))  # fitted on the first five rows
     a, b, c, d = schema.features
     assert (a.kind, a.categories) == ("categorical", ["?", "x", "y"])  # None and '?' are one level; spaces stripped

@@ -7,6 +7,7 @@ untagged fences are synopses and diagrams, not commands. A block directly preced
 `<!-- docs-test: skip REASON -->` is skipped, and the REASON is printed — that is how the README
 marks the install line, the test suites and the audits that take minutes to hours.
 """
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 Ray advertises the machine's outward address whenever it has one, so the nodes and the client run
 inside a fresh network namespace whose only interface is loopback (`ip netns`, needs root).
 """
+
 from __future__ import annotations
 
 import os
@@ -44,9 +45,21 @@ class Cluster:
         self.ray_tmp = Path(tempfile.mkdtemp(prefix="sslray-", dir="/tmp"))
         self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1", "RAY_DEDUP_LOGS": "0"}
         common = ["--num-cpus", "1", "--object-store-memory", "150000000", "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]
-        self.head = subprocess.Popen(in_ns(self.ns, RAY, "start", "--head", "--port", str(port), "--include-dashboard", "false", "--temp-dir", str(self.ray_tmp), "--block", *common), env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.head = subprocess.Popen(
+            in_ns(self.ns, RAY, "start", "--head", "--port", str(port), "--include-dashboard", "false", "--temp-dir", str(self.ray_tmp), "--block", *common),
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self._wait_nodes(1)
-        self.worker = subprocess.Popen(in_ns(self.ns, RAY, "start", "--address", self.address, "--temp-dir", str(self.ray_tmp), "--block", *common), env=self.env, stdout=open(tmp / "worker.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
+        self.worker = subprocess.Popen(
+            in_ns(self.ns, RAY, "start", "--address", self.address, "--temp-dir", str(self.ray_tmp), "--block", *common),
+            env=self.env,
+            stdout=open(tmp / "worker.log", "w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self._wait_nodes(2)
 
     def _wait_nodes(self, n: int, timeout: float = 240) -> None:

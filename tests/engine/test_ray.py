@@ -1,4 +1,5 @@
 """The Ray engine against a real local two-node cluster, on loopback only."""
+
 import json
 
 import pytest
@@ -10,7 +11,7 @@ from .ray_cluster import Cluster
 
 pytestmark = pytest.mark.ray
 
-CLIENT = r'''
+CLIENT = r"""
 import json, os, signal, sys, time
 import numpy as np
 from sslaudit.engine import get_engine, block_ranges
@@ -36,7 +37,7 @@ rel = float(np.abs(ray_k - local).max() / np.abs(local).max())
 import ray
 nodes = sorted({n["NodeManagerAddress"] for n in ray.nodes()})
 print(json.dumps({"rel": rel, "n_blocks": len(out), "node_addresses": nodes}))
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,7 @@ def test_unreachable_cluster_is_a_clear_error():
         get_engine("ray", "nonsense")
 
 
-DYING = r'''
+DYING = r"""
 import os, signal, sys, time
 from sslaudit.engine import get_engine, block_ranges
 from sslaudit.errors import UserError
@@ -92,7 +93,7 @@ except UserError as e:
     print(f"USERERROR {e} after {len(done)} blocks in {time.time() - t0:.0f} s")
     sys.exit(2)
 print("NO ERROR", len(done))
-'''
+"""
 
 
 def test_cluster_dying_mid_run_is_a_clear_error(cluster):

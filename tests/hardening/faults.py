@@ -1,4 +1,5 @@
 """Fault injection helpers: run a command, SIGKILL it when its run manifest shows progress."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Bad input found by trying it: each ends in one `error:` line (exit 2), never a traceback."""
+
 from __future__ import annotations
 
 import io
@@ -21,21 +22,23 @@ def one_line_error(capsys, code, needle):
 def table(tmp_path):
     rng = np.random.default_rng(0)
     n = 200
-    df = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "$\\foo$": rng.normal(size=n),
-                       "c": rng.choice(["x", "y"], n), "one": ["k"] * n, "y": rng.choice([0, 1], n)})
+    df = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "$\\foo$": rng.normal(size=n), "c": rng.choice(["x", "y"], n), "one": ["k"] * n, "y": rng.choice([0, 1], n)})
     df.to_csv(tmp_path / "t.csv", index=False)
     return tmp_path / "t.csv"
 
 
-@pytest.mark.parametrize("extra,needle", [
-    (["--label", "one"], "single class"),
-    (["--label", "y", "--seed", "-1"], "--seed -1"),
-    (["--label", "y", "--seed", str(2**40)], "--seed"),
-    (["--label", "y", "--lr", "nan"], "--lr nan"),
-    (["--label", "y", "--lr", "inf"], "--lr inf"),
-    (["--label", "y", "--out", "/proc/x"], "/proc/x"),
-    (["--label", "y", "--out", "/proc/self/x/y"], "/proc/self/x/y"),
-])
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        (["--label", "one"], "single class"),
+        (["--label", "y", "--seed", "-1"], "--seed -1"),
+        (["--label", "y", "--seed", str(2**40)], "--seed"),
+        (["--label", "y", "--lr", "nan"], "--lr nan"),
+        (["--label", "y", "--lr", "inf"], "--lr inf"),
+        (["--label", "y", "--out", "/proc/x"], "/proc/x"),
+        (["--label", "y", "--out", "/proc/self/x/y"], "/proc/self/x/y"),
+    ],
+)
 def test_train_refuses_with_one_line(tmp_path, capsys, table, extra, needle):
     args = ["train", "--data", str(table), "--epochs", "1", "--quiet", *extra]
     if "--out" not in extra:

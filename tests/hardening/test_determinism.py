@@ -4,6 +4,7 @@ Two quick audits of digits (training, every lens, the report) in separate folder
 through their manifests' checksums. Only files that record wall times or their own folder may
 differ, and those are compared again with exactly those fields removed.
 """
+
 import json
 import re
 
@@ -12,8 +13,7 @@ import pytest
 from .faults import cli, manifest, run_ok
 
 # files that carry wall-clock fields (compared without them) or the run's own path (not compared)
-TIMED_JSON = {"metrics.json", "audit/status.json", "krepes/fidelity.json", "krepes/summary.json", "relax/evaluation.json",
-              "influence/summary.json", "qscore/summary.json"}
+TIMED_JSON = {"metrics.json", "audit/status.json", "krepes/fidelity.json", "krepes/summary.json", "relax/evaluation.json", "influence/summary.json", "qscore/summary.json"}
 TIMED_TORCH = {"train/checkpoint.pt"}  # weights and optimizer state plus the training seconds so far
 NOT_COMPARED = {"report.html"}  # embeds the run's folder and the time it was rendered
 TIME_KEY = re.compile(r"(seconds|per_second|time|elapsed|started|finished|written|rss|memory)", re.I)

@@ -1,4 +1,5 @@
 """SIGKILL mid-stage, rerun the same command: identical results, finished work not recomputed."""
+
 import shutil
 
 import pytest

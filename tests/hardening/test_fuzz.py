@@ -1,5 +1,6 @@
 """Property-based fuzzing: every bad CSV, npz or command line ends in a clear error, never a
 traceback or a hang."""
+
 import string
 
 import numpy as np
@@ -81,7 +82,47 @@ def test_npz_with_object_array_is_refused_without_unpickling(tmp_path):
         load_dataset(str(p))
 
 
-VOCAB = ["train", "info", "krepes", "relax", "qscore", "influence", "report", "audit", "--data", "--out", "--epochs", "--batch-size", "--seed", "--device", "--index", "--masks", "--landmarks", "--top-k", "--objective", "digits", "adult", "nosuch", "test:3", "train:-1", "test:x", "-5", "0", "1", "3.5", "nan", "cpu", "cuda", "simclr", "auto", "/nonexistent", "{tmp}", "--force", "--quiet", "--help-me"]
+VOCAB = [
+    "train",
+    "info",
+    "krepes",
+    "relax",
+    "qscore",
+    "influence",
+    "report",
+    "audit",
+    "--data",
+    "--out",
+    "--epochs",
+    "--batch-size",
+    "--seed",
+    "--device",
+    "--index",
+    "--masks",
+    "--landmarks",
+    "--top-k",
+    "--objective",
+    "digits",
+    "adult",
+    "nosuch",
+    "test:3",
+    "train:-1",
+    "test:x",
+    "-5",
+    "0",
+    "1",
+    "3.5",
+    "nan",
+    "cpu",
+    "cuda",
+    "simclr",
+    "auto",
+    "/nonexistent",
+    "{tmp}",
+    "--force",
+    "--quiet",
+    "--help-me",
+]
 
 
 @FUZZ

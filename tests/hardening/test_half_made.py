@@ -1,5 +1,6 @@
 """Folders left half-made are never stuck; a replaced run never receives old results; a kill
 between a checkpoint and its manifest entry does not restart training; audit reuse is verified."""
+
 from __future__ import annotations
 
 import json
@@ -76,14 +77,17 @@ def test_force_takes_back_a_damaged_run_but_never_a_foreign_folder(tmp_path, cap
     assert (foreign / "thesis.tex").read_text() == "years of work"
 
 
-@pytest.mark.parametrize("manifest", [
-    '{"format": "sslaudit-run/1", "artefacts": [], "stages": {}}',
-    '{"format": "sslaudit-run/1", "artefacts": {}, "stages": {"train": 5}}',
-    '{"format": "sslaudit-run/1", "artefacts": {"x": {"sha256": 1}}, "stages": {}}',
-    '{"format": "sslaudit-run/1", "artefacts": {}, "stages": {"train": {"config_hash": "a", "artefacts": [1]}}}',
-    '[1, 2]',
-    '"sslaudit-run/1"',
-])
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        '{"format": "sslaudit-run/1", "artefacts": [], "stages": {}}',
+        '{"format": "sslaudit-run/1", "artefacts": {}, "stages": {"train": 5}}',
+        '{"format": "sslaudit-run/1", "artefacts": {"x": {"sha256": 1}}, "stages": {}}',
+        '{"format": "sslaudit-run/1", "artefacts": {}, "stages": {"train": {"config_hash": "a", "artefacts": [1]}}}',
+        "[1, 2]",
+        '"sslaudit-run/1"',
+    ],
+)
 def test_malformed_manifests_are_one_line_errors(tmp_path, capsys, manifest):
     out = tmp_path / "run"
     out.mkdir()

@@ -1,4 +1,5 @@
 """Planted symbolic links: nothing outside the run is ever written, created or read through them."""
+
 from __future__ import annotations
 
 import os

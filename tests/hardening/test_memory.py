@@ -1,4 +1,5 @@
 """With --max-memory, KREPES's peak RSS stays under the bound on Adult-1M (1,000,000 training rows)."""
+
 import json
 import os
 import subprocess
@@ -40,8 +41,27 @@ def test_krepes_on_adult_1m_stays_under_max_memory(tmp_path):
     # a state dict of sslaudit's MLP: imported as plain weights (the architecture is recognised), no --trust-code
     run_ok(cli("import", "--data", "adult-1m", "--encoder", str(tmp_path / "weights.pt"), "--out", str(run)), env=env)
     bound_gb = 3.0
-    code, peak = peak_rss_of(cli("krepes", str(run), "--max-memory", f"{bound_gb:g}GB", "--landmarks", "400", "--step-sample", "4096",
-                                 "--test-points", "500", "--lambda", "100", "--cg-max-iter", "5", "--probe-sample", "8192"), env)
+    code, peak = peak_rss_of(
+        cli(
+            "krepes",
+            str(run),
+            "--max-memory",
+            f"{bound_gb:g}GB",
+            "--landmarks",
+            "400",
+            "--step-sample",
+            "4096",
+            "--test-points",
+            "500",
+            "--lambda",
+            "100",
+            "--cg-max-iter",
+            "5",
+            "--probe-sample",
+            "8192",
+        ),
+        env,
+    )
     assert code == 0
     plan = json.loads((run / "krepes" / "explainer.json").read_text())["summary"]["memory_plan"]
     assert plan["max_memory"] == int(bound_gb * 2**30)

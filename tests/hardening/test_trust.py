@@ -6,6 +6,7 @@ pickle in a legacy model.pt or an imported state dict) and places it in a run di
 manifest checksums all match — an attacker can forge them, so they are no defence here. Every way
 of opening the run is tried; the payloads write marker files, which must not appear.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -282,8 +283,7 @@ def test_trusted_import_of_an_sslaudit_architecture_is_stored_as_weights(tmp_pat
         torch.export.save(prog, str(tmp_path / "enc.pt2"))
         args = ["--encoder", str(tmp_path / "enc.pt2")]
     else:
-        (tmp_path / "myenc.py").write_text("from sslaudit.models.encoders import build_encoder, default_arch\n\n"
-                                           "def make():\n    return build_encoder(default_arch('image', (1, 8, 8), 'convnet'))\n")
+        (tmp_path / "myenc.py").write_text("from sslaudit.models.encoders import build_encoder, default_arch\n\ndef make():\n    return build_encoder(default_arch('image', (1, 8, 8), 'convnet'))\n")
         monkeypatch.syspath_prepend(str(tmp_path))
         torch.save(enc.state_dict(), tmp_path / "w.pt")
         args = ["--encoder", "myenc:make", "--weights", str(tmp_path / "w.pt")]

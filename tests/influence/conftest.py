@@ -1,4 +1,5 @@
 """Shared fixtures: digits images, a tiny MLP encoder and its augmentation, a tiny trained run."""
+
 import numpy as np
 import pytest
 import torch

@@ -1,4 +1,5 @@
 """Per-sample gradients, curvature and scores against naive references."""
+
 import numpy as np
 import pytest
 import torch

@@ -1,4 +1,5 @@
 """The streaming score pass keeps its memory flat in n (a regression test for heap fragmentation)."""
+
 import subprocess
 import sys
 
@@ -6,7 +7,7 @@ import pytest
 
 # Measured in a fresh interpreter: the heap state that earlier tests leave behind changes how much
 # the allocator grows, so the in-suite number says nothing about this pass.
-SCRIPT = r'''
+SCRIPT = r"""
 import numpy as np
 import torch
 
@@ -24,7 +25,7 @@ before = rss_bytes()
 out = ia.scores(x)
 assert out.self_influence.shape == (len(x),) and np.isfinite(out.self_influence).all()
 print((rss_bytes() - before) / 2**20)
-'''
+"""
 
 
 @pytest.mark.slow

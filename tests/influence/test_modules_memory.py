@@ -1,4 +1,5 @@
 """Influence on chosen modules, kronfluence module partitions, and the batch size chosen from max_memory."""
+
 import numpy as np
 import pytest
 

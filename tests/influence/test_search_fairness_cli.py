@@ -1,4 +1,5 @@
 """Duplicate search, baselines, fairness statistics, fallback, bad input, CLI and removal."""
+
 import json
 
 import numpy as np

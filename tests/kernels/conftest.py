@@ -1,4 +1,5 @@
 """Tiny encoders and inputs for the kernel tests (built with the project's own builders)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Block-wise work through the engine equals the direct kernel."""
+
 from __future__ import annotations
 
 import pickle

@@ -1,4 +1,5 @@
 """The fast eNTK paths against the independent autograd-loop reference."""
+
 from __future__ import annotations
 
 import numpy as np

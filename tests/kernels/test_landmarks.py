@@ -1,4 +1,5 @@
 """Landmark selection: validation, seeding, spread (k-means++), ridge leverage accuracy."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Nyström basis: exact at m = n, PC coordinates, sign fixing, jitter, validation."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -2,6 +2,7 @@
 
 The reference is the independent autograd-loop per-sample gradients (exact.py) and, for the
 subset, torch.func per-sample gradients of only the chosen parameters."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,7 +41,7 @@ def func_kernel(module, x, names):
     d = mod(xt[:1]).shape[1]
 
     def g(p, xi):
-        return functional_call(mod, {**fixed, **p}, (xi.unsqueeze(0),)).sum() / d ** 0.5
+        return functional_call(mod, {**fixed, **p}, (xi.unsqueeze(0),)).sum() / d**0.5
 
     grads = vmap(grad(g), in_dims=(None, 0))(chosen, xt)
     flat = torch.cat([grads[n].reshape(len(x), -1) for n in names], dim=1)

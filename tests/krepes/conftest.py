@@ -1,4 +1,5 @@
 """Tiny encoders, augmentations and trained runs shared by the KREPES tests."""
+
 import numpy as np
 import pytest
 import torch

@@ -1,4 +1,5 @@
 """Feature Alignment Gap (raw, normalised, Δ fallbacks) and group anchoring."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -63,10 +64,8 @@ def test_planted_proxy_feature_shows_up():
     """Landmarks chosen (scored) by a hidden feature: that feature has the largest normalised gap."""
     rng = np.random.default_rng(0)
     m, t = 60, 200
-    land = pd.DataFrame({"proxy": rng.integers(0, 4, m).astype(str), "noise": rng.integers(0, 4, m).astype(str),
-                         "num": rng.normal(size=m)})
-    test = pd.DataFrame({"proxy": rng.integers(0, 4, t).astype(str), "noise": rng.integers(0, 4, t).astype(str),
-                         "num": rng.normal(size=t)})
+    land = pd.DataFrame({"proxy": rng.integers(0, 4, m).astype(str), "noise": rng.integers(0, 4, m).astype(str), "num": rng.normal(size=m)})
+    test = pd.DataFrame({"proxy": rng.integers(0, 4, t).astype(str), "noise": rng.integers(0, 4, t).astype(str), "num": rng.normal(size=t)})
     same = test["proxy"].to_numpy()[:, None] == land["proxy"].to_numpy()[None, :]
     score = same * 1.0 + 0.1 * rng.random((t, m))  # IS favours landmarks sharing the proxy
     top = np.argsort(-score, axis=1)[:, :5]

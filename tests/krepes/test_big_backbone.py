@@ -1,4 +1,5 @@
 """KREPES with a parameter subset / per-layer projection, the kernel-fidelity diagnostic and the cost plan."""
+
 from __future__ import annotations
 
 import json
@@ -139,8 +140,27 @@ def test_cli_options_parse_and_are_recorded(digits_run, tmp_path):
 
     run = tmp_path / "run"
     shutil.copytree(digits_run, run)
-    args = ["krepes", str(run), "--mode", "fit", "--landmarks", "16", "--test-points", "20", "--kernel-params", "trunk.net.2", "--precision", "float32",
-            "--kernel-fidelity-sample", "16", "--layer-projection-dim", "4", "--max-memory", "4GB", "-q"]
+    args = [
+        "krepes",
+        str(run),
+        "--mode",
+        "fit",
+        "--landmarks",
+        "16",
+        "--test-points",
+        "20",
+        "--kernel-params",
+        "trunk.net.2",
+        "--precision",
+        "float32",
+        "--kernel-fidelity-sample",
+        "16",
+        "--layer-projection-dim",
+        "4",
+        "--max-memory",
+        "4GB",
+        "-q",
+    ]
     assert main(args) == 0
     cfg = json.loads((run / "krepes" / "config.json").read_text())["config"]["krepes"]
     assert (cfg["kernel_params"], cfg["precision"], cfg["kernel_fidelity_sample"], cfg["layer_projection_dim"]) == ("trunk.net.2", "float32", 16, 4)
@@ -150,13 +170,16 @@ def test_cli_options_parse_and_are_recorded(digits_run, tmp_path):
     assert fid["cost_plan"]["budget"] == 4 << 30 and fid["cost_plan"]["budget_from"] == "max_memory"
 
 
-@pytest.mark.parametrize("args, flags", [
-    (["--max-memory", "1MB"], ("--max-memory", "--kernel-params", "--layer-projection-dim")),
-    (["--layer-projection-dim", "0"], ("--layer-projection-dim",)),
-    (["--kernel-fidelity-sample", "1"], ("--kernel-fidelity-sample",)),
-    (["--kernel-params", "trunk.nope"], ("--kernel-params",)),
-    (["--exact", "--kernel-params", "last-stage"], ("--exact", "--kernel-params")),
-])
+@pytest.mark.parametrize(
+    "args, flags",
+    [
+        (["--max-memory", "1MB"], ("--max-memory", "--kernel-params", "--layer-projection-dim")),
+        (["--layer-projection-dim", "0"], ("--layer-projection-dim",)),
+        (["--kernel-fidelity-sample", "1"], ("--kernel-fidelity-sample",)),
+        (["--kernel-params", "trunk.nope"], ("--kernel-params",)),
+        (["--exact", "--kernel-params", "last-stage"], ("--exact", "--kernel-params")),
+    ],
+)
 def test_cli_refuses_in_one_line_naming_the_flag(digits_run, capsys, args, flags):
     from sslaudit.cli.main import main
 

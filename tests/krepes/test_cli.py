@@ -1,4 +1,5 @@
 """`sslaudit krepes` end to end on tiny digits and Adult-fixture runs."""
+
 import json
 from pathlib import Path
 
@@ -36,9 +37,28 @@ def test_digits_end_to_end_and_stage_reuse(digits_run, tmp_path, capsys):
     norms = pd.read_parquet(out / "landmark_norms.parquet")
     assert len(norms) == 24 and sorted(norms["rank"]) == list(range(1, 25))
     f = json.loads((out / "fidelity.json").read_text())
-    for key in ("delta_accuracy", "kendall_tau", "precision_at_1", "precision_at_1_baseline", "confidence_drop_top", "confidence_drop_random",
-                "class_coverage", "loss_before", "loss_after", "lambda", "cg_residual", "n_landmarks", "rank", "kernel", "selection",
-                "path_used", "n_distinct_top1", "mode", "modes", "trusted_mode"):
+    for key in (
+        "delta_accuracy",
+        "kendall_tau",
+        "precision_at_1",
+        "precision_at_1_baseline",
+        "confidence_drop_top",
+        "confidence_drop_random",
+        "class_coverage",
+        "loss_before",
+        "loss_after",
+        "lambda",
+        "cg_residual",
+        "n_landmarks",
+        "rank",
+        "kernel",
+        "selection",
+        "path_used",
+        "n_distinct_top1",
+        "mode",
+        "modes",
+        "trusted_mode",
+    ):
         assert key in f, key
     assert 0 <= f["precision_at_1"] <= 1 and -1 <= f["delta_accuracy"] <= 1
     assert f["loss_after"] <= f["loss_before"] and f["n_landmarks"] == 24

@@ -1,4 +1,5 @@
 """The step in the Nyström eigenbasis against the landmark-basis step (the reference), and float32 against float64."""
+
 import numpy as np
 import pytest
 import torch

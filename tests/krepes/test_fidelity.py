@@ -1,4 +1,5 @@
 """Fidelity diagnostics against hand computations."""
+
 import numpy as np
 import pytest
 from scipy.stats import kendalltau
@@ -95,8 +96,19 @@ def test_headline_tau_is_met_by_a_perfect_surrogate_and_the_raw_one_has_a_ceilin
     sur = net - mu
     k_test = rng.random((100, len(lm)))
     top = np.argsort(-k_test, axis=1)[:, :3]
-    rep = fid.fidelity_report(net_train=net[:200], net_test=net[200:], sur_train=sur[:200], sur_test=sur[200:], y_train=y[:200],
-                              y_test=y[200:], landmark_pos=lm, top=top, landmark_norms=np.ones(len(lm)), n_reference=50, k_test=k_test)
+    rep = fid.fidelity_report(
+        net_train=net[:200],
+        net_test=net[200:],
+        sur_train=sur[:200],
+        sur_test=sur[200:],
+        y_train=y[:200],
+        y_test=y[200:],
+        landmark_pos=lm,
+        top=top,
+        landmark_norms=np.ones(len(lm)),
+        n_reference=50,
+        k_test=k_test,
+    )
     assert rep["kendall_tau"] == pytest.approx(1.0) and rep["kendall_tau_centred_network"] == rep["kendall_tau"]
     assert rep["kendall_tau_raw"] == pytest.approx(rep["kendall_tau_ceiling"]) and rep["kendall_tau_ceiling"] < 0.95
     assert rep["linear_cka"] == pytest.approx(1.0)

@@ -1,11 +1,17 @@
 """Gauss–Newton products, CG and the step against dense autograd references."""
+
 import numpy as np
 import pytest
 import torch
 
 from sslaudit.methods.krepes.dense_reference import dense_gauss_newton, dense_gradient, dense_step
 from sslaudit.methods.krepes.gauss_newton import (
-    KernelLossProblem, StepConfig, ViewBatches, conjugate_gradient, gauss_newton_step, mean_gn_eigenvalue,
+    KernelLossProblem,
+    StepConfig,
+    ViewBatches,
+    conjugate_gradient,
+    gauss_newton_step,
+    mean_gn_eigenvalue,
     shifted_conjugate_gradient,
 )
 from sslaudit.methods.krepes.kernel_model import centring_offset

@@ -1,4 +1,5 @@
 """Kernel model: Nyström with m = n equals the exact kernel model; blocks and seeds do not change results."""
+
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
 """The label-free λ rule: the held-out SSL loss on a fresh augmentation draw picks the planted-best λ."""
+
 import numpy as np
 import pytest
 
@@ -63,9 +64,11 @@ def test_heldout_rule_recovers_the_planted_best_lambda():
 
 
 def test_ties_go_to_the_larger_lambda():
-    cands = [{"multiple": 1.0, "heldout_loss": 2.0, "entropy": 3.0, "accepted": True},
-             {"multiple": 0.1, "heldout_loss": 2.0, "entropy": 3.0, "accepted": True},
-             {"multiple": 0.01, "heldout_loss": 1.0, "entropy": 1.0, "accepted": False}]
+    cands = [
+        {"multiple": 1.0, "heldout_loss": 2.0, "entropy": 3.0, "accepted": True},
+        {"multiple": 0.1, "heldout_loss": 2.0, "entropy": 3.0, "accepted": True},
+        {"multiple": 0.01, "heldout_loss": 1.0, "entropy": 1.0, "accepted": False},
+    ]
     assert choose_candidate(cands, "heldout")[0]["multiple"] == 1.0  # the rejected 0.01 is not in the pool
     assert choose_candidate(cands, "entropy")[0]["multiple"] == 1.0
     cands[1]["heldout_loss"] = 1.5

@@ -1,4 +1,5 @@
 """KREPES at scale: stored (out-of-core) kernel blocks, resuming, the memory bound, faiss k-NN."""
+
 import numpy as np
 import pytest
 
@@ -32,6 +33,7 @@ def _blocks(a, calls, fail_at=None):
             raise RuntimeError("interrupted")
         for b in range(s, e, 3):
             yield a[b : min(b + 3, e)]
+
     return compute
 
 
@@ -169,8 +171,7 @@ def test_fidelity_probe_subsample_and_lazy_rows():
     rng = np.random.default_rng(4)
     net, sur = rng.normal(size=(300, 4)), rng.normal(size=(300, 3))
     y = (net[:, 0] > 0).astype(int)
-    kw = dict(net_test=net[:20], sur_test=sur[:20], y_train=y, y_test=y[:20], landmark_pos=np.arange(0, 300, 10),
-              top=np.tile(np.arange(10), (20, 1)), landmark_norms=np.ones(30))
+    kw = dict(net_test=net[:20], sur_test=sur[:20], y_train=y, y_test=y[:20], landmark_pos=np.arange(0, 300, 10), top=np.tile(np.arange(10), (20, 1)), landmark_norms=np.ones(30))
     full = fid.fidelity_report(net_train=net, sur_train=sur, **kw)
     sub = fid.fidelity_report(net_train=net, sur_train=sur, probe_sample=100, net_mean=net.mean(0), **kw)
     assert full["probe_train_rows"] == 300 and sub["probe_train_rows"] == 100

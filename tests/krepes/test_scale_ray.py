@@ -1,4 +1,5 @@
 """`sslaudit krepes --engine ray` on a real two-node loopback cluster equals the local engine."""
+
 import json
 import shutil
 import sys
@@ -10,14 +11,13 @@ import pytest
 
 from sslaudit.cli.main import main
 
-FAST = ["--landmarks", "24", "--test-points", "30", "--step-sample", "128", "--ssl-batch-size", "64", "--cg-max-iter", "4",
-        "--block-size", "128", "--lambda", "100", "-q"]
+FAST = ["--landmarks", "24", "--test-points", "30", "--step-sample", "128", "--ssl-batch-size", "64", "--cg-max-iter", "4", "--block-size", "128", "--lambda", "100", "-q"]
 
-CLIENT = r'''
+CLIENT = r"""
 import sys
 from sslaudit.cli.main import main
 sys.exit(main(["krepes", sys.argv[1], *sys.argv[3:], "--engine", "ray", "--address", sys.argv[2]]))
-'''
+"""
 
 
 def test_unreachable_cluster_is_a_clear_error(digits_run, tmp_path, capsys):

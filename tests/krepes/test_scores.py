@@ -1,4 +1,5 @@
 """Influence scores, signs, top-K and concept scores against hand computations."""
+
 import numpy as np
 import pytest
 

@@ -1,5 +1,6 @@
 """The lens contract: a toy lens is picked up by the CLI, the audit and the report; lenses used
 from Python cache and resume through `run_lens` exactly as their commands do."""
+
 from __future__ import annotations
 
 import pytest
@@ -130,8 +131,16 @@ def test_relax_resumes_after_an_interruption(digits_run, tmp_path, monkeypatch):
     assert res.documents["evaluation"]["inputs"] == list(refs)
 
 
-@pytest.mark.parametrize("lens, extra", [("krepes", ["--test-points", "5"]), ("influence", ["--subsample", "40"]), ("relax", ["--index", "test:7", "--masks", "50"]),
-                                         ("qscore", []), ("simvae", ["--n-train", "100", "--n-test", "50", "--no-views"])])
+@pytest.mark.parametrize(
+    "lens, extra",
+    [
+        ("krepes", ["--test-points", "5"]),
+        ("influence", ["--subsample", "40"]),
+        ("relax", ["--index", "test:7", "--masks", "50"]),
+        ("qscore", []),
+        ("simvae", ["--n-train", "100", "--n-test", "50", "--no-views"]),
+    ],
+)
 def test_every_lens_refuses_a_budget_it_cannot_keep_before_the_work(digits_run, lens, extra, capsys):
     assert lens in lenses.names()
     store = RunStore(digits_run)

@@ -1,5 +1,6 @@
 """The layers of the package (docs/architecture.md), checked from the source: nothing below the
 CLI imports it, and the numerical core never imports the layers above it."""
+
 from __future__ import annotations
 
 import ast
@@ -63,8 +64,7 @@ def test_no_layer_imports_one_above_it():
 
 
 def test_only_the_cli_imports_the_cli():
-    users = sorted({module_name(p) for p in SRC.rglob("*.py") if not module_name(p).startswith("sslaudit.cli")
-                    and any(n == "sslaudit.cli" or n.startswith("sslaudit.cli.") for n in imports(p))})
+    users = sorted({module_name(p) for p in SRC.rglob("*.py") if not module_name(p).startswith("sslaudit.cli") and any(n == "sslaudit.cli" or n.startswith("sslaudit.cli.") for n in imports(p))})
     assert users == []
 
 

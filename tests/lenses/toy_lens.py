@@ -1,5 +1,6 @@
 """A sixth lens written against the contract alone (docs/architecture.md, "How to add a lens"):
 this one module plus one registry line make it a CLI command, an audit stage and a report section."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Training history: one row per epoch in RUN/train/history.parquet, deterministic, and TensorBoard."""
+
 from __future__ import annotations
 
 import pytest

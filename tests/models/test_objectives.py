@@ -1,4 +1,5 @@
 """The four SSL losses against naive per-element reference formulas."""
+
 import math
 
 import pytest

@@ -1,4 +1,5 @@
 """Training: same seed same weights, resume after SIGKILL is bit-identical, BYOL's EMA target."""
+
 import json
 import os
 import signal

@@ -1,4 +1,5 @@
 """A tiny trained digits run shared by the Q-Score CLI tests (a few seconds)."""
+
 import pytest
 
 

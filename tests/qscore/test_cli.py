@@ -1,4 +1,5 @@
 """End to end: `sslaudit qscore RUN` on a tiny digits run, refusal on negative features, fine-tuning."""
+
 import json
 
 import numpy as np

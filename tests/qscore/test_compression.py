@@ -1,4 +1,5 @@
 """Compression curve bookkeeping and the label-free feature ranking."""
+
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
 """AUPRC/AUROC bookkeeping vs hand computation and scikit-learn; probe correctness."""
+
 import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score

@@ -1,4 +1,5 @@
 """Definitions of L_i, A_j, D, the ε choice and the empty share, on hand-computed examples."""
+
 import math
 
 import numpy as np

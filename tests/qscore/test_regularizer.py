@@ -1,4 +1,5 @@
 """The Q-Score regulariser: value on a hand example, differentiability, use as extra_loss."""
+
 import math
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Saliency of a feature equals the analytic gradient; top samples and table groups by hand."""
+
 import numpy as np
 import pytest
 import torch

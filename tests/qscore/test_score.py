@@ -1,4 +1,5 @@
 """Q-Score v6 and v1 against hand computation and a naive per-sample reference."""
+
 import math
 
 import numpy as np

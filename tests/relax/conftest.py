@@ -1,4 +1,5 @@
 """Shared fixtures of the RELAX tests: tiny encoders with known behaviour and small trained runs."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,8 +17,7 @@ class TinyConv(nn.Module):
     def __init__(self, channels: int = 1, seed: int = 0):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
-        self.net = nn.Sequential(nn.Conv2d(channels, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
-                                 nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten())
+        self.net = nn.Sequential(nn.Conv2d(channels, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten())
         with torch.no_grad():
             for p in self.parameters():
                 p.copy_(torch.randn(p.shape, generator=g) * 0.5)

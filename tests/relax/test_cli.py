@@ -38,19 +38,22 @@ def test_cli_writes_maps_png_and_evaluation(digits_run, capsys):
     assert ev["settings"]["num_cells"] == 4 and "localisation" not in ev["maps"]["relax"]
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--index", "test:999999"], "not in the data"),
-    (["--index", "test:../../etc"], "bad sample reference"),
-    (["--index", "valid:1"], "bad sample reference"),
-    (["--masks", "0"], "≥ 1"),
-    (["--masks", "lots"], "number of masks"),
-    (["--cells", "0"], "cells per side"),
-    (["--cells", "many"], "cells per side"),
-    (["--masks", "auto", "--tolerance", "0"], "> 0"),
-    (["--masks", "100", "--tolerance", "0.01"], "--masks auto"),
-    (["--batch-size", "0"], "--batch-size"),
-    (["--tabular-groups"], "tables"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--index", "test:999999"], "not in the data"),
+        (["--index", "test:../../etc"], "bad sample reference"),
+        (["--index", "valid:1"], "bad sample reference"),
+        (["--masks", "0"], "≥ 1"),
+        (["--masks", "lots"], "number of masks"),
+        (["--cells", "0"], "cells per side"),
+        (["--cells", "many"], "cells per side"),
+        (["--masks", "auto", "--tolerance", "0"], "> 0"),
+        (["--masks", "100", "--tolerance", "0.01"], "--masks auto"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--tabular-groups"], "tables"),
+    ],
+)
 def test_cli_errors(digits_run, capsys, extra, message):
     import sslaudit
 

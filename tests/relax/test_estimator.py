@@ -9,7 +9,9 @@ from sslaudit.methods.relax import RelaxMoments, SpatialMasks, WeightedMoments, 
 def naive_welford(scores, weights):
     """West's weighted Welford, one mask at a time, float64 (the reference's update, normalised)."""
     b, p = scores.shape[0], weights.shape[1]
-    w_sum = np.zeros((b, p)); mean = np.zeros((b, p)); m2 = np.zeros((b, p))
+    w_sum = np.zeros((b, p))
+    mean = np.zeros((b, p))
+    m2 = np.zeros((b, p))
     for n in range(weights.shape[0]):
         w = weights[n]
         for i in range(b):
@@ -44,7 +46,7 @@ def test_float64_streaming_beats_cancellation():
     """Huge N, tiny spread around a large offset: E[s²] − E[s]² in float32 is garbage; ours is exact."""
     g = torch.Generator().manual_seed(1)
     n, p = 200_000, 3
-    scores = (1000.0 + 0.01 * torch.randn(1, n, generator=g, dtype=torch.float64))
+    scores = 1000.0 + 0.01 * torch.randn(1, n, generator=g, dtype=torch.float64)
     weights = torch.rand(n, p, generator=g, dtype=torch.float64)
     mom = WeightedMoments(1, p)
     for s in range(0, n, 5000):
@@ -113,6 +115,7 @@ def linear_in_pattern(gamma):
     def score(rows, weights):
         f = SpatialMasks((8, 8)).cv_features(weights)
         return torch.stack([0.3 + float(r) + f @ gamma for r in rows.cpu()])
+
     return score
 
 

@@ -5,15 +5,15 @@ import pytest
 import torch
 
 from sslaudit.methods.relax import EmbeddingSimilarity, Relax, SpatialMasks, explain, gradient_saliency
-from sslaudit.methods.relax.evaluation import (complexity, deletion_insertion, evaluate_relax, random_maps, randomized_copy, removal_order, sanity_check,
-                                               sparseness, spearman, ssim)
+from sslaudit.methods.relax.evaluation import complexity, deletion_insertion, evaluate_relax, random_maps, randomized_copy, removal_order, sanity_check, sparseness, spearman, ssim
 
 from .conftest import QuadrantEncoder
 
 
 def test_gini_hand_computed():
     n = 10
-    one_hot = np.zeros((1, n)); one_hot[0, 3] = 5.0
+    one_hot = np.zeros((1, n))
+    one_hot[0, 3] = 5.0
     assert sparseness(one_hot)[0] == pytest.approx(1 - 1 / n)
     assert sparseness(np.full((1, n), 0.8))[0] == pytest.approx(0.0)
     # [0, 1, 2, 3]: q = [0, 1, 2, 3] / 6, Σ(2k − n − 1) q_k / n = (−1 + 2 + 9) / 6 / 4
@@ -24,7 +24,8 @@ def test_gini_hand_computed():
 
 def test_entropy_hand_computed():
     assert complexity(np.full((1, 16), 2.0))[0] == pytest.approx(math.log(16))
-    one_hot = np.zeros((1, 16)); one_hot[0, 0] = 1
+    one_hot = np.zeros((1, 16))
+    one_hot[0, 0] = 1
     assert complexity(one_hot)[0] == pytest.approx(0.0)
     assert complexity(np.array([[0.0, 1.0, 1.0]]))[0] == pytest.approx(math.log(2))
 
@@ -91,7 +92,7 @@ def test_mask_scale_random_map_is_smooth_and_seeded():
     a, b = mask_scale_random_maps(fam, 3, seed=2), mask_scale_random_maps(fam, 3, seed=2)
     assert torch.equal(a, b) and a.shape == (3, 784)
     pix = random_maps((3, 784), seed=2)
-    step = lambda m: (m.reshape(3, 28, 28).diff(dim=2).abs().mean())  # noqa: E731
+    step = lambda m: m.reshape(3, 28, 28).diff(dim=2).abs().mean()  # noqa: E731
     assert step(a) < 0.5 * step(pix)  # neighbouring pixels agree: RELAX's own scale
 
 
@@ -105,7 +106,8 @@ def test_removal_order_ties_random_but_seeded():
 def test_deletion_insertion_planted():
     enc = QuadrantEncoder()
     x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0)) + 0.2
-    truth = torch.zeros(2, 8, 8); truth[:, :4, :4] = 1.0
+    truth = torch.zeros(2, 8, 8)
+    truth[:, :4, :4] = 1.0
     fam = SpatialMasks((8, 8))
     good = deletion_insertion(enc, x, truth.reshape(2, -1), fam, torch.zeros_like(x), steps=16)
     bad = deletion_insertion(enc, x, (1 - truth).reshape(2, -1), fam, torch.zeros_like(x), steps=16)

@@ -20,7 +20,8 @@ def naive_relax(encoder, x, n, seed, mask_batch=100):
             h = encoder(img[None])
             s = np.array([torch.cosine_similarity(h, encoder(img[None] * m.reshape(1, 1, *x.shape[2:])), dim=1, eps=1e-8).item() for m in masks])
             m, v = naive_welford(s[None], masks.double().numpy())
-            means.append(m[0]); vars_.append(v[0])
+            means.append(m[0])
+            vars_.append(v[0])
     return np.stack(means).reshape(len(x), *x.shape[2:]), np.stack(vars_).reshape(len(x), *x.shape[2:])
 
 
@@ -118,17 +119,20 @@ def test_fills():
     assert torch.allclose(Relax(enc, fill=0.25).baseline(x), torch.full_like(x, 0.25))
 
 
-@pytest.mark.parametrize("call", [
-    lambda r, x: r.attribute(x, n_masks=0),
-    lambda r, x: r.attribute(x, n_masks="many"),
-    lambda r, x: r.attribute(x, n_masks=2.5),
-    lambda r, x: r.attribute(x, n_masks="auto"),
-    lambda r, x: r.attribute(x, n_masks="auto", tolerance=-1.0),
-    lambda r, x: r.attribute(x, n_masks=10, tolerance=0.0),
-    lambda r, x: r.attribute(x[:, 0, 0], n_masks=10),  # no spatial dims
-    lambda r, x: r.attribute(x * float("nan"), n_masks=10),
-    lambda r, x: r.attribute(x[:0], n_masks=10),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda r, x: r.attribute(x, n_masks=0),
+        lambda r, x: r.attribute(x, n_masks="many"),
+        lambda r, x: r.attribute(x, n_masks=2.5),
+        lambda r, x: r.attribute(x, n_masks="auto"),
+        lambda r, x: r.attribute(x, n_masks="auto", tolerance=-1.0),
+        lambda r, x: r.attribute(x, n_masks=10, tolerance=0.0),
+        lambda r, x: r.attribute(x[:, 0, 0], n_masks=10),  # no spatial dims
+        lambda r, x: r.attribute(x * float("nan"), n_masks=10),
+        lambda r, x: r.attribute(x[:0], n_masks=10),
+    ],
+)
 def test_bad_inputs(tiny_conv, images, call):
     with pytest.raises(UserError):
         call(Relax(tiny_conv), images)

@@ -1,4 +1,5 @@
 """One quick digits audit shared by the report tests (package scope: it takes about a minute)."""
+
 import pytest
 
 from sslaudit.cli.main import main

@@ -1,4 +1,5 @@
 """The audit end to end and its HTML report: escaping, offline, and a real headless browser."""
+
 import shutil
 from pathlib import Path
 
@@ -200,13 +201,49 @@ def test_every_diagnostic_name_has_a_glossary_tooltip():
     from sslaudit.report.collect import Collector
     from sslaudit.report.glossary import GLOSSARY
 
-    keys = ["mode", "delta_accuracy", "kendall_tau", "kendall_tau_centred_network", "kendall_tau_ceiling", "kendall_tau_raw", "precision_at_1",
-            "precision_at_1_baseline", "confidence_drop_top", "confidence_drop_random", "n_distinct_top1", "network_accuracy", "surrogate_accuracy",
-            "lambda_multiple", "lambda_chosen_by", "loss_before", "loss_after", "n_landmarks", "rank", "kernel", "selection", "n_step_samples"]
+    keys = [
+        "mode",
+        "delta_accuracy",
+        "kendall_tau",
+        "kendall_tau_centred_network",
+        "kendall_tau_ceiling",
+        "kendall_tau_raw",
+        "precision_at_1",
+        "precision_at_1_baseline",
+        "confidence_drop_top",
+        "confidence_drop_random",
+        "n_distinct_top1",
+        "network_accuracy",
+        "surrogate_accuracy",
+        "lambda_multiple",
+        "lambda_chosen_by",
+        "loss_before",
+        "loss_after",
+        "n_landmarks",
+        "rank",
+        "kernel",
+        "selection",
+        "n_step_samples",
+    ]
     table = Collector.fidelity_table(None, {k: 0.5 for k in keys})
     names = [r[0] for r in table.rows if r[0] != "mode"]
     assert len(names) == len(keys) - 1
     assert [n for n in names if n not in GLOSSARY] == []
-    for name in ("deletion AUC", "insertion AUC", "complexity", "sparseness", "AUPRC", "AUROC", "Cliff's δ", "Q-Score", "self-influence",
-                 "duplicate score", "influence score", "Feature Alignment Gap", "linear-probe accuracy", "k-NN accuracy", "collapse check"):
+    for name in (
+        "deletion AUC",
+        "insertion AUC",
+        "complexity",
+        "sparseness",
+        "AUPRC",
+        "AUROC",
+        "Cliff's δ",
+        "Q-Score",
+        "self-influence",
+        "duplicate score",
+        "influence score",
+        "Feature Alignment Gap",
+        "linear-probe accuracy",
+        "k-NN accuracy",
+        "collapse check",
+    ):
         assert GLOSSARY.get(name), name

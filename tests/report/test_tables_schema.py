@@ -1,5 +1,6 @@
 """Every table an audit writes keeps the sample vocabulary (split/index/train_index, labels beside
 them) and is documented, column by column, in docs/tables.md."""
+
 import re
 from pathlib import Path
 
@@ -56,8 +57,9 @@ def test_every_audit_table_keeps_the_vocabulary_and_is_documented(digits_audit):
 
 
 def test_with_labels_follows_each_index_column():
-    ds = sslaudit.data.dataset.Dataset("toy", "tabular", sslaudit.data.dataset.Split(np.zeros((3, 1)), np.array([5, 6, 7]), np.array([10, 11, 12])),
-                                       sslaudit.data.dataset.Split(np.zeros((2, 1)), np.array([8, 9]), np.array([0, 1])))
+    ds = sslaudit.data.dataset.Dataset(
+        "toy", "tabular", sslaudit.data.dataset.Split(np.zeros((3, 1)), np.array([5, 6, 7]), np.array([10, 11, 12])), sslaudit.data.dataset.Split(np.zeros((2, 1)), np.array([8, 9]), np.array([0, 1]))
+    )
     df = pd.DataFrame({"split": ["test", "train"], "index": [1, 12], "train_index": [10, 99], "other_split": ["test", "test"], "other_index": [0, 1], "score": [0.5, 0.25]})
     out = with_labels(df, ds)
     assert list(out.columns) == ["split", "index", "label", "train_index", "train_label", "other_split", "other_index", "other_label", "score"]
@@ -66,7 +68,9 @@ def test_with_labels_follows_each_index_column():
     assert with_labels(df, unlabeled) is df
 
 
-@pytest.mark.parametrize("columns, problem", [(["index", "score"], "`index` without `split`"), (["split", "index", "query_index"], "`query_index` without `query_split` (only `train_index` may omit its split)")])
+@pytest.mark.parametrize(
+    "columns, problem", [(["index", "score"], "`index` without `split`"), (["split", "index", "query_index"], "`query_index` without `query_split` (only `train_index` may omit its split)")]
+)
 def test_vocabulary_check_names_what_is_wrong(columns, problem):
     assert check_vocabulary(pd.DataFrame(columns=columns)) == [problem]
     assert check_vocabulary(pd.DataFrame(columns=["split", "index", "train_index", "query_split", "query_index"])) == []

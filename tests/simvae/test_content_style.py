@@ -1,4 +1,5 @@
 """Content/style evaluation: planted ground truth, any run, seeded, store and CLI."""
+
 import numpy as np
 import pytest
 import torch

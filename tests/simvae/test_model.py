@@ -1,4 +1,5 @@
 """SimVAE / VAE / β-VAE objectives: each ELBO term against a naive loop, flags, training, loading."""
+
 import math
 
 import numpy as np
@@ -156,10 +157,17 @@ def test_trained_run_loads_with_posterior_mean_encoder(simvae_run):
     assert np.isfinite(m["final_loss"]) and m["linear_probe_accuracy"] > 0.5  # clearly above chance (0.1)
 
 
-@pytest.mark.parametrize("params,msg", [
-    ({"J": 1}, "at least 2 views"), ({"prior": "laplace"}, "unknown prior"), ({"sigma2": -1}, "positive"),
-    ({"z_dim": 0}, "z_dim"), ({"zdim": 3}, "unknown simvae parameter"), ({"hidden": [0]}, "positive layer widths"),
-])
+@pytest.mark.parametrize(
+    "params,msg",
+    [
+        ({"J": 1}, "at least 2 views"),
+        ({"prior": "laplace"}, "unknown prior"),
+        ({"sigma2": -1}, "positive"),
+        ({"z_dim": 0}, "z_dim"),
+        ({"zdim": 3}, "unknown simvae parameter"),
+        ({"hidden": [0]}, "positive layer widths"),
+    ],
+)
 def test_bad_parameters_are_user_errors(params, msg):
     with pytest.raises(UserError, match=msg):
         build_method("simvae", ARCH, params)

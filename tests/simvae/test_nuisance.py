@@ -1,4 +1,5 @@
 """Known nuisance transforms: identities, exact rotations, bins, and seeded draws."""
+
 import numpy as np
 import pytest
 import torch

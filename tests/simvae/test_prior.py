@@ -1,4 +1,5 @@
 """The SimVAE prior term against an independent computation (joint normal density)."""
+
 import math
 
 import numpy as np

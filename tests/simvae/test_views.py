@@ -1,4 +1,5 @@
 """Explanation views of a generative run: figures are real PNGs; directions find planted style."""
+
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
 """`sslaudit audit` (data → model → every lens → report) and `sslaudit report`."""
+
 from __future__ import annotations
 
 import time
@@ -16,8 +17,18 @@ from .options import context_from, context_params, data_options
 @click.option("--model", "model", type=click.Path(), default=None, help="Audit this existing run instead of training one.")
 @click.option("--out", type=click.Path(), default=None, help="Run directory (trained into if there is no model). Required without --model.")
 @click.option("--force", is_flag=True, help="Replace a different run already at --out.")
-@click.option("--quick", is_flag=True, help="A coarse first look: a sixth of the training epochs (digits: 10) and every lens on small samples with fixed settings (digits: under a minute on two cores).")
-@click.option("--log", "log", nargs=2, type=(click.Choice(["tensorboard"]), click.Path(file_okay=False)), default=None, metavar="tensorboard DIR", help="Also write the training history to TensorBoard in DIR (needs the tensorboard extra).")
+@click.option(
+    "--quick", is_flag=True, help="A coarse first look: a sixth of the training epochs (digits: 10) and every lens on small samples with fixed settings (digits: under a minute on two cores)."
+)
+@click.option(
+    "--log",
+    "log",
+    nargs=2,
+    type=(click.Choice(["tensorboard"]), click.Path(file_okay=False)),
+    default=None,
+    metavar="tensorboard DIR",
+    help="Also write the training history to TensorBoard in DIR (needs the tensorboard extra).",
+)
 def _audit(data_cfg, objective, epochs, model, out, force, quick, log, **values):
     """Train (or load) an encoder, run every lens that applies, and write an HTML report.
 

@@ -1,5 +1,6 @@
 """`sslaudit train --init RUN [--qscore-reg L1,L2]`: fine-tune a run, optionally Q-Score-regularised
 (called from cli/train.py; the experiment layer above the lenses)."""
+
 from __future__ import annotations
 
 from ..errors import UserError

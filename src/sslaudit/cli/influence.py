@@ -1,5 +1,6 @@
 """`sslaudit influence`: the influence lens's generated command, plus --remove (the removal
 experiment, which retrains: the experiment layer above the lenses)."""
+
 from __future__ import annotations
 
 import click

@@ -1,5 +1,6 @@
 """The command of a lens, generated from its contract: one option per config field (help text
 and default from the dataclass), the shared context options, and `run_lens` as the body."""
+
 from __future__ import annotations
 
 import click
@@ -54,5 +55,10 @@ def _option(spec) -> click.Option:
     shown = None if spec.default is None else spec.show(spec.default)
     d = spec.default
     metavar = meta.get("metavar") or (None if meta.get("choices") else "INTEGER" if isinstance(d, int) else "NUMBER" if isinstance(d, float) else "LIST" if isinstance(d, tuple) else "TEXT")
-    return click.Option([spec.flag, _param(spec)], default=None, metavar=metavar, type=click.Choice(list(meta["choices"])) if meta.get("choices") else None,
-                        help=meta["help"] + (f" [default: {shown}]" if shown is not None else ""))
+    return click.Option(
+        [spec.flag, _param(spec)],
+        default=None,
+        metavar=metavar,
+        type=click.Choice(list(meta["choices"])) if meta.get("choices") else None,
+        help=meta["help"] + (f" [default: {shown}]" if shown is not None else ""),
+    )

@@ -2,6 +2,7 @@
 
 User errors (`UserError`) end as one line on stderr and exit status 2, never a traceback.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -1,4 +1,5 @@
 """Options shared by every verb, and helpers that turn them into library calls."""
+
 from __future__ import annotations
 
 import functools
@@ -28,8 +29,10 @@ def common(f):
     return wrapper
 
 
-TRUST_HELP = ("Allow an encoder stored as code (a .pt2 torch.export program, TorchScript, package.module:factory): "
-              "opening it runs that code. Only for runs and files whose author you trust; plain weights never need it.")
+TRUST_HELP = (
+    "Allow an encoder stored as code (a .pt2 torch.export program, TorchScript, package.module:factory): "
+    "opening it runs that code. Only for runs and files whose author you trust; plain weights never need it."
+)
 
 
 def trust_option(f):
@@ -48,8 +51,12 @@ def context_params(*, engine: bool = False) -> list[click.Option]:
         click.Option(["--quiet", "-q"], is_flag=True, help="No progress bars or status lines."),
     ]
     if engine:
-        params[:0] = [click.Option(["--engine"], type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Block-execution engine: local, or ray (blocks as tasks on a running Ray cluster)."),
-                      click.Option(["--address"], default=None, help="HOST:PORT of the Ray cluster's head (with --engine ray), as printed by `ray start --head`.")]
+        params[:0] = [
+            click.Option(
+                ["--engine"], type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Block-execution engine: local, or ray (blocks as tasks on a running Ray cluster)."
+            ),
+            click.Option(["--address"], default=None, help="HOST:PORT of the Ray cluster's head (with --engine ray), as printed by `ray start --head`."),
+        ]
     return params
 
 
@@ -59,8 +66,15 @@ def context_from(values: dict):
 
     if values.pop("quiet", False):
         set_enabled(False)
-    return Context.resolve(seed=values.pop("seed", 0), device=values.pop("device", "auto"), max_memory=values.pop("max_memory", None), engine=values.pop("engine", "local"),
-                           address=values.pop("address", None), trust_code=values.pop("trust_code", False), data_dir=values.pop("data_dir", None))
+    return Context.resolve(
+        seed=values.pop("seed", 0),
+        device=values.pop("device", "auto"),
+        max_memory=values.pop("max_memory", None),
+        engine=values.pop("engine", "local"),
+        address=values.pop("address", None),
+        trust_code=values.pop("trust_code", False),
+        data_dir=values.pop("data_dir", None),
+    )
 
 
 def data_options(f):

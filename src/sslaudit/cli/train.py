@@ -1,4 +1,5 @@
 """`sslaudit train`, `sslaudit import` and `sslaudit info`."""
+
 from __future__ import annotations
 
 import json
@@ -14,14 +15,35 @@ from .options import common, data_options, trust_option
 @data_options
 @click.option("--objective", type=click.Choice(["simclr", "byol", "vicreg", "barlow", "simvae", "vae", "betavae"]), default="simclr", show_default=True, help="The SSL objective.")
 @click.option("--arch", type=click.Choice(["auto", "mlp", "convnet", "resnet"]), default="auto", show_default=True, help="Encoder: auto = MLP for tables, small ConvNet for images.")
-@click.option("--epochs", type=click.IntRange(1), default=None, help="Passes over the training data [default: sized to the data: 60 up to 5,000 samples; up to 100,000, 10 for images and 15 for tables; 3 above].")
+@click.option(
+    "--epochs",
+    type=click.IntRange(1),
+    default=None,
+    help="Passes over the training data [default: sized to the data: 60 up to 5,000 samples; up to 100,000, 10 for images and 15 for tables; 3 above].",
+)
 @click.option("--batch-size", type=int, default=None, help="Samples per SSL batch (≥ 2, ≤ the training set) [default: 256, or less for small data].")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True, help="Peak learning rate (AdamW, warm-up then cosine).")
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="An objective hyper-parameter (repeatable), e.g. temperature=0.2 (simclr), lambd=0.005 (barlow), z_dim=16, J=4, sigma_x2=0.01, prior=uniform, beta=4 (simvae/vae/betavae).")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An objective hyper-parameter (repeatable), e.g. temperature=0.2 (simclr), lambd=0.005 (barlow), z_dim=16, J=4, sigma_x2=0.01, prior=uniform, beta=4 (simvae/vae/betavae).",
+)
 @click.option("--out", required=True, type=click.Path(), help="Run directory to write (resumed if it holds the same unfinished run).")
 @click.option("--force", is_flag=True, help="Replace a different run already at --out.")
-@click.option("--init", "init", type=click.Path(), default=None, help="Fine-tune the run RUN: start from its weights, with its data, objective, architecture, batch size and lr (--data becomes optional).")
-@click.option("--log", "log", nargs=2, type=(click.Choice(["tensorboard"]), click.Path(file_okay=False)), default=None, metavar="tensorboard DIR", help="Also write the per-epoch loss and k-NN probe to TensorBoard in DIR (needs the tensorboard extra). The history is always stored in RUN/train/history.parquet.")
+@click.option(
+    "--init", "init", type=click.Path(), default=None, help="Fine-tune the run RUN: start from its weights, with its data, objective, architecture, batch size and lr (--data becomes optional)."
+)
+@click.option(
+    "--log",
+    "log",
+    nargs=2,
+    type=(click.Choice(["tensorboard"]), click.Path(file_okay=False)),
+    default=None,
+    metavar="tensorboard DIR",
+    help="Also write the per-epoch loss and k-NN probe to TensorBoard in DIR (needs the tensorboard extra). The history is always stored in RUN/train/history.parquet.",
+)
 @click.option("--qscore-reg", "qscore_reg", default=None, help="With --init: add the Q-Score regulariser with weights L1,L2 (e.g. 1e-4,1e-4); ε and the discriminative features come from RUN.")
 @common
 def command(data_cfg, objective, arch, epochs, batch_size, lr, params, out, force, init, log, qscore_reg, seed, device):
@@ -109,10 +131,21 @@ def print_metrics(path: Path) -> None:
 
 @click.command("import")
 @data_options
-@click.option("--encoder", "encoder", required=True, help="A .safetensors (or torch.save) state dict of an sslaudit architecture (mlp, convnet, resnet; "
-              "recognised from its tensors) — or, with --trust-code, a torch.export program (.pt2), a TorchScript file, or package.module:factory.")
+@click.option(
+    "--encoder",
+    "encoder",
+    required=True,
+    help="A .safetensors (or torch.save) state dict of an sslaudit architecture (mlp, convnet, resnet; "
+    "recognised from its tensors) — or, with --trust-code, a torch.export program (.pt2), a TorchScript file, or package.module:factory.",
+)
 @click.option("--weights", type=click.Path(dir_okay=False), default=None, help="With a factory: its state dict (.safetensors, or torch.save read with weights_only=True).")
-@click.option("--objective", type=click.Choice(["simclr", "byol", "vicreg", "barlow"]), default="simclr", show_default=True, help="The objective the encoder was trained with (KREPES' Gauss–Newton step uses it).")
+@click.option(
+    "--objective",
+    type=click.Choice(["simclr", "byol", "vicreg", "barlow"]),
+    default="simclr",
+    show_default=True,
+    help="The objective the encoder was trained with (KREPES' Gauss–Newton step uses it).",
+)
 @click.option("--out", required=True, type=click.Path(), help="Run directory to write.")
 @click.option("--force", is_flag=True, help="Replace a different run already at --out.")
 @trust_option

@@ -3,6 +3,7 @@
 Used by KREPES's precision@1 baseline, the influence duplicate and neighbour searches and the
 embedding outlier baseline; no dense query × base similarity matrix is held.
 """
+
 from __future__ import annotations
 
 import numpy as np

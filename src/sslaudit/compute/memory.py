@@ -1,4 +1,5 @@
 """Memory sizes and the process's resident memory, for every lens that honours `--max-memory`."""
+
 from __future__ import annotations
 
 import re

@@ -11,6 +11,7 @@ stage config hash, so parts of another configuration are never mixed in.
 `DiskMatrix` reads rows back by explicit positioned reads (`os.preadv`) into a reused float32
 buffer — never a memory map, whose scanned pages would count toward resident memory.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,6 +24,8 @@ from ..errors import UserError
 from ..store import config_hash, mkstemp_in, publish
 
 PART_ROWS = 65536  # rows per part file (fixed: resuming does not depend on the memory budget)
+
+
 class DiskMatrix:
     """A row-major float32 matrix stored as consecutive part files; rows come back as float64."""
 

@@ -17,6 +17,7 @@ The estimates come from one no-grad forward of a single input with hooks on ever
 
 Everything is per sample, so the plan scales to any n, m and budget (docs/scaling.md).
 """
+
 from __future__ import annotations
 
 import math
@@ -52,8 +53,7 @@ class EncoderCost:
         return asdict(self)
 
 
-def encoder_cost(module: nn.Module, x_one, *, selected: list[str] | None = None, kind: str = "pntk",
-                 layer_projection_dim: int | None = None) -> EncoderCost:
+def encoder_cost(module: nn.Module, x_one, *, selected: list[str] | None = None, kind: str = "pntk", layer_projection_dim: int | None = None) -> EncoderCost:
     """Measure the per-sample costs with one forward of `x_one` (one input, batch axis included)."""
     params = dict(module.named_parameters())
     sel = set(params) if selected is None else set(selected)
@@ -62,6 +62,7 @@ def encoder_cost(module: nn.Module, x_one, *, selected: list[str] | None = None,
     def hook(name):
         def f(mod, inp, out):
             rec.append((name, mod, tuple(inp[0].shape) if inp and torch.is_tensor(inp[0]) else (), tuple(out.shape) if torch.is_tensor(out) else ()))
+
         return f
 
     handles = [m.register_forward_hook(hook(q)) for q, m in module.named_modules() if not list(m.children())]
@@ -90,7 +91,7 @@ def encoder_cost(module: nn.Module, x_one, *, selected: list[str] | None = None,
             macs = m.weight.numel() * positions
             flops += 2.0 * macs
             if w:
-                factor += layer_projection_dim ** 2 if layer_projection_dim else m.weight.numel()
+                factor += layer_projection_dim**2 if layer_projection_dim else m.weight.numel()
             if b:
                 factor += m.out_channels
         elif isinstance(m, nn.Linear):
@@ -100,14 +101,13 @@ def encoder_cost(module: nn.Module, x_one, *, selected: list[str] | None = None,
                 if len(ishape) == 2 and calls[q] == 1:
                     factor += m.in_features + m.out_features
                 else:
-                    factor += layer_projection_dim ** 2 if layer_projection_dim else m.weight.numel()
+                    factor += layer_projection_dim**2 if layer_projection_dim else m.weight.numel()
             elif b:
                 factor += m.out_features
         elif isinstance(m, _BN):
             factor += (m.num_features if w else 0) + (m.num_features if b else 0)
     n_sel = sum(params[n].numel() for n in sel if n in params)
-    return EncoderCost(sum(p.numel() for p in params.values()), int(n_sel), int(factor * width_mult), int(act), float(flops), d,
-                       float(flops / dt) if dt > 0 and flops > 0 else 1e9)
+    return EncoderCost(sum(p.numel() for p in params.values()), int(n_sel), int(factor * width_mult), int(act), float(flops), d, float(flops / dt) if dt > 0 and flops > 0 else 1e9)
 
 
 @dataclass
@@ -126,8 +126,9 @@ class EntkPlan:
         return asdict(self)
 
 
-def plan_entk(cost: EncoderCost, *, n_rows: int, m: int, itemsize: int, budget: int | None, in_use: int, reserve: int,
-              block_size: int, min_rows: int = 16, budget_label: str | None = None) -> EntkPlan:
+def plan_entk(
+    cost: EncoderCost, *, n_rows: int, m: int, itemsize: int, budget: int | None, in_use: int, reserve: int, block_size: int, min_rows: int = 16, budget_label: str | None = None
+) -> EntkPlan:
     """Rows per block under `budget` (bytes, None = no bound); raises a one-line UserError when even
     the landmark factors and `min_rows` rows cannot fit, naming the options that shrink them."""
     per_factor = cost.factor_numbers * itemsize
@@ -147,7 +148,8 @@ def plan_entk(cost: EncoderCost, *, n_rows: int, m: int, itemsize: int, budget: 
             raise UserError(
                 f"{label} cannot hold this eNTK (about {format_size(need)}: {m} landmarks × "
                 f"{format_size(per_factor)} of factors for {cost.n_selected:,} parameters, {format_size(in_use)} in use); "
-                "use --kernel-params last-stage or bn+last, --layer-projection-dim 16, fewer --landmarks, or raise --max-memory")
+                "use --kernel-params last-stage or bn+last, --layer-projection-dim 16, fewer --landmarks, or raise --max-memory"
+            )
     peak = in_use + reserve + lm_bytes + min(rows, max(n_rows, m)) * per_row
     return EntkPlan(int(per_factor), int(lm_bytes), int(per_row), rows, int(peak), float(seconds), cost.to_json())
 

@@ -5,6 +5,7 @@ original attribute (`TabularSchema.groups()`): the largest |gradient| over its e
 because a sum would favour categoricals with many one-hot levels (on Adult, native-country's 42
 columns dominated every map that way); without groups each column is its own unit.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -7,6 +7,7 @@
 The loaders are imported lazily (inside `load_dataset`) so that importing `sslaudit.data` stays
 cheap and the loader modules can import the helpers defined here without an import cycle.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -92,15 +93,9 @@ def load_dataset(
     path = Path(name).expanduser()
     suffix = path.suffix.lower()
     if suffix not in FILE_EXTENSIONS:
-        raise UserError(
-            f"unknown dataset {name!r}: give one of {', '.join(DATASET_NAMES)} or a path to a "
-            f".csv table or a .npz of images"
-        )
+        raise UserError(f"unknown dataset {name!r}: give one of {', '.join(DATASET_NAMES)} or a path to a .csv table or a .npz of images")
     if not path.exists():
-        raise UserError(
-            f"data file {str(path)!r} does not exist: check the path (or use a built-in dataset: "
-            f"{', '.join(DATASET_NAMES)})"
-        )
+        raise UserError(f"data file {str(path)!r} does not exist: check the path (or use a built-in dataset: {', '.join(DATASET_NAMES)})")
     if not path.is_file():
         raise UserError(f"{str(path)!r} is not a file: give the path of a {suffix} file")
     if suffix == ".csv":
@@ -138,10 +133,7 @@ def _as_names(values, what: str) -> list[str]:
 
 def _no_table_options(name: str, protected: list[str], exclude: list[str]) -> None:
     if protected or exclude:
-        raise UserError(
-            f"--protected and --exclude name table columns, but {name!r} holds images: drop them "
-            f"(or use a .csv table)"
-        )
+        raise UserError(f"--protected and --exclude name table columns, but {name!r} holds images: drop them (or use a .csv table)")
 
 
 def check_test_fraction(test_fraction: float) -> float:
@@ -207,10 +199,7 @@ def validate_dataset(ds: Dataset) -> Dataset:
             raise UserError(f"the {split_name} inputs of {what} have shape {s.x.shape}: expected one row per sample")
         if not np.isfinite(s.x).all():
             bad = int((~np.isfinite(s.x.reshape(len(s.x), -1))).any(axis=1).sum())
-            raise UserError(
-                f"the {split_name} inputs of {what} contain NaN or infinite values in {bad} sample(s): "
-                f"remove or repair them"
-            )
+            raise UserError(f"the {split_name} inputs of {what} contain NaN or infinite values in {bad} sample(s): remove or repair them")
         if ds.kind == "image":
             if s.x.ndim != 4:
                 raise UserError(f"the {split_name} images of {what} have shape {s.x.shape}: expected N×C×H×W")
@@ -225,10 +214,7 @@ def validate_dataset(ds: Dataset) -> Dataset:
         if not (idx[1:] > idx[:-1]).all() and len(np.unique(idx)) != len(idx):
             raise UserError(f"the {split_name} split of {what} repeats sample indices: each sample needs its own row number")
     if ds.train.x.shape[1:] != ds.test.x.shape[1:]:
-        raise UserError(
-            f"train inputs of {what} have shape {ds.train.x.shape[1:]} per sample but test inputs "
-            f"{ds.test.x.shape[1:]}: both splits need the same shape"
-        )
+        raise UserError(f"train inputs of {what} have shape {ds.train.x.shape[1:]} per sample but test inputs {ds.test.x.shape[1:]}: both splits need the same shape")
     if (ds.train.y is None) != (ds.test.y is None):
         raise UserError(f"{what} has labels for one split only: give labels for both splits or for neither")
     return ds

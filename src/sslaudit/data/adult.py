@@ -38,6 +38,7 @@ rows are not in `meta` (which holds only the 14 attributes): `adult_1m_source_ro
 recomputes them, and `Dataset.source["source_rows_sha256"]` (SHA-256 of them as little-endian
 int64) pins them. Building takes about a second and well under 1 GB beyond the 432 MB inputs.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -53,8 +54,20 @@ from .dataset import Dataset, Split, TabularSchema
 from .locate import find_data_file
 
 COLUMNS = [
-    "age", "workclass", "fnlwgt", "education", "education-num", "marital-status", "occupation",
-    "relationship", "race", "sex", "capital-gain", "capital-loss", "hours-per-week", "native-country",
+    "age",
+    "workclass",
+    "fnlwgt",
+    "education",
+    "education-num",
+    "marital-status",
+    "occupation",
+    "relationship",
+    "race",
+    "sex",
+    "capital-gain",
+    "capital-loss",
+    "hours-per-week",
+    "native-country",
 ]
 CATEGORICAL = ["workclass", "education", "marital-status", "occupation", "relationship", "race", "sex", "native-country"]
 NUMERIC = [c for c in COLUMNS if c not in CATEGORICAL]
@@ -151,7 +164,15 @@ def load_adult(*, data_dir=None, protected: Sequence[str] | None = None, exclude
     tr, y_tr = read_adult_file(files["adult.data"])
     te, y_te = read_adult_file(files["adult.test"])
     return _dataset(
-        "adult", tr, y_tr, np.arange(len(tr), dtype=np.int64), te, y_te, features, protected, exclude,
+        "adult",
+        tr,
+        y_tr,
+        np.arange(len(tr), dtype=np.int64),
+        te,
+        y_te,
+        features,
+        protected,
+        exclude,
         {
             "origin": "UCI Adult / Census Income (Becker & Kohavi 1996), CC BY 4.0",
             "paths": {k: str(v) for k, v in files.items()},
@@ -216,7 +237,15 @@ def load_adult_1m(
     te, y_te = read_adult_file(files["adult.test"])
     tr, y_tr, src = build_adult_1m(src_meta, src_y, seed=seed, n_rows=n_rows)
     return _dataset(
-        "adult-1m", tr, y_tr, np.arange(n_rows, dtype=np.int64), te, y_te, features, protected, exclude,
+        "adult-1m",
+        tr,
+        y_tr,
+        np.arange(n_rows, dtype=np.int64),
+        te,
+        y_te,
+        features,
+        protected,
+        exclude,
         {
             "origin": "built from UCI Adult's training rows (Becker & Kohavi 1996, CC BY 4.0) by the recipe in sslaudit.data.adult",
             "paths": {k: str(v) for k, v in files.items()},

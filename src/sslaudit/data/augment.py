@@ -27,6 +27,7 @@ device. No Python loop runs over samples.
   contrast 0.4, noise 0.05, no blur; other images: the `ImageAugment` defaults (crop_scale
   (0.6, 1) when the image side is ≤ 16 pixels); tables: SCARF with corruption 0.6, noise 0.1.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -125,9 +126,17 @@ class ImageAugment(Augment):
 
     def config(self) -> dict:
         return dict(
-            kind="image", image_shape=list(self.image_shape), crop_scale=list(self.crop_scale), ratio=list(self.ratio),
-            hflip=self.hflip, vflip=self.vflip, brightness=self.brightness, contrast=self.contrast,
-            noise=self.noise, blur_prob=self.blur_prob, blur_sigma=list(self.blur_sigma),
+            kind="image",
+            image_shape=list(self.image_shape),
+            crop_scale=list(self.crop_scale),
+            ratio=list(self.ratio),
+            hflip=self.hflip,
+            vflip=self.vflip,
+            brightness=self.brightness,
+            contrast=self.contrast,
+            noise=self.noise,
+            blur_prob=self.blur_prob,
+            blur_sigma=list(self.blur_sigma),
         )
 
     def sample(self, n: int, g: torch.Generator) -> dict[str, torch.Tensor]:

@@ -7,6 +7,7 @@ of the user's file or the built-in dataset (never a position after shuffling), a
 the raw attribute values (tables: the original columns, for group analyses and the alignment
 gap).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -178,8 +179,7 @@ class Split:
         if hits.size == 0:
             sample = ", ".join(str(int(i)) for i in np.sort(self.index)[:5])
             raise UserError(
-                f"{split_name}:{index} is not in the data: the {split_name} split holds {len(self)} samples "
-                f"whose indices are row numbers of the original data (e.g. {sample}, …); pick one of those"
+                f"{split_name}:{index} is not in the data: the {split_name} split holds {len(self)} samples whose indices are row numbers of the original data (e.g. {sample}, …); pick one of those"
             )
         return int(hits[0])
 

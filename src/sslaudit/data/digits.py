@@ -4,6 +4,7 @@ Images are 1×8×8 float32 in [0, 1] (the 0..16 pixel counts divided by 16). The
 split, so a seeded stratified fraction is held out (`holdout_split`); `Split.index` is the row
 number in `load_digits()`, in both splits.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -5,6 +5,7 @@ t10k-labels-idx1-ubyte, each gzipped (`.gz`, as distributed) or not. Found by
 `locate.find_data_file` (`--data-dir`, `$SSLAUDIT_DATA`, /usr/share/datasets/fashion-mnist).
 Images are float32 N×1×28×28 in [0, 1] (bytes / 255); `Split.index` is the row in the file.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -51,18 +52,13 @@ def read_idx(path: Path, *, images: bool) -> np.ndarray:
     magic = struct.unpack(">I", buf[:4])[0]
     if magic != magic_want:
         kind = "image" if images else "label"
-        raise UserError(
-            f"{path} has IDX magic number 0x{magic:08x}, not 0x{magic_want:08x} of a Fashion-MNIST "
-            f"{kind} file; {FIX_HINT} (or check the file names are not swapped)"
-        )
+        raise UserError(f"{path} has IDX magic number 0x{magic:08x}, not 0x{magic_want:08x} of a Fashion-MNIST {kind} file; {FIX_HINT} (or check the file names are not swapped)")
     dims = struct.unpack(">" + "I" * ndim, buf[4:hdr])
     if images and dims[1:] != (28, 28):
         raise UserError(f"{path} holds {dims[1]}×{dims[2]} images, not 28×28; {FIX_HINT}")
     want = hdr + int(np.prod(dims))
     if len(buf) != want:
-        raise UserError(
-            f"{path} has {len(buf)} bytes but its header announces {dims[0]} items ({want} bytes); {FIX_HINT}"
-        )
+        raise UserError(f"{path} has {len(buf)} bytes but its header announces {dims[0]} items ({want} bytes); {FIX_HINT}")
     return np.frombuffer(buf, dtype=np.uint8, offset=hdr).reshape(dims)
 
 
@@ -70,10 +66,7 @@ def _split(img_path: Path, lab_path: Path) -> Split:
     imgs = read_idx(img_path, images=True)
     labs = read_idx(lab_path, images=False)
     if len(imgs) != len(labs):
-        raise UserError(
-            f"{img_path} holds {len(imgs)} images but {lab_path} {len(labs)} labels: the files do not "
-            f"belong together; download them again"
-        )
+        raise UserError(f"{img_path} holds {len(imgs)} images but {lab_path} {len(labs)} labels: the files do not belong together; download them again")
     if labs.size and labs.max() > 9:
         raise UserError(f"{lab_path} has label {int(labs.max())}, outside 0-9; {FIX_HINT}")
     x = np.empty((len(imgs), 1, 28, 28), dtype=np.float32)

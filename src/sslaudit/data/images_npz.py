@@ -10,6 +10,7 @@ Arrays:
 `Split.index` is the row in `x` (train, and the held-out test rows) or in `x_test`.
 The file is read with `allow_pickle=False`: object arrays are refused.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,20 +32,16 @@ def _images(path: Path, arr: np.ndarray, key: str) -> np.ndarray:
     if arr.ndim == 3:
         arr = arr[:, None]
     elif arr.ndim != 4:
-        raise UserError(
-            f"{path.name}: array {key!r} has shape {arr.shape}: expected N×H×W (grey) or N×C×H×W with C = 1 or 3"
-        )
+        raise UserError(f"{path.name}: array {key!r} has shape {arr.shape}: expected N×H×W (grey) or N×C×H×W with C = 1 or 3")
     if arr.shape[0] == 0:
         raise UserError(f"{path.name}: array {key!r} holds no images: give at least one")
     if arr.shape[1] not in (1, 3):
         hint = " (channels last? use np.transpose(x, (0, 3, 1, 2)))" if arr.shape[-1] in (1, 3) else ""
-        raise UserError(
-            f"{path.name}: array {key!r} has shape {arr.shape}, so C = {arr.shape[1]}: expected N×C×H×W with C = 1 or 3{hint}"
-        )
+        raise UserError(f"{path.name}: array {key!r} has shape {arr.shape}, so C = {arr.shape[1]}: expected N×C×H×W with C = 1 or 3{hint}")
     if arr.shape[2] < 1 or arr.shape[3] < 1:
         raise UserError(f"{path.name}: array {key!r} has shape {arr.shape}: images need a height and width ≥ 1")
     if arr.dtype == np.uint8:
-        return (arr.astype(np.float32) / np.float32(255.0))
+        return arr.astype(np.float32) / np.float32(255.0)
     if np.issubdtype(arr.dtype, np.floating):
         x = arr.astype(np.float32)
         if not np.isfinite(x).all():
@@ -52,10 +49,7 @@ def _images(path: Path, arr: np.ndarray, key: str) -> np.ndarray:
             raise UserError(f"{path.name}: array {key!r} has NaN or infinite values in {n} image(s): remove or repair them")
         lo, hi = float(x.min()), float(x.max())
         if lo < 0.0 or hi > 1.0:
-            raise UserError(
-                f"{path.name}: array {key!r} has values in [{lo:g}, {hi:g}], outside [0, 1]: rescale to [0, 1] "
-                f"(e.g. divide 0..255 values by 255) or store uint8"
-            )
+            raise UserError(f"{path.name}: array {key!r} has values in [{lo:g}, {hi:g}], outside [0, 1]: rescale to [0, 1] (e.g. divide 0..255 values by 255) or store uint8")
         return x
     raise UserError(f"{path.name}: array {key!r} has dtype {arr.dtype}: store uint8 (0..255) or float in [0, 1]")
 
@@ -131,8 +125,10 @@ def check_npz_size(path: Path) -> None:
         parts.append(f"{k}: {'×'.join(map(str, shape)) or 'scalar'} {dtype}")
     budget = memory_budget()
     if need > budget:
-        raise UserError(f"{path.name} would need {_size(need)} in memory once decompressed ({', '.join(parts)}), more than the "
-                        f"{_size(budget)} available (free memory, or SSLAUDIT_MAX_MEMORY); use a smaller file or raise SSLAUDIT_MAX_MEMORY")
+        raise UserError(
+            f"{path.name} would need {_size(need)} in memory once decompressed ({', '.join(parts)}), more than the "
+            f"{_size(budget)} available (free memory, or SSLAUDIT_MAX_MEMORY); use a smaller file or raise SSLAUDIT_MAX_MEMORY"
+        )
 
 
 def _size(b: int) -> str:
@@ -146,18 +142,13 @@ def load_images_npz(path: str | Path, *, test_fraction: float = 0.2, seed: int =
     try:
         npz = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-        raise UserError(
-            f"cannot read {path.name} as a .npz archive ({' '.join(str(e).split())}): save it with np.savez(path, x=..., y=...)"
-        ) from None
+        raise UserError(f"cannot read {path.name} as a .npz archive ({' '.join(str(e).split())}): save it with np.savez(path, x=..., y=...)") from None
     if not isinstance(npz, np.lib.npyio.NpzFile):  # a single .npy array under a .npz name
         raise UserError(f"{path.name} is not a .npz archive but a single array: save with np.savez(path, x=..., y=...)")
     with npz:
         names = list(npz.files)
         if "x" not in names:
-            raise UserError(
-                f"{path.name} has no array named 'x' (it has {names or 'none'}): save the images as x, "
-                f"e.g. np.savez(path, x=images, y=labels)"
-            )
+            raise UserError(f"{path.name} has no array named 'x' (it has {names or 'none'}): save the images as x, e.g. np.savez(path, x=images, y=labels)")
         for k in KEYS:
             if k not in names:
                 continue
@@ -165,10 +156,7 @@ def load_images_npz(path: str | Path, *, test_fraction: float = 0.2, seed: int =
                 arrays[k] = npz[k]
             except ValueError as e:
                 if "pickle" in str(e) or "bject arrays" in str(e):
-                    raise UserError(
-                        f"{path.name}: array {k!r} holds Python objects (loading them needs pickle, refused for "
-                        f"safety): store numeric arrays"
-                    ) from None
+                    raise UserError(f"{path.name}: array {k!r} holds Python objects (loading them needs pickle, refused for safety): store numeric arrays") from None
                 raise UserError(f"cannot read array {k!r} of {path.name} ({e}): save the file again with np.savez") from None
             except (OSError, EOFError, zipfile.BadZipFile) as e:
                 raise UserError(f"cannot read array {k!r} of {path.name} ({e}): save the file again with np.savez") from None
@@ -181,9 +169,7 @@ def load_images_npz(path: str | Path, *, test_fraction: float = 0.2, seed: int =
     if has_test:
         x_te = _images(path, arrays["x_test"], "x_test")
         if x_te.shape[1:] != x.shape[1:]:
-            raise UserError(
-                f"{path.name}: 'x' images are {x.shape[1:]} (C×H×W) but 'x_test' images {x_te.shape[1:]}: both need the same shape"
-            )
+            raise UserError(f"{path.name}: 'x' images are {x.shape[1:]} (C×H×W) but 'x_test' images {x_te.shape[1:]}: both need the same shape")
         y_te = _labels(path, arrays["y_test"], "y_test", len(x_te)) if "y_test" in arrays else None
         if (y is None) != (y_te is None):
             raise UserError(f"{path.name} has labels for one split only ('y' or 'y_test'): give both or neither")
@@ -198,7 +184,7 @@ def load_images_npz(path: str | Path, *, test_fraction: float = 0.2, seed: int =
         codes = np.searchsorted(uniq, all_y).astype(np.int64)
         y = codes[: len(x)]
         if has_test:
-            y_te = codes[len(x):]
+            y_te = codes[len(x) :]
 
     if has_test:
         train = Split(x, y, np.arange(len(x), dtype=np.int64))

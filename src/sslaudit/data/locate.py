@@ -8,6 +8,7 @@
    where Debian's package `dataset-fashion-mnist` installs it).
 The first directory holding every requested file wins; nothing is downloaded.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,13 +25,9 @@ SYSTEM_DIRS: dict[str, tuple[str, ...]] = {
 
 HOW_TO_GET: dict[str, str] = {
     "fashion-mnist": (
-        "install them with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or download the "
-        "four IDX files from https://github.com/zalandoresearch/fashion-mnist and pass --data-dir DIR"
+        "install them with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or download the four IDX files from https://github.com/zalandoresearch/fashion-mnist and pass --data-dir DIR"
     ),
-    "adult": (
-        "download adult.data and adult.test from the UCI Machine Learning Repository dataset "
-        "\"Census Income\" (Adult, https://archive.ics.uci.edu/dataset/2/adult) and pass --data-dir DIR"
-    ),
+    "adult": ('download adult.data and adult.test from the UCI Machine Learning Repository dataset "Census Income" (Adult, https://archive.ics.uci.edu/dataset/2/adult) and pass --data-dir DIR'),
 }
 
 
@@ -90,7 +87,4 @@ def find_data_file(
     looked = "; ".join(str(d) for d in dirs) if dirs else "nowhere (no --data-dir given and $" + ENV_VAR + " unset)"
     extra = f" ({'; '.join(partial)})" if partial else ""
     how = HOW_TO_GET.get(dataset_name, "pass --data-dir DIR with the directory holding them")
-    raise UserError(
-        f"cannot find the {dataset_name} files ({names}); looked in: {looked}{extra}. To get them: "
-        f"{how} (or set ${ENV_VAR} to that directory)"
-    )
+    raise UserError(f"cannot find the {dataset_name} files ({names}); looked in: {looked}{extra}. To get them: {how} (or set ${ENV_VAR} to that directory)")

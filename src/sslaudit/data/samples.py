@@ -7,6 +7,7 @@ row number in the original data), never a position. Any other sample a row names
 `index` and `<role>_label` with `<role>_index`, so tables of different lenses join with one
 `merge(on=["split", "index"])`. docs/tables.md lists every table's columns.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,7 +41,7 @@ def check_vocabulary(df: pd.DataFrame) -> list[str]:
         problems.append("`index` without `split`")
     for label, index, split in sample_roles(cols):
         if index != INDEX and split is None and not index.startswith("train_"):
-            problems.append(f"`{index}` without `{index[:-len(INDEX)]}{SPLIT}` (only `train_index` may omit its split)")
+            problems.append(f"`{index}` without `{index[: -len(INDEX)]}{SPLIT}` (only `train_index` may omit its split)")
     return problems
 
 

@@ -21,6 +21,7 @@ CSV rules (`load_csv`):
   counted) in both splits.
 - At least 4 data rows and one usable feature column are required.
 """
+
 from __future__ import annotations
 
 import csv
@@ -77,19 +78,14 @@ def _read_csv(path: Path) -> pd.DataFrame:
 def _check_columns(path: Path, df: pd.DataFrame, names: Sequence[str], what: str) -> None:
     missing = [c for c in names if c not in df.columns]
     if missing:
-        raise UserError(
-            f"{what} column(s) {_show(missing)} not found in {path.name}; its columns are {_show(list(df.columns))}"
-        )
+        raise UserError(f"{what} column(s) {_show(missing)} not found in {path.name}; its columns are {_show(list(df.columns))}")
 
 
 def _labels(path: Path, s: pd.Series, label: str) -> tuple[np.ndarray, list[str]]:
     miss = s.isna() | (s.astype(str).str.strip().isin(["", "?"]))
     if miss.any():
         rows = np.nonzero(miss.to_numpy())[0]
-        raise UserError(
-            f"the label column {label!r} of {path.name} is missing in {len(rows)} row(s) (first: data row "
-            f"{int(rows[0])}): fill in or drop those rows"
-        )
+        raise UserError(f"the label column {label!r} of {path.name} is missing in {len(rows)} row(s) (first: data row {int(rows[0])}): fill in or drop those rows")
     if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
         vals = s.to_numpy(dtype=np.float64)
         if not np.isfinite(vals).all():
@@ -152,10 +148,7 @@ def load_csv(
             parts.append(f"excluded {_show(exclude)}")
         if dropped:
             parts.append(f"without any value {_show(dropped)}")
-        raise UserError(
-            f"{path.name} leaves no column as encoder input ({'; '.join(parts) or 'no columns'}): keep at least one "
-            f"feature column with values (exclude fewer columns)"
-        )
+        raise UserError(f"{path.name} leaves no column as encoder input ({'; '.join(parts) or 'no columns'}): keep at least one feature column with values (exclude fewer columns)")
 
     if split_col is not None:
         is_test = (df[split_col].astype(str).str.strip().str.lower() == "test").to_numpy()

@@ -1,4 +1,5 @@
 """Engines that execute blocks of work: `local` now, `ray` for clusters."""
+
 from __future__ import annotations
 
 from .base import Engine, block_ranges

@@ -5,6 +5,7 @@ descriptors: index ranges, sample ids). `shared` holds the large read-only input
 data) that an engine ships once, not once per item. Results come back in item order, so
 reductions are deterministic whatever the engine.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod

@@ -1,4 +1,5 @@
 """The in-process engine: runs blocks one after another with a progress bar."""
+
 from __future__ import annotations
 
 from typing import Any, Callable, Iterator, Sequence

@@ -5,6 +5,7 @@ others) — sslaudit never schedules work itself. Large shared inputs are put in
 once; blocks run as Ray tasks with retries, so a worker that dies mid-job costs only its blocks.
 Results come back in item order, so reductions are identical to the local engine's.
 """
+
 from __future__ import annotations
 
 import socket
@@ -86,8 +87,9 @@ class RayEngine(Engine):
             except ray.exceptions.GetTimeoutError:
                 if not self._head_answers():
                     self._dead = True
-                    raise UserError(f"the Ray cluster at {self.address} stopped answering mid-run; stages already finished are kept: "
-                                    "restart the cluster (or use --engine local) and rerun the command to resume") from None
+                    raise UserError(
+                        f"the Ray cluster at {self.address} stopped answering mid-run; stages already finished are kept: restart the cluster (or use --engine local) and rerun the command to resume"
+                    ) from None
             except ray.exceptions.RayTaskError as e:
                 # the job's own exception: re-raise it unchanged (UserError stays a UserError)
                 cause = e.as_instanceof_cause() if hasattr(e, "as_instanceof_cause") else e

@@ -2,6 +2,7 @@
 
 Labels are used only here and in other evaluation code, never to fit an explanation.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -8,6 +8,7 @@ downstream task is the same for every arm; only the encoder's pre-training data 
 retrained runs are ordinary run directories under RUN/influence/removal/<arm>-<hash>/, named by a
 hash of the removed indices, so a rerun reuses them.
 """
+
 from __future__ import annotations
 
 import re
@@ -80,12 +81,17 @@ def removal_experiment(run, index: np.ndarray, score: np.ndarray, fraction: floa
         train_run(run.config["data"], replace(tcfg), path, dataset=reduced, device=device)
         enc = load(path, device=device).encoder
         out["arms"][arm] = {
-            "linear_probe_accuracy": probe_accuracy(enc, ds, device, tcfg.seed), "n_train": int(len(keep)),
-            "removed_index": removed.tolist(), "run": str(path), "seconds": time.perf_counter() - t,
+            "linear_probe_accuracy": probe_accuracy(enc, ds, device, tcfg.seed),
+            "n_train": int(len(keep)),
+            "removed_index": removed.tolist(),
+            "run": str(path),
+            "seconds": time.perf_counter() - t,
         }
     accs = {a: r["linear_probe_accuracy"] for a, r in out["arms"].items()}
-    out["summary"] = {"accuracy": {**accs, "full": out["full"]["linear_probe_accuracy"]},
-                      "top_minus_random": accs.get("top", np.nan) - accs.get("random", np.nan) if "top" in accs and "random" in accs else None}
+    out["summary"] = {
+        "accuracy": {**accs, "full": out["full"]["linear_probe_accuracy"]},
+        "top_minus_random": accs.get("top", np.nan) - accs.get("random", np.nan) if "top" in accs and "random" in accs else None,
+    }
     return out
 
 

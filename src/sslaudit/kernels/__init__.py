@@ -8,6 +8,7 @@
   through an engine.
 - `exact_kernel`, `per_sample_gradients_loop` (exact.py): the independent small-n reference.
 """
+
 from .blocks import compute_factors, factor_block, kernel_block, kernel_to_landmarks, stream_kernel_blocks
 from .entk import KINDS, PATHS, EntkKernel
 from .exact import exact_kernel, per_sample_gradients_loop
@@ -16,8 +17,25 @@ from .landmarks import METHODS, approximate_leverage, auto_landmarks, resolve_la
 from .nystrom import NystromBasis, fit_nystrom, nystrom_coordinates
 
 __all__ = [
-    "DenseTerm", "EntkKernel", "KINDS", "KernelFactors", "METHODS", "NystromBasis", "OuterTerm", "PATHS",
-    "approximate_leverage", "auto_landmarks", "compute_factors", "exact_kernel", "factor_block", "fit_nystrom",
-    "kernel_block", "kernel_to_landmarks", "nystrom_coordinates", "per_sample_gradients_loop",
-    "resolve_landmark_count", "select_landmarks", "stream_kernel_blocks",
+    "DenseTerm",
+    "EntkKernel",
+    "KINDS",
+    "KernelFactors",
+    "METHODS",
+    "NystromBasis",
+    "OuterTerm",
+    "PATHS",
+    "approximate_leverage",
+    "auto_landmarks",
+    "compute_factors",
+    "exact_kernel",
+    "factor_block",
+    "fit_nystrom",
+    "kernel_block",
+    "kernel_to_landmarks",
+    "nystrom_coordinates",
+    "per_sample_gradients_loop",
+    "resolve_landmark_count",
+    "select_landmarks",
+    "stream_kernel_blocks",
 ]

@@ -15,6 +15,7 @@ benchmark compares those end to end — this diagnostic isolates the kernel's sh
 The full kernel is formed block pair by block pair, so only two blocks of its factors (bounded
 to `max_block_bytes`) are held at once — at 88 MB a row for a ResNet-18 in float64.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,12 +37,12 @@ def blocked_gram(kernel: EntkKernel, x, max_block_bytes: int = 512 << 20) -> np.
     starts = list(range(0, n, rows))
     raw = np.zeros((n, n))
     for i, si in enumerate(starts):
-        fa = kernel.factors(x[si:si + rows])
+        fa = kernel.factors(x[si : si + rows])
         for sj in starts[i:]:
-            fb = fa if sj == si else kernel.factors(x[sj:sj + rows])
+            fb = fa if sj == si else kernel.factors(x[sj : sj + rows])
             blk = fa.raw_gram(fb).cpu().numpy()
-            raw[si:si + fa.n, sj:sj + fb.n] = blk
-            raw[sj:sj + fb.n, si:si + fa.n] = blk.T
+            raw[si : si + fa.n, sj : sj + fb.n] = blk
+            raw[sj : sj + fb.n, si : si + fa.n] = blk.T
         del fa
     if kernel.normalize:
         d = np.diag(raw).copy()
@@ -70,10 +71,17 @@ def kernel_approximation_report(approx: EntkKernel, module, x, y=None, *, sample
     rank_apx = np.argsort(-np.abs(k_apx[np.ix_(q, lm)]), axis=1, kind="stable")[:, :t]
     overlap = float(np.mean([len(set(r1) & set(r2)) / t for r1, r2 in zip(rank_ref, rank_apx)]))
     out = {
-        "sample": size, "sample_rows": rows.tolist()[:16], "seed": int(seed), "reference": "full per-sample-gradient eNTK (every parameter, no projection)",
+        "sample": size,
+        "sample_rows": rows.tolist()[:16],
+        "seed": int(seed),
+        "reference": "full per-sample-gradient eNTK (every parameter, no projection)",
         "relative_frobenius_error": float(np.linalg.norm(k_apx - k_ref) / np.linalg.norm(k_ref)),
-        "offdiagonal_correlation": corr, "n_landmarks": int(half), "n_queries": int(len(q)), "top": t,
-        f"top{t}_landmark_agreement": overlap, "top1_landmark_agreement": float(np.mean(rank_ref[:, 0] == rank_apx[:, 0])),
+        "offdiagonal_correlation": corr,
+        "n_landmarks": int(half),
+        "n_queries": int(len(q)),
+        "top": t,
+        f"top{t}_landmark_agreement": overlap,
+        "top1_landmark_agreement": float(np.mean(rank_ref[:, 0] == rank_apx[:, 0])),
     }
     if y is not None:
         ys = np.asarray(y)[rows]

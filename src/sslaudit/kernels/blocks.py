@@ -5,6 +5,7 @@ copy pickles with it) and the inputs through `shared`, so a Ray engine ships the
 worker; results come back in block order, so every engine gives the same arrays.
 Memory is bounded by the block size: K_nn is never formed, K_nm arrives block by block.
 """
+
 from __future__ import annotations
 
 from typing import Iterator
@@ -32,8 +33,7 @@ def kernel_block(rng: tuple[int, int], *, kernel: EntkKernel, x, landmark_factor
     return kernel.between(fa, landmark_factors.to(kernel.device)).cpu().numpy()
 
 
-def compute_factors(kernel: EntkKernel, x, rows=None, block_size: int | None = None, engine=None,
-                    desc: str = "eNTK factors") -> KernelFactors:
+def compute_factors(kernel: EntkKernel, x, rows=None, block_size: int | None = None, engine=None, desc: str = "eNTK factors") -> KernelFactors:
     """Factors of x (or of x[rows]) computed block by block, stacked in row order."""
     n = len(x) if rows is None else len(rows)
     engine = engine or get_engine("local")
@@ -43,8 +43,7 @@ def compute_factors(kernel: EntkKernel, x, rows=None, block_size: int | None = N
     return KernelFactors.assemble(parts, n).to(kernel.device)
 
 
-def stream_kernel_blocks(kernel: EntkKernel, x, landmark_factors: KernelFactors, block_size: int | None = None,
-                         engine=None, desc: str = "K(X, landmarks)") -> Iterator[tuple[int, int, np.ndarray]]:
+def stream_kernel_blocks(kernel: EntkKernel, x, landmark_factors: KernelFactors, block_size: int | None = None, engine=None, desc: str = "K(X, landmarks)") -> Iterator[tuple[int, int, np.ndarray]]:
     """Yield (start, stop, K(x[start:stop], landmarks)) in order, never holding K_nm whole."""
     engine = engine or get_engine("local")
     _probe_first(kernel, x[:2])
@@ -54,8 +53,7 @@ def stream_kernel_blocks(kernel: EntkKernel, x, landmark_factors: KernelFactors,
         yield s, e, block
 
 
-def kernel_to_landmarks(kernel: EntkKernel, x, landmark_factors: KernelFactors, block_size: int | None = None,
-                        engine=None, desc: str = "K(X, landmarks)") -> np.ndarray:
+def kernel_to_landmarks(kernel: EntkKernel, x, landmark_factors: KernelFactors, block_size: int | None = None, engine=None, desc: str = "K(X, landmarks)") -> np.ndarray:
     """The whole n × m block K(X, landmarks) (float64) — for when n·m fits in memory."""
     out = np.empty((len(x), landmark_factors.n), dtype=np.float64)
     for s, e, block in stream_kernel_blocks(kernel, x, landmark_factors, block_size, engine, desc):

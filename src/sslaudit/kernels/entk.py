@@ -22,6 +22,7 @@ supported, and on the first block checks it against per-sample gradients of two 
 disagree (a layer used outside its forward, samples that interact) it switches to "general" and
 says why in `path_reason`.
 """
+
 from __future__ import annotations
 
 import copy
@@ -52,10 +53,22 @@ class EntkKernel:
     See the module docstring for kind, normalize, path, projection_dim and precision.
     """
 
-    def __init__(self, module: nn.Module, *, kind: str = "pntk", normalize: bool = True, path: str = "auto",
-                 projection_dim: int | None = None, block_size: int = 1024, seed: int = 0, device="cpu",
-                 params: Iterable[str] | Callable[[str], bool] | None = None, precision: str = "float64",
-                 check: bool = True, layer_projection_dim: int | None = None):
+    def __init__(
+        self,
+        module: nn.Module,
+        *,
+        kind: str = "pntk",
+        normalize: bool = True,
+        path: str = "auto",
+        projection_dim: int | None = None,
+        block_size: int = 1024,
+        seed: int = 0,
+        device="cpu",
+        params: Iterable[str] | Callable[[str], bool] | None = None,
+        precision: str = "float64",
+        check: bool = True,
+        layer_projection_dim: int | None = None,
+    ):
         if kind not in KINDS:
             raise UserError(f"unknown kernel kind {kind!r}: use 'pntk' or 'trntk'")
         if path not in PATHS:
@@ -99,14 +112,16 @@ class EntkKernel:
                 from .projection import LayerProjector
 
                 projector = LayerProjector(self.layer_projection_dim, self.seed)
-                self.path_reason += (f"; Conv2d / multi-use Linear weight gradients projected per layer to "
-                                     f"{self.layer_projection_dim}×{self.layer_projection_dim} (Kronecker, unbiased approximate kernel)")
+                self.path_reason += (
+                    f"; Conv2d / multi-use Linear weight gradients projected per layer to {self.layer_projection_dim}×{self.layer_projection_dim} (Kronecker, unbiased approximate kernel)"
+                )
             self._impl = FactorisedGrads(self.module, set(self.names), kind, projector)
 
     def _use_general(self, reason: str) -> None:
         if self.layer_projection_dim is not None:
-            raise UserError(f"--layer-projection-dim needs the factorised eNTK path, but this module needs the general one ({reason}); "
-                            "drop it and use --kernel-params (a parameter subset) or --projection-dim")
+            raise UserError(
+                f"--layer-projection-dim needs the factorised eNTK path, but this module needs the general one ({reason}); drop it and use --kernel-params (a parameter subset) or --projection-dim"
+            )
         self.path_used, self.path_reason = "general", reason
         if self.projection_dim is not None:
             self.path_reason += f"; per-sample gradients randomly projected to {self.projection_dim} dims (approximate kernel)"
@@ -165,14 +180,14 @@ class EntkKernel:
 
     def _blocks(self, x) -> list[KernelFactors]:
         n = len(x)
-        return [self.factors(x[s:s + self.block_size]) for s in range(0, n, self.block_size)]
+        return [self.factors(x[s : s + self.block_size]) for s in range(0, n, self.block_size)]
 
     def __call__(self, a, b) -> np.ndarray:
         """K(A, B) as a float64 array, computed block by block (factors of B are kept)."""
         fbs = self._blocks(b)
         rows = []
         for s in range(0, len(a), self.block_size):
-            fa = self.factors(a[s:s + self.block_size])
+            fa = self.factors(a[s : s + self.block_size])
             rows.append(torch.cat([self.between(fa, fb) for fb in fbs], dim=1).cpu().numpy())
         return np.concatenate(rows, axis=0)
 
@@ -182,8 +197,7 @@ class EntkKernel:
         return (d > 0).astype(np.float64) if self.normalize else d
 
     def __repr__(self) -> str:
-        return (f"EntkKernel(kind={self.kind!r}, normalize={self.normalize}, path_used={self.path_used!r}, "
-                f"parameters={self.parameter_count()}, precision={self.precision!r})")
+        return f"EntkKernel(kind={self.kind!r}, normalize={self.normalize}, path_used={self.path_used!r}, parameters={self.parameter_count()}, precision={self.precision!r})"
 
 
 def _inv_sqrt(d: torch.Tensor) -> torch.Tensor:

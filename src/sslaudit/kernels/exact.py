@@ -4,6 +4,7 @@ Written independently of the fast paths (no hooks, no torch.func, no factorisati
 can test them. It works on a float64 copy of the module in eval() mode and differentiates every
 parameter with `requires_grad`. Costs n·P memory (n·d·P for trNTK): small n only.
 """
+
 from __future__ import annotations
 
 import copy
@@ -27,7 +28,7 @@ def per_sample_gradients_loop(module: nn.Module, x, kind: str = "pntk") -> torch
     x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).double()
     rows = []
     for i in range(x.shape[0]):
-        out = ref(x[i:i + 1]).reshape(-1)
+        out = ref(x[i : i + 1]).reshape(-1)
         if kind == "pntk":
             gs = torch.autograd.grad(out.sum() / math.sqrt(out.numel()), params, allow_unused=True)
             rows.append(_flat(gs, params))

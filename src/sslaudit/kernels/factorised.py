@@ -11,6 +11,7 @@ axis) gives δ = ∂g/∂z for every sample of the block. Then, per layer:
 
 Samples must not interact (eval mode); `EntkKernel` checks that on a probe.
 """
+
 from __future__ import annotations
 
 import math
@@ -136,8 +137,7 @@ class FactorisedGrads:
             if proj is not None:
                 fn = proj.conv_weight_grad if type(m) is nn.Conv2d else proj.linear_weight_grad
                 cw = fn(q, m, a, dz, tr)
-                cb = dz.flatten(-2).sum(-1) if type(m) is nn.Conv2d else (
-                    dz.reshape(dz.shape[:2] + (-1, dz.shape[-1])) if tr else dz.reshape(dz.shape[0], -1, dz.shape[-1])).sum(-2)
+                cb = dz.flatten(-2).sum(-1) if type(m) is nn.Conv2d else (dz.reshape(dz.shape[:2] + (-1, dz.shape[-1])) if tr else dz.reshape(dz.shape[0], -1, dz.shape[-1])).sum(-2)
             elif type(m) is nn.Linear:
                 a3 = a.reshape(a.shape[0], -1, a.shape[-1])  # n × L × in
                 dz3 = dz.reshape(dz.shape[:2] + (-1, dz.shape[-1])) if tr else dz.reshape(dz.shape[0], -1, dz.shape[-1])

@@ -11,6 +11,7 @@ The eNTK k(x, x′) = ⟨∇θ g(x), ∇θ g(x′)⟩ is a sum over parameter gr
 For trNTK the output axis is folded into δ / G (n × (d·q)), since Σ_o (δ_o·δ′_o)(a·a′+1) =
 (vec δ · vec δ′)(a·a′+1). Products may run in float32; they are always summed in float64.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -71,7 +72,7 @@ class DenseTerm:
             return (self.grad @ other.grad.T).double()
         out = None
         for s in range(0, q, self.chunk):  # float32 products, float64 sum over column chunks
-            part = (self.grad[:, s:s + self.chunk] @ other.grad[:, s:s + self.chunk].T).double()
+            part = (self.grad[:, s : s + self.chunk] @ other.grad[:, s : s + self.chunk].T).double()
             out = part if out is None else out + part
         return out
 
@@ -79,7 +80,7 @@ class DenseTerm:
         """Σ_q G², in float64 over column chunks (a float64 copy of a wide float32 G would be 2× its size)."""
         out = torch.zeros(self.grad.shape[0], dtype=torch.float64, device=self.grad.device)
         for s in range(0, self.grad.shape[1], self.chunk):
-            out += self.grad[:, s:s + self.chunk].double().pow(2).sum(1)
+            out += self.grad[:, s : s + self.chunk].double().pow(2).sum(1)
         return out
 
     def take(self, idx: torch.Tensor) -> "DenseTerm":
@@ -140,16 +141,24 @@ class KernelFactors:
         out, filled = None, 0
         for p in parts:
             if out is None:
-                terms = [dataclasses.replace(t, **{f.name: torch.empty((n,) + tuple(getattr(t, f.name).shape[1:]), dtype=getattr(t, f.name).dtype)
-                                                    for f in dataclasses.fields(t) if isinstance(getattr(t, f.name), torch.Tensor)})
-                         for t in p.terms]
+                terms = [
+                    dataclasses.replace(
+                        t,
+                        **{
+                            f.name: torch.empty((n,) + tuple(getattr(t, f.name).shape[1:]), dtype=getattr(t, f.name).dtype)
+                            for f in dataclasses.fields(t)
+                            if isinstance(getattr(t, f.name), torch.Tensor)
+                        },
+                    )
+                    for t in p.terms
+                ]
                 out = KernelFactors(n, torch.empty(n, dtype=p.diag.dtype), terms, p.signature)
-            out.diag[filled:filled + p.n] = p.diag
+            out.diag[filled : filled + p.n] = p.diag
             for ta, tb in zip(out.terms, p.terms):
                 for f in dataclasses.fields(ta):
                     v = getattr(tb, f.name)
                     if isinstance(v, torch.Tensor):
-                        getattr(ta, f.name)[filled:filled + p.n] = v
+                        getattr(ta, f.name)[filled : filled + p.n] = v
             filled += p.n
             del p
         if out is None or filled != n:

@@ -6,6 +6,7 @@ every sample w.r.t. the selected parameters, in sub-blocks that bound memory. Wi
 R (p × D, entries N(0, 1/D)): E[⟨Rᵀg, Rᵀg′⟩] = ⟨g, g′⟩, so the kernel is then an unbiased
 approximation whose relative error shrinks like 1/√D (Johnson–Lindenstrauss).
 """
+
 from __future__ import annotations
 
 import math
@@ -56,7 +57,7 @@ class GeneralGrads:
         step = max(1, _MAX_ELEMENTS // max(1, width * count))
         parts = []
         for s in range(0, x.shape[0], step):
-            xs = x[s:s + step]
+            xs = x[s : s + step]
             grads = self._per_sample(per_sample, params, xs)
             parts.append(self._flatten(grads, xs.shape[0], width))
         g = torch.cat(parts) if parts else torch.zeros(0, 0, dtype=x.dtype, device=x.device)
@@ -96,7 +97,7 @@ class GeneralGrads:
                 r = (torch.randn(min(chunk, p - s), D, generator=gen, dtype=torch.float64) / math.sqrt(D)).to(g.dtype).to(g.device)
                 if cache:
                     self._proj.setdefault(name, []).append(r)
-            part = g[..., s:s + chunk] @ r
+            part = g[..., s : s + chunk] @ r
             out = part if out is None else out + part
         return out
 

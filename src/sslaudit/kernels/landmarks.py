@@ -15,6 +15,7 @@ kmeans++ and leverage work on a seeded candidate pool (`candidates`, default
 min(n, max(4096, 16·m)), further capped so that the pool's kernel factors stay under 1 GB);
 uniform draws from all n. Every draw comes from `numpy_rng(seed, "landmarks", method)`.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,8 +51,7 @@ def resolve_landmark_count(m: int | str, n: int) -> int:
     return m
 
 
-def select_landmarks(kernel: EntkKernel, x, m: int | str, method: str = "uniform", seed: int = 0,
-                     candidates: int | None = None, engine=None, ridge: float | None = None) -> np.ndarray:
+def select_landmarks(kernel: EntkKernel, x, m: int | str, method: str = "uniform", seed: int = 0, candidates: int | None = None, engine=None, ridge: float | None = None) -> np.ndarray:
     """Sorted positions into x of m landmarks chosen by `method` (seeded)."""
     n = len(x)
     m = resolve_landmark_count(m, n)

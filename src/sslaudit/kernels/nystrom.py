@@ -10,6 +10,7 @@ max(0, −λ_min) + 10·m·eps·λ_max — and reported; eigenvalues under `rel_
 (the numerical rank). Each eigenvector's sign is fixed so that its largest-magnitude entry
 (first one on ties) is positive: runs are reproducible whatever LAPACK returns.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,13 +36,19 @@ class NystromBasis:
     rel_tol: float = 1e-6
 
     def summary(self) -> dict:
-        return {"m": int(self.eigenvectors.shape[0]), "rank": self.rank, "numerical_rank": self.numerical_rank,
-                "dropped": self.dropped, "jitter": self.jitter, "rel_tol": self.rel_tol,
-                "eigenvalue_max": float(self.eigenvalues[0]), "eigenvalue_min_kept": float(self.eigenvalues[-1])}
+        return {
+            "m": int(self.eigenvectors.shape[0]),
+            "rank": self.rank,
+            "numerical_rank": self.numerical_rank,
+            "dropped": self.dropped,
+            "jitter": self.jitter,
+            "rel_tol": self.rel_tol,
+            "eigenvalue_max": float(self.eigenvalues[0]),
+            "eigenvalue_min_kept": float(self.eigenvalues[-1]),
+        }
 
 
-def fit_nystrom(k_mm, rank: int | None = None, rel_tol: float = 1e-6, jitter: float | None = None,
-                landmarks: np.ndarray | None = None) -> NystromBasis:
+def fit_nystrom(k_mm, rank: int | None = None, rel_tol: float = 1e-6, jitter: float | None = None, landmarks: np.ndarray | None = None) -> NystromBasis:
     """Eigendecompose the landmark kernel; `rank=None` keeps the numerical rank."""
     k = np.asarray(k_mm.detach().cpu().numpy() if isinstance(k_mm, torch.Tensor) else k_mm, dtype=np.float64)
     if k.ndim != 2 or k.shape[0] != k.shape[1] or k.shape[0] < 1:

@@ -16,6 +16,7 @@ Because P_out and P_in are independent with E[P Pᵀ] = I, E⟨G̃, G̃′⟩ = 
 product of two Johnson–Lindenstrauss sketches of width k). The cosine-normalised kernel is a
 ratio of such estimates: consistent (it converges as k grows), not unbiased.
 """
+
 from __future__ import annotations
 
 import math

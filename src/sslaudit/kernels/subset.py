@@ -12,6 +12,7 @@ parameter groups), so it is cheap and exact for what it covers. A spec is one of
 - "bn+last": the BatchNorm parameters plus the last stage;
 - a comma-separated list of parameter or module names (prefixes: "trunk.blocks.3,trunk.stem.1").
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -71,8 +72,7 @@ def resolve_params(module: nn.Module, spec) -> list[str] | None:
         for w in (s.strip() for s in spec.split(",")):
             hit = {n for n in names if n == w or n.startswith(w + ".")}
             if not hit:
-                raise UserError(f"--kernel-params: no parameter or module named {w!r}; use one of {', '.join(PRESETS)} or names such as "
-                                f"{', '.join(names[:3])}")
+                raise UserError(f"--kernel-params: no parameter or module named {w!r}; use one of {', '.join(PRESETS)} or names such as {', '.join(names[:3])}")
             chosen |= hit
     out = [n for n in names if n in chosen]
     if not out:
@@ -85,8 +85,7 @@ def describe_params(module: nn.Module, selected: list[str]) -> dict:
     params = dict(module.named_parameters())
     total = sum(p.numel() for p in params.values() if p.requires_grad)
     count = sum(params[n].numel() for n in selected)
-    return {"n_parameters": int(count), "n_parameters_total": int(total), "share": float(count / total) if total else 0.0,
-            "n_tensors": len(selected), "first": selected[:3], "last": selected[-3:]}
+    return {"n_parameters": int(count), "n_parameters_total": int(total), "share": float(count / total) if total else 0.0, "n_tensors": len(selected), "first": selected[:3], "last": selected[-3:]}
 
 
 __all__ = ["PRESETS", "bn_parameters", "describe_params", "last_stage_prefix", "resolve_params"]

@@ -5,6 +5,7 @@ report shows each one's section. Add a lens by writing one module with a `Lens` 
 line here (or, from outside the package, `register(name, "module:Class")` or an entry point in
 the `sslaudit.lenses` group).
 """
+
 from __future__ import annotations
 
 import importlib

@@ -9,6 +9,7 @@ A lens is a class with
 - `describe(result)`: the lines the CLI prints; `audit_config(run, focus, quick)`: the
   configuration the audit uses; `section(collector)`: the report section.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -13,6 +13,7 @@ Metadata keys of a field (all optional but `help`):
     cli       False: not a command-line option (set by the context or taken from the run)
 Nested dataclass fields (e.g. a method's own config inside a lens config) are flattened.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,6 +38,7 @@ def opt(default: Any = MISSING, help: str = "", *, factory: Callable | None = No
 def nested(target: str) -> Any:
     """A field holding another config with its defaults — a method's own config inside a lens
     config. `target` is "module:Class", imported when first needed so a lens module stays light."""
+
     def factory():
         module, _, name = target.partition(":")
         return getattr(importlib.import_module(module), name)()
@@ -173,6 +175,7 @@ def with_context(cfg, **context):
 
 def to_json(cfg) -> dict:
     """The config as plain JSON (tuples as lists), the form stored in RUN/<lens>/config.json."""
+
     def plain(v):
         if is_dataclass(v):
             return {f.name: plain(getattr(v, f.name)) for f in fields(v)}
@@ -219,7 +222,7 @@ def command_line(verb: str, run_path, cfg, context: dict | None = None) -> str:
             parts += [spec.flag, _quote(spec.show(value))]
     for k, v in (context or {}).items():
         if v not in (None, False, 0, "cpu", "local"):
-            parts += ([f"--{k.replace('_', '-')}"] if v is True else [f"--{k.replace('_', '-')}", _quote(str(v))])
+            parts += [f"--{k.replace('_', '-')}"] if v is True else [f"--{k.replace('_', '-')}", _quote(str(v))]
     return " ".join(p for p in parts if p)
 
 

@@ -1,5 +1,6 @@
 """The settings every lens shares, resolved once per command: seed, device, memory budget,
 engine, progress, trust. A lens receives the context and never rebuilds any of it."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -36,8 +37,9 @@ class Context:
     _backend: Any = field(default=None, repr=False)
 
     @classmethod
-    def resolve(cls, *, seed: int = 0, device: str = "cpu", max_memory=None, engine: str = "local", address: str | None = None,
-                quiet: bool = False, trust_code: bool = False, data_dir=None) -> "Context":
+    def resolve(
+        cls, *, seed: int = 0, device: str = "cpu", max_memory=None, engine: str = "local", address: str | None = None, quiet: bool = False, trust_code: bool = False, data_dir=None
+    ) -> "Context":
         """A context from user-given values, each checked with a one-line error."""
         from ..compute.memory import parse_size
 
@@ -48,8 +50,16 @@ class Context:
         if engine == "local" and address:
             raise UserError("--address is only used with --engine ray")
         budget = None if max_memory is None else parse_size(max_memory)
-        return cls(seed=int(seed), device=resolve_device(device), max_memory=budget, engine=engine, address=address, quiet=quiet,
-                   trust_code=bool(trust_code), data_dir=None if data_dir is None else str(data_dir))
+        return cls(
+            seed=int(seed),
+            device=resolve_device(device),
+            max_memory=budget,
+            engine=engine,
+            address=address,
+            quiet=quiet,
+            trust_code=bool(trust_code),
+            data_dir=None if data_dir is None else str(data_dir),
+        )
 
     # ---- the block engine, started once ----------------------------------------------------
     @property

@@ -1,4 +1,5 @@
 """The influence lens: label-free influence of the training examples on the encoder (methods/influence)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,8 +23,9 @@ class InfluenceLensConfig:
 
     influence: object = nested("sslaudit.methods.influence.analyzer:InfluenceConfig")
     pairs: int = opt(100, "Duplicate pairs kept in duplicates.parquet (K).", parse=number(int, "--pairs", "100", minimum=1))
-    neighbours: int = opt(5, "Per training example, its most mutually influential other examples kept in neighbours.parquet (per-query duplicate search; 0: skip).",
-                          parse=number(int, "--neighbours", "5", minimum=0))
+    neighbours: int = opt(
+        5, "Per training example, its most mutually influential other examples kept in neighbours.parquet (per-query duplicate search; 0: skip).", parse=number(int, "--neighbours", "5", minimum=0)
+    )
     queries: tuple[str, ...] = opt((), "split:index of a query example (repeatable, or comma-separated), e.g. test:17; writes pairwise.parquet.", multiple=True, metavar="SPLIT:INDEX")
     subsample: int | None = opt(None, "Score a seeded subsample of N training examples instead of all.", parse=number(int, "--subsample", "1000", minimum=2))
     check: int = opt(200, "Sample size for checking the duplicate search against exact pairwise scores (0: skip).", parse=number(int, "--check", "200", minimum=0))
@@ -56,8 +58,17 @@ class InfluenceLens(Lens):
 
         n = cfg.subsample or len(run.dataset.train)
         ctx.require_memory(n * run.embedding_dim * 4 * 4, f"influence baselines on {n:,} embeddings", "pass --subsample N or raise --max-memory")
-        res = run_influence(run, cfg.influence, pairs=cfg.pairs, queries=[parse_sample_ref(q) for q in cfg.queries], subsample=cfg.subsample, check=cfg.check,
-                            device=ctx.device, engine=ctx.backend, neighbours=cfg.neighbours)
+        res = run_influence(
+            run,
+            cfg.influence,
+            pairs=cfg.pairs,
+            queries=[parse_sample_ref(q) for q in cfg.queries],
+            subsample=cfg.subsample,
+            check=cfg.check,
+            device=ctx.device,
+            engine=ctx.backend,
+            neighbours=cfg.neighbours,
+        )
         out = LensResult(tables={"self_influence": res.self_influence, "duplicates": res.duplicates}, documents={"fairness": res.fairness})
         if res.neighbours is not None:
             out.tables["neighbours"] = res.neighbours
@@ -71,8 +82,11 @@ class InfluenceLens(Lens):
         s = result.documents["summary"]
         lines = [f"note: {s['fallback']}"] if s.get("fallback") else []
         top = result.tables["self_influence"].sort_values("rank").head(3)
-        lines.append(f"influence ({s['strategy_used']}, {s['n_scored']} examples): most self-influential train "
-                     + ", ".join(str(int(i)) for i in top["index"]) + f"; {len(result.tables['duplicates'])} duplicate pairs")
+        lines.append(
+            f"influence ({s['strategy_used']}, {s['n_scored']} examples): most self-influential train "
+            + ", ".join(str(int(i)) for i in top["index"])
+            + f"; {len(result.tables['duplicates'])} duplicate pairs"
+        )
         return lines + [f"written: {run.store.path('influence')}/"]
 
     def audit_config(self, run, *, focus, quick):
@@ -82,8 +96,10 @@ class InfluenceLens(Lens):
         if quick:
             return InfluenceLensConfig(influence=InfluenceConfig(draws=1), subsample=min(n_train, 200), check=0), "quick audit: small samples and fixed settings (--quick)"
         if n_train > 20_000:
-            return (InfluenceLensConfig(influence=InfluenceConfig(draws=2), subsample=5_000, check=50),
-                    f"Influence was computed for a seeded subsample of 5,000 of the {n_train:,} training samples to fit the audit's CPU budget; run `sslaudit influence RUN` for all of them.")
+            return (
+                InfluenceLensConfig(influence=InfluenceConfig(draws=2), subsample=5_000, check=50),
+                f"Influence was computed for a seeded subsample of 5,000 of the {n_train:,} training samples to fit the audit's CPU budget; run `sslaudit influence RUN` for all of them.",
+            )
         return InfluenceLensConfig(influence=InfluenceConfig(draws=2), check=50), ""
 
     def section(self, collector):

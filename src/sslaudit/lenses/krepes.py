@@ -1,4 +1,5 @@
 """The KREPES lens: representer landmarks of a run's encoder (methods/krepes)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -48,8 +49,17 @@ class KrepesLens(Lens):
         from ..methods.krepes.pipeline import explain_run
 
         options = {k: v for k, v in asdict(cfg.krepes).items() if k not in ("objective", "objective_params")}
-        out = explain_run(run, test_points=cfg.test_points, refs=[parse_sample_ref(r) for r in cfg.index], concepts=cfg.concept, both_modes=cfg.both_modes,
-                          lambda_curve=cfg.lambda_curve, engine=ctx.backend, probe_sample=cfg.probe_sample, **options)
+        out = explain_run(
+            run,
+            test_points=cfg.test_points,
+            refs=[parse_sample_ref(r) for r in cfg.index],
+            concepts=cfg.concept,
+            both_modes=cfg.both_modes,
+            lambda_curve=cfg.lambda_curve,
+            engine=ctx.backend,
+            probe_sample=cfg.probe_sample,
+            **options,
+        )
         documents = dict(out.documents)
         documents["explainer"] = documents.pop("config")  # RUN/krepes/config.json is the lens configuration
         return LensResult(tables=dict(out.tables), documents=documents)
@@ -60,10 +70,12 @@ class KrepesLens(Lens):
         if fid.get("lambda_reason"):
             lines.append(f"λ = {fid['lambda_multiple']:g}× the {fid.get('lambda_scale')} ({fid['lambda_chosen_by']}): {fid['lambda_reason']}")
         if fid.get("kendall_tau") is not None:
-            lines.append(f"surrogate fidelity: Δ accuracy {fid['delta_accuracy']:+.4f}, Kendall τ {fid['kendall_tau']:.3f} against the centred network "
-                         f"(raw {fid['kendall_tau_raw']:.3f}, whose ceiling is {fid['kendall_tau_ceiling']:.3f}), linear CKA {fid['linear_cka']:.3f}, "
-                         f"precision@1 {fid['precision_at_1']:.3f} (cosine baseline {fid['precision_at_1_baseline']:.3f}, largest |k| "
-                         f"{fid.get('precision_at_1_kernel', float('nan')):.3f}), {fid['n_distinct_top1']} distinct top-1 landmarks")
+            lines.append(
+                f"surrogate fidelity: Δ accuracy {fid['delta_accuracy']:+.4f}, Kendall τ {fid['kendall_tau']:.3f} against the centred network "
+                f"(raw {fid['kendall_tau_raw']:.3f}, whose ceiling is {fid['kendall_tau_ceiling']:.3f}), linear CKA {fid['linear_cka']:.3f}, "
+                f"precision@1 {fid['precision_at_1']:.3f} (cosine baseline {fid['precision_at_1_baseline']:.3f}, largest |k| "
+                f"{fid.get('precision_at_1_kernel', float('nan')):.3f}), {fid['n_distinct_top1']} distinct top-1 landmarks"
+            )
         kp = fid.get("kernel_parameters") or {}
         if kp.get("spec", "all") != "all" or fid.get("layer_projection_dim"):
             proj = f", weight gradients projected per layer to {fid['layer_projection_dim']}×{fid['layer_projection_dim']}" if fid.get("layer_projection_dim") else ""
@@ -71,8 +83,10 @@ class KrepesLens(Lens):
         kf = fid.get("kernel_fidelity")
         if kf and "relative_frobenius_error" in kf:
             top = kf["top"]
-            lines.append(f"kernel fidelity on {kf['sample']} samples against the full per-sample-gradient kernel: relative error "
-                         f"{kf['relative_frobenius_error']:.3f}, top-{top} landmark agreement {kf[f'top{top}_landmark_agreement']:.2f}")
+            lines.append(
+                f"kernel fidelity on {kf['sample']} samples against the full per-sample-gradient kernel: relative error "
+                f"{kf['relative_frobenius_error']:.3f}, top-{top} landmark agreement {kf[f'top{top}_landmark_agreement']:.2f}"
+            )
         if fid.get("hub_warning"):
             lines.append(f"warning: {fid['hub_warning']}")
         return lines + [f"KREPES results written to {run.store.root / 'krepes'}"]
@@ -92,9 +106,11 @@ class KrepesLens(Lens):
         k = KrepesConfig()
         if n_train > 20_000:  # the step's cost grows with its sample (each CG product is a pass over it); the kernel still covers all rows
             k = KrepesConfig(step_sample=AUDIT_STEP_SAMPLE)
-            notes.append(f"The Gauss–Newton step used a seeded subsample of {AUDIT_STEP_SAMPLE:,} of the {n_train:,} training samples "
-                         f"(two views each) to fit the audit's CPU budget; landmarks and scores cover all of them. "
-                         f"`sslaudit krepes RUN` uses up to 131,072.")
+            notes.append(
+                f"The Gauss–Newton step used a seeded subsample of {AUDIT_STEP_SAMPLE:,} of the {n_train:,} training samples "
+                f"(two views each) to fit the audit's CPU budget; landmarks and scores cover all of them. "
+                f"`sslaudit krepes RUN` uses up to 131,072."
+            )
         if ds.kind == "image":
             notes.append("The Feature Alignment Gap applies to tabular data and is skipped on images.")
         return KrepesLensConfig(krepes=k, index=tuple(focus), test_points=test_points), " ".join(notes)

@@ -1,4 +1,5 @@
 """The Q-Score lens: label-free quality of each sample's representation (methods/qscore)."""
+
 from __future__ import annotations
 
 from .base import Lens, LensResult
@@ -23,8 +24,12 @@ class QScoreLens(Lens):
         n = len(run.dataset.train) + len(run.dataset.test)
         ctx.require_memory(n * run.embedding_dim * 8 * 3, f"Q-Score on {n:,} embeddings", "score a smaller dataset or raise --max-memory")
         res = analyze(run, cfg, memo=Memo(run.store, self.name, lens_key(self, run, cfg)))
-        out = LensResult(tables={"scores": res.scores, "features": res.features}, documents={"evaluation": res.evaluation}, arrays={"saliency": res.saliency},
-                         figures={k.removesuffix(".png"): v for k, v in res.figures.items()})
+        out = LensResult(
+            tables={"scores": res.scores, "features": res.features},
+            documents={"evaluation": res.evaluation},
+            arrays={"saliency": res.saliency},
+            figures={k.removesuffix(".png"): v for k, v in res.figures.items()},
+        )
         if res.compression is not None:
             out.documents["compression"] = res.compression
         return out

@@ -1,4 +1,5 @@
 """The RELAX lens: attribution maps (importance, uncertainty, U-RELAX) of chosen inputs (methods/relax)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,18 +20,33 @@ class RelaxConfig:
     """Settings of a RELAX explanation (saved in RUN/relax/config.json)."""
 
     index: tuple[str, ...] = opt((), "An input to explain as split:index, e.g. test:17 (repeatable).", multiple=True, required=True, metavar="SPLIT:INDEX")
-    masks: int | str = opt(3000, "Number of random masks N, or 'auto': draw batches until the largest pixelwise standard error of the importance is ≤ --tolerance.",
-                           parse=keyword_or("auto", int, "--masks", "3000", minimum=1, what="number of masks"), metavar="N|auto")
+    masks: int | str = opt(
+        3000,
+        "Number of random masks N, or 'auto': draw batches until the largest pixelwise standard error of the importance is ≤ --tolerance.",
+        parse=keyword_or("auto", int, "--masks", "3000", minimum=1, what="number of masks"),
+        metavar="N|auto",
+    )
     tolerance: float | None = opt(None, "With --masks auto: target standard error of the importance (similarity units) [default: 0.002].", parse=number(float, "--tolerance", "0.002", positive=True))
     max_masks: int = opt(30_000, "With --masks auto: stop here even if the tolerance is not reached.", parse=number(int, "--max-masks", "30000", minimum=1))
-    control_variate: bool | None = opt(None, "Subtract each score's linear prediction from the coarse mask pattern (its exact mean is added back): the same map in expectation with a smaller "
-                                             "standard error, so --masks auto stops sooner [default: on with --masks auto, off with a fixed N, which is the reference estimator].",
-                                       parse=lambda v: v, tristate=True)
+    control_variate: bool | None = opt(
+        None,
+        "Subtract each score's linear prediction from the coarse mask pattern (its exact mean is added back): the same map in expectation with a smaller "
+        "standard error, so --masks auto stops sooner [default: on with --masks auto, off with a fixed N, which is the reference estimator].",
+        parse=lambda v: v,
+        tristate=True,
+    )
     batch_size: int = opt(250, "Masked inputs per forward pass (inputs × masks are batched together).", parse=number(int, "--batch-size", "250", minimum=1))
-    fill: str = opt("mean", "What masked-out pixels become: the training per-channel mean (= the reference's 0 in normalised input space), 0 (black), or a blur of the input. Tables always use the training mean.",
-                    choices=("zero", "mean", "blur"))
-    cells: int | str = opt("auto", "Mask cells per side (the coarse grid of each random mask), or 'auto': cells at least 4 pixels wide, at most the reference's 7 per side (7 on 28×28 Fashion-MNIST, 2 on 8×8 digits).",
-                           parse=keyword_or("auto", int, "--cells", "7", minimum=1, what="number of cells per side"), metavar="N|auto")
+    fill: str = opt(
+        "mean",
+        "What masked-out pixels become: the training per-channel mean (= the reference's 0 in normalised input space), 0 (black), or a blur of the input. Tables always use the training mean.",
+        choices=("zero", "mean", "blur"),
+    )
+    cells: int | str = opt(
+        "auto",
+        "Mask cells per side (the coarse grid of each random mask), or 'auto': cells at least 4 pixels wide, at most the reference's 7 per side (7 on 28×28 Fashion-MNIST, 2 on 8×8 digits).",
+        parse=keyword_or("auto", int, "--cells", "7", minimum=1, what="number of cells per side"),
+        metavar="N|auto",
+    )
     tabular_groups: bool = opt(False, "Tables: mask whole original features (column groups of the schema) instead of image regions.", flag="--tabular-groups")
     eval_steps: int = opt(20, "Steps of the deletion / insertion curves in evaluation.json.", parse=number(int, "--eval-steps", "20", minimum=2))
     localisation: bool = opt(True, "Images: score each map's localisation of the object, taken as the non-zero pixels (meaningful for black-background images such as Fashion-MNIST and digits).")
@@ -96,11 +112,22 @@ class RelaxLens(Lens):
             relax = Relax(run.encoder, fill="mean", fill_value=fill_value, groups=family.groups, batch_size=cfg.batch_size, device=ctx.device)
         else:
             train_mean = ds.train.x.mean(axis=tuple(i for i in range(ds.train.x.ndim) if i != 1))
-            relax = Relax(run.encoder, fill=cfg.fill, fill_value=train_mean if cfg.fill == "mean" else None, num_cells=cfg.cells, batch_size=cfg.batch_size,
-                          spatial_dims=ds.train.x.ndim - 2, device=ctx.device)
+            relax = Relax(
+                run.encoder, fill=cfg.fill, fill_value=train_mean if cfg.fill == "mean" else None, num_cells=cfg.cells, batch_size=cfg.batch_size, spatial_dims=ds.train.x.ndim - 2, device=ctx.device
+            )
         control_variate = (cfg.masks == "auto") if cfg.control_variate is None else cfg.control_variate
-        key = {"masks": cfg.masks, "tolerance": tolerance, "max_masks": cfg.max_masks, "control_variate": control_variate, "fill": "mean" if cfg.tabular_groups else cfg.fill,
-               "groups": cfg.tabular_groups, "seed": cfg.seed, "num_cells": relax.cells_for(tuple(x.shape[2:])) if spatial else None, "p": relax.p, "encoder": run.encoder_id}
+        key = {
+            "masks": cfg.masks,
+            "tolerance": tolerance,
+            "max_masks": cfg.max_masks,
+            "control_variate": control_variate,
+            "fill": "mean" if cfg.tabular_groups else cfg.fill,
+            "groups": cfg.tabular_groups,
+            "seed": cfg.seed,
+            "num_cells": relax.cells_for(tuple(x.shape[2:])) if spatial else None,
+            "p": relax.p,
+            "encoder": run.encoder_id,
+        }
         store = run.store
         rel = [f"relax/{split}-{idx:d}" for split, idx, _ in positions]  # built from parsed integers only
         # fixed chunks of the requested inputs, each input stored as soon as its chunk is done: an
@@ -119,15 +146,32 @@ class RelaxLens(Lens):
                 split, idx, _ = positions[i]
                 arrays = {k: getattr(res, k)[j].cpu().numpy() for k in ("importance", "uncertainty", "u_relax", "std_error", "n_masks", "converged", "threshold")}
                 store.write_npz(f"{rel[i]}.npz", stage=rel[i], **arrays)
-                png = overlay_png(x[i], arrays["importance"], arrays["uncertainty"], arrays["u_relax"], labels=names,
-                                  title=f"{split}:{idx} — N = {int(arrays['n_masks'])} masks, max std. error {float(arrays['std_error'].max()):.4f}")
+                png = overlay_png(
+                    x[i],
+                    arrays["importance"],
+                    arrays["uncertainty"],
+                    arrays["u_relax"],
+                    labels=names,
+                    title=f"{split}:{idx} — N = {int(arrays['n_masks'])} masks, max std. error {float(arrays['std_error'].max()):.4f}",
+                )
                 store.write_bytes(f"{rel[i]}.png", png, stage=rel[i])
                 store.mark_done(rel[i], key, [f"{rel[i]}.npz", f"{rel[i]}.png"], {"n_masks": int(arrays["n_masks"])})
                 if not bool(arrays["converged"]):
                     warn(f"{split}:{idx} did not reach --tolerance {tolerance} within --max-masks {cfg.max_masks}")
         stored = [store.read_npz(f"{name}.npz") for name in rel]
-        ev = evaluate_relax(relax, x, _stack(stored), n_masks=cfg.masks, tolerance=tolerance, seed=cfg.seed, steps=cfg.eval_steps, sanity=cfg.sanity, max_masks=cfg.max_masks,
-                            control_variate=control_variate, foreground="nonzero" if spatial and cfg.localisation else None)
+        ev = evaluate_relax(
+            relax,
+            x,
+            _stack(stored),
+            n_masks=cfg.masks,
+            tolerance=tolerance,
+            seed=cfg.seed,
+            steps=cfg.eval_steps,
+            sanity=cfg.sanity,
+            max_masks=cfg.max_masks,
+            control_variate=control_variate,
+            foreground="nonzero" if spatial and cfg.localisation else None,
+        )
         ev["inputs"] = [f"{split}:{idx}" for split, idx, _ in positions]
         ev["n_masks"] = [int(np.asarray(s["n_masks"]).reshape(-1)[0]) for s in stored]
         ev["settings"] = key

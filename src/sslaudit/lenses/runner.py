@@ -8,6 +8,7 @@ interrupted mid-way keeps the sub-stages it finished (RELAX's inputs, KREPES's k
 Q-Score's probes) and resumes from them. Every result file and RUN/<lens>/config.json (the
 configuration, context and encoder identity) are written atomically under the run's lock.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,5 +1,6 @@
 """The SimVAE lens: what a representation keeps about content and style; explanation views of
 generative runs (methods/simvae)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,8 +43,7 @@ class SimVAELens(Lens):
         ds = run.dataset
         n = min(len(ds.train), cs.n_train) + min(len(ds.test), cs.n_test)
         per_sample = int(np.prod(ds.input_shape)) * 4 * 3 + run.embedding_dim * 8 * 4  # a task's transformed inputs; embeddings and probe features
-        ctx.require_memory(n * per_sample * (1 + len(cs.tasks)), f"content/style probes on {n:,} samples × {1 + len(cs.tasks)} tasks",
-                           "lower --n-train / --n-test or raise --max-memory")
+        ctx.require_memory(n * per_sample * (1 + len(cs.tasks)), f"content/style probes on {n:,} samples × {1 + len(cs.tasks)} tasks", "lower --n-train / --n-test or raise --max-memory")
         res = ContentStyle(run.encoder, cs, device=ctx.device).evaluate(ds)
         out = LensResult(tables={"content_style": res.table}, documents={"content_style": {"objective": run.objective, "config": res.config, "rows": res.table.to_dict(orient="records")}})
         if cfg.views and run.objective in ("simvae", "vae", "betavae") and "external" not in run.config:

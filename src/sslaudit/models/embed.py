@@ -1,4 +1,5 @@
 """Representations of many inputs, block by block, in eval mode."""
+
 from __future__ import annotations
 
 import numpy as np

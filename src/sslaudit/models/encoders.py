@@ -6,6 +6,7 @@ module) or encoded table rows — and returns the backbone representation, which
 Architectures are described by a JSON-able dict so that a run can rebuild them before loading
 weights with `weights_only=True`.
 """
+
 from __future__ import annotations
 
 import math

@@ -7,6 +7,7 @@ is an ordinary `nn.Module` from inputs to an N×z representation that every lens
 Decoders map z to the mean of a Gaussian likelihood: a sigmoid output for images (pixels live
 in [0, 1]), a linear one for encoded table rows.
 """
+
 from __future__ import annotations
 
 import math
@@ -72,8 +73,10 @@ class ConvDecoder(nn.Module):
         self.w0 = w0
         self.net = nn.Sequential(
             nn.ReLU(),
-            nn.ConvTranspose2d(w0, w1, 4, 2, 1), nn.ReLU(),
-            nn.ConvTranspose2d(w1, w2, 4, 2, 1), nn.ReLU(),
+            nn.ConvTranspose2d(w0, w1, 4, 2, 1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(w1, w2, 4, 2, 1),
+            nn.ReLU(),
             nn.Conv2d(w2, c, 3, padding=1),
         )
 

@@ -8,6 +8,7 @@ spaced ones between (NaN elsewhere), so that it adds about 1% to a 60-epoch digi
 labels are used only here, to evaluate. The table holds no wall times, so that two runs with the
 same seed give the same file.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

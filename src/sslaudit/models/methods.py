@@ -4,6 +4,7 @@ A `Method` owns every network it trains (and any target network), computes the l
 of augmented views, and updates non-gradient state after each step (BYOL's EMA target). The
 trainer knows nothing else about the objective, so SimVAE and regularised variants plug in here.
 """
+
 from __future__ import annotations
 
 import copy

@@ -2,6 +2,7 @@
 
 Each is tested against a naive per-element reference formula in tests/models/.
 """
+
 from __future__ import annotations
 
 import torch

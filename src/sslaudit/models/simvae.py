@@ -14,6 +14,7 @@ compute as SimVAE, only the prior differs); the β-VAE multiplies entropy + prio
 log p(y) (uniform: no y term), the entropy ½Σ 2π·logvar (a stray 2π factor, no constant) and the
 reconstruction without its normalising constant. It changes the optimum; it is for comparisons.
 """
+
 from __future__ import annotations
 
 import math

@@ -7,6 +7,7 @@ continues exactly as an uninterrupted run would (bit-identical weights on CPU). 
 epoch, together with RUN/train/history.parquet: the mean loss, the learning rate and a small k-NN
 probe per epoch (models/history.py), optionally mirrored to TensorBoard.
 """
+
 from __future__ import annotations
 
 import math
@@ -92,8 +93,10 @@ def train(method: Method, dataset: Dataset, cfg: TrainConfig, store: RunStore, *
                 log.epoch(row)
         info(f"resuming training from the checkpoint after epoch {start_epoch} of {cfg.epochs}")
         if int(state.get("torch_threads", torch.get_num_threads())) != torch.get_num_threads():
-            warn(f"the checkpoint was trained with {int(state['torch_threads'])} torch threads and this process uses "
-                 f"{torch.get_num_threads()}; the weights will differ slightly from an uninterrupted run (the thread count is part of the seed)")
+            warn(
+                f"the checkpoint was trained with {int(state['torch_threads'])} torch threads and this process uses "
+                f"{torch.get_num_threads()}; the weights will differ slightly from an uninterrupted run (the thread count is part of the seed)"
+            )
 
     step = start_epoch * steps_per_epoch
     bar = progress(total=total, initial=step, desc=f"train {cfg.objective}")
@@ -130,8 +133,16 @@ def train(method: Method, dataset: Dataset, cfg: TrainConfig, store: RunStore, *
         history.append(row)
         if log is not None:
             log.epoch(row)
-        state = {"method": method.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "seconds": seconds, "loss": last_loss, "history": history,
-                 "config_hash": config_hash(ckpt_cfg), "torch_threads": torch.get_num_threads()}
+        state = {
+            "method": method.state_dict(),
+            "optimizer": opt.state_dict(),
+            "epoch": epoch,
+            "seconds": seconds,
+            "loss": last_loss,
+            "history": history,
+            "config_hash": config_hash(ckpt_cfg),
+            "torch_threads": torch.get_num_threads(),
+        }
         store.write_parquet(HISTORY, pd.DataFrame(history), stage="train/checkpoint")
         store.write_torch(CHECKPOINT, state, stage="train/checkpoint")
         store.mark_done("train/checkpoint", ckpt_cfg, [CHECKPOINT, HISTORY], {"epoch": epoch})
@@ -139,8 +150,7 @@ def train(method: Method, dataset: Dataset, cfg: TrainConfig, store: RunStore, *
     if log is not None:
         log.close()
     samples = steps_per_epoch * cfg.batch_size * cfg.epochs
-    return {"train_seconds": seconds, "samples_per_second": samples / seconds if seconds > 0 else None, "final_loss": last_loss, "steps": total,
-            "torch_threads": torch.get_num_threads()}
+    return {"train_seconds": seconds, "samples_per_second": samples / seconds if seconds > 0 else None, "final_loss": last_loss, "steps": total, "torch_threads": torch.get_num_threads()}
 
 
 def resumable_checkpoint(store: RunStore, ckpt_cfg: dict, device: str) -> dict | None:

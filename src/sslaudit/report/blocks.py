@@ -1,4 +1,5 @@
 """The report's building blocks: plain data that the HTML template renders (and escapes)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -5,6 +5,7 @@ section instead of being shown. Every summary is read defensively: a key a lens 
 (an older run, another version of the lens) leaves a sentence saying what is missing, never a
 crash. Figures come first in each section; tables are folded below them.
 """
+
 from __future__ import annotations
 
 import re
@@ -34,7 +35,14 @@ CAPTIONS = {
     "simvae/figures/view_means.png": "Augmented views of an input, the decoding of each view's latent, and of their average: the average keeps the content and drops the style.",
 }
 
-LENS_TITLES = {"train": "The encoder", "krepes": "Representer landmarks (KREPES)", "influence": "Label-free influence", "relax": "Attribution maps (RELAX)", "qscore": "Representation quality (Q-Score)", "simvae": "Generative view (SimVAE)"}
+LENS_TITLES = {
+    "train": "The encoder",
+    "krepes": "Representer landmarks (KREPES)",
+    "influence": "Label-free influence",
+    "relax": "Attribution maps (RELAX)",
+    "qscore": "Representation quality (Q-Score)",
+    "simvae": "Generative view (SimVAE)",
+}
 
 
 def anchor(lens: str, split: str, index: int) -> str:
@@ -113,7 +121,9 @@ class Collector:
         except UserError as e:
             sec.blocks.append(Text(f"This section could not be shown: {e}", tone="bad"))
         except (KeyError, ValueError, TypeError, IndexError, AttributeError) as e:  # a lens wrote something this report does not know
-            sec.blocks.append(Text(f"Part of this section could not be shown: the stored results lack or mistype {e!s} (written by another version of the lens?). Rerun the lens to refresh them.", tone="bad"))
+            sec.blocks.append(
+                Text(f"Part of this section could not be shown: the stored results lack or mistype {e!s} (written by another version of the lens?). Rerun the lens to refresh them.", tone="bad")
+            )
         if not sec.blocks:
             sec.blocks.append(Text("The lens ran but stored nothing this report can show.", tone="warn"))
         return sec
@@ -140,7 +150,13 @@ class Collector:
             data, train, arch = c.get("data", {}) or {}, c.get("train", {}) or {}, c.get("arch") or {}
             hist = self.parquet(HISTORY)
             if hist is not None and len(hist) and "loss" in hist:
-                sec.blocks.append(Figure(training_curves(hist), f"Training: the SSL loss per epoch (blue){' and the k-NN accuracy of a small probe (' + str(min(m.get('n_test') or 0, 500)) + ' fixed test samples, red) at a few epochs' if 'knn_accuracy' in hist else ''}. A loss that still falls at the last epoch means more epochs would help.", alt="training curves"))
+                sec.blocks.append(
+                    Figure(
+                        training_curves(hist),
+                        f"Training: the SSL loss per epoch (blue){' and the k-NN accuracy of a small probe (' + str(min(m.get('n_test') or 0, 500)) + ' fixed test samples, red) at a few epochs' if 'knn_accuracy' in hist else ''}. A loss that still falls at the last epoch means more epochs would help.",
+                        alt="training curves",
+                    )
+                )
             elif c.get("external"):
                 sec.blocks.append(Text("This encoder was imported, so the run has no training history."))
             else:
@@ -158,7 +174,15 @@ class Collector:
             ]
             sec.blocks.append(Table(["", ""], rows, "The run", folded=False))
             if hist is not None and len(hist):
-                sec.blocks.append(_table(hist, caption="Training history per epoch (RUN/train/history.parquet)", limit=100, names={"knn_accuracy": "k-NN accuracy", "collapse_std": "collapse check", "lr": "learning rate", "loss": "training loss"}))
+                sec.blocks.append(
+                    _table(
+                        hist,
+                        caption="Training history per epoch (RUN/train/history.parquet)",
+                        limit=100,
+                        names={"knn_accuracy": "k-NN accuracy", "collapse_std": "collapse check", "lr": "learning rate", "loss": "training loss"},
+                    )
+                )
+
         return self.safe("summary", LENS_TITLES["train"], build, lead="What was trained on what, and how well its embeddings separate the classes.")
 
     # ---- KREPES -------------------------------------------------------------------------
@@ -183,24 +207,60 @@ class Collector:
                 sec.blocks.extend(self.anchoring_figures(an))
             ag = self.parquet("krepes/alignment_gap.parquet")
             if ag is not None and len(ag):
-                sec.blocks.append(Figure(alignment_figure(ag), "Feature Alignment Gap: how much more often a test point and its landmarks share a feature than chance (0 = chance, 1 = always), with bootstrap 95% intervals. The features at the top are the ones the representation groups samples by.", alt="Feature Alignment Gap per feature"))
+                sec.blocks.append(
+                    Figure(
+                        alignment_figure(ag),
+                        "Feature Alignment Gap: how much more often a test point and its landmarks share a feature than chance (0 = chance, 1 = always), with bootstrap 95% intervals. The features at the top are the ones the representation groups samples by.",
+                        alt="Feature Alignment Gap per feature",
+                    )
+                )
             nm = self.parquet("krepes/landmark_norms.parquet")
             if nm is not None and len(nm):
                 top = nm.sort_values("norm", ascending=False).head(10)
                 big = float(top["norm"].max()) or 1.0
                 if not self.view.is_image:
-                    sec.blocks.append(self.view.rows_table([([f"{100 * float(r.norm) / big:.0f}%"], "train", int(r.index)) for r in top.head(6).itertuples()], ["coefficient (of the largest)"], "Training rows that shape the most representations (largest landmark coefficients ‖ΔÃ_l‖)"))
+                    sec.blocks.append(
+                        self.view.rows_table(
+                            [([f"{100 * float(r.norm) / big:.0f}%"], "train", int(r.index)) for r in top.head(6).itertuples()],
+                            ["coefficient (of the largest)"],
+                            "Training rows that shape the most representations (largest landmark coefficients ‖ΔÃ_l‖)",
+                        )
+                    )
                 else:
-                    sec.blocks.append(Gallery("Training samples that shape the most representations", [self.view.tile("train", int(r.index), f"train:{int(r.index)} · coefficient {100 * float(r.norm) / big:.0f}% of the largest", tip="landmark norm") for r in top.itertuples()], caption="The landmarks with the largest coefficients ‖ΔÃ_l‖: every explanation draws on these most."))
+                    sec.blocks.append(
+                        Gallery(
+                            "Training samples that shape the most representations",
+                            [
+                                self.view.tile("train", int(r.index), f"train:{int(r.index)} · coefficient {100 * float(r.norm) / big:.0f}% of the largest", tip="landmark norm")
+                                for r in top.itertuples()
+                            ],
+                            caption="The landmarks with the largest coefficients ‖ΔÃ_l‖: every explanation draws on these most.",
+                        )
+                    )
             # tables, folded
             if fid:
                 sec.blocks.append(self.fidelity_table(fid))
             if ag is not None and len(ag):
-                sec.blocks.append(_table(ag.sort_values("gap_normalised", ascending=False), ["feature", "gap_normalised", "ci_low_normalised", "ci_high_normalised", "gap", "chance_agreement"], caption="Feature Alignment Gap per feature", names={"gap_normalised": "gap (normalised)", "ci_low_normalised": "95% low", "ci_high_normalised": "95% high", "gap": "gap (raw)", "chance_agreement": "chance agreement"}))
+                sec.blocks.append(
+                    _table(
+                        ag.sort_values("gap_normalised", ascending=False),
+                        ["feature", "gap_normalised", "ci_low_normalised", "ci_high_normalised", "gap", "chance_agreement"],
+                        caption="Feature Alignment Gap per feature",
+                        names={"gap_normalised": "gap (normalised)", "ci_low_normalised": "95% low", "ci_high_normalised": "95% high", "gap": "gap (raw)", "chance_agreement": "chance agreement"},
+                    )
+                )
             if an is not None and len(an):
-                sec.blocks.append(_table(an, limit=200, caption="Group anchoring: P(group of the strongest landmark | group of the test point) beside the group's base rate", names={"probability": "P(landmark group | test group)", "base_rate": "base rate", "n_test": "test points"}))
+                sec.blocks.append(
+                    _table(
+                        an,
+                        limit=200,
+                        caption="Group anchoring: P(group of the strongest landmark | group of the test point) beside the group's base rate",
+                        names={"probability": "P(landmark group | test group)", "base_rate": "base rate", "n_test": "test points"},
+                    )
+                )
             if self.has("krepes/concepts.parquet"):
                 sec.blocks.append(_table(self.store.read_parquet("krepes/concepts.parquet"), limit=30, caption="Concept-conditioned influence scores"))
+
         return self.safe("krepes", LENS_TITLES["krepes"], build, lead="Which unlabeled training samples shaped the representation of an input, and whether that explanation can be trusted.")
 
     def landmark_gallery(self, lm, t: int):
@@ -208,9 +268,22 @@ class Collector:
         lab = self.label_of("test", t)
         if not self.view.is_image:  # table rows: one row per sample, the test point first
             top = float(sub["score"].abs().max()) if len(sub) else 1.0
-            items = [(["test point", "", ""], "test", t)] + [([f"#{int(r.rank)}", sign_word(r.sign), f"{100 * abs(float(r.score)) / (top or 1.0):.0f}%"], "train", int(r.train_index)) for r in sub.head(6).itertuples()]
-            return self.view.rows_table(items, ["rank", "effect", "influence score"], f"What shaped test:{t}" + (f" (label {lab})" if lab is not None else "") + ": the test point (first row) and its strongest landmarks, which attract or repel its representation (% of the strongest). Shaded: the same value as the test point.", compare_first=True)
-        tiles = [self.view.tile("test", t, f"test point test:{t}", anchor=anchor("krepes", "test", t), link=f"#{anchor('relax', 'test', t)}" if self.relax_has(t) else "", link_text="its RELAX map", tone="focus")]
+            items = [(["test point", "", ""], "test", t)] + [
+                ([f"#{int(r.rank)}", sign_word(r.sign), f"{100 * abs(float(r.score)) / (top or 1.0):.0f}%"], "train", int(r.train_index)) for r in sub.head(6).itertuples()
+            ]
+            return self.view.rows_table(
+                items,
+                ["rank", "effect", "influence score"],
+                f"What shaped test:{t}"
+                + (f" (label {lab})" if lab is not None else "")
+                + ": the test point (first row) and its strongest landmarks, which attract or repel its representation (% of the strongest). Shaded: the same value as the test point.",
+                compare_first=True,
+            )
+        tiles = [
+            self.view.tile(
+                "test", t, f"test point test:{t}", anchor=anchor("krepes", "test", t), link=f"#{anchor('relax', 'test', t)}" if self.relax_has(t) else "", link_text="its RELAX map", tone="focus"
+            )
+        ]
         top = float(sub["score"].abs().max()) if len(sub) else 1.0
         same = 0
         for r in sub.itertuples():
@@ -218,9 +291,15 @@ class Collector:
             tone = "good" if word == "attracts" else "bad"
             if lab is not None and self.label_of("train", int(r.train_index)) == lab:
                 same += 1
-            tiles.append(self.view.tile("train", int(r.train_index), f"#{int(r.rank)} train:{int(r.train_index)} · {word} · {100 * abs(float(r.score)) / (top or 1.0):.0f}%", tone=tone, tip="influence score"))
+            tiles.append(
+                self.view.tile("train", int(r.train_index), f"#{int(r.rank)} train:{int(r.train_index)} · {word} · {100 * abs(float(r.score)) / (top or 1.0):.0f}%", tone=tone, tip="influence score")
+            )
         share = f" {same} of the {len(sub)} strongest landmarks have its label {lab}." if lab is not None and len(sub) else ""
-        return Gallery(f"What shaped test:{t}" + (f" (label {lab})" if lab is not None else ""), tiles, caption=f"The test point (blue frame) and its strongest landmarks: green = attracts its representation, red = repels; % = influence score relative to the strongest.{share}")
+        return Gallery(
+            f"What shaped test:{t}" + (f" (label {lab})" if lab is not None else ""),
+            tiles,
+            caption=f"The test point (blue frame) and its strongest landmarks: green = attracts its representation, red = repels; % = influence score relative to the strongest.{share}",
+        )
 
     def anchoring_figures(self, an) -> list:
         out = []
@@ -236,18 +315,39 @@ class Collector:
             diag = [m[i, cols.index(g)] for i, g in enumerate(rows) if g in cols]
             what = "class" if attr == "label" else str(attr)
             summary = f" On average {pct(np.nanmean(diag), 0)} of test points have a strongest landmark of their own {what}." if diag else ""
-            out.append(Figure(heatmap(m, rows, cols, xlabel=f"{what} of the strongest landmark", ylabel=f"{what} of the test point", cbar="share of test points"), f"Group anchoring by {what}: each row is a {what} of test points, each cell the share whose strongest landmark has the column's {what}.{summary}", alt=f"group anchoring heatmap by {what}"))
+            out.append(
+                Figure(
+                    heatmap(m, rows, cols, xlabel=f"{what} of the strongest landmark", ylabel=f"{what} of the test point", cbar="share of test points"),
+                    f"Group anchoring by {what}: each row is a {what} of test points, each cell the share whose strongest landmark has the column's {what}.{summary}",
+                    alt=f"group anchoring heatmap by {what}",
+                )
+            )
         return out
 
     def fidelity_table(self, fid: dict) -> Table:
         names = [
-            ("mode", "mode"), ("delta_accuracy", "Δ accuracy"), ("kendall_tau", "Kendall τ"), ("kendall_tau_centred_network", "Kendall τ (centred)"),
-            ("kendall_tau_ceiling", "Kendall τ ceiling"), ("kendall_tau_raw", "Kendall τ (raw)"),
-            ("precision_at_1", "precision@1"), ("precision_at_1_baseline", "cosine baseline"),
-            ("confidence_drop_top", "confidence drop, top-10 removed"), ("confidence_drop_random", "confidence drop, 10 random removed"),
-            ("n_distinct_top1", "distinct top-1 landmarks"), ("network_accuracy", "network probe accuracy"), ("surrogate_accuracy", "surrogate probe accuracy"),
-            ("lambda_multiple", "λ"), ("lambda_chosen_by", "λ chosen by"), ("loss_before", "SSL loss before the step"), ("loss_after", "SSL loss after the step"),
-            ("n_landmarks", "landmarks (m)"), ("rank", "Nyström rank"), ("kernel", "kernel"), ("selection", "landmark selection"), ("n_step_samples", "training samples in the step"),
+            ("mode", "mode"),
+            ("delta_accuracy", "Δ accuracy"),
+            ("kendall_tau", "Kendall τ"),
+            ("kendall_tau_centred_network", "Kendall τ (centred)"),
+            ("kendall_tau_ceiling", "Kendall τ ceiling"),
+            ("kendall_tau_raw", "Kendall τ (raw)"),
+            ("precision_at_1", "precision@1"),
+            ("precision_at_1_baseline", "cosine baseline"),
+            ("confidence_drop_top", "confidence drop, top-10 removed"),
+            ("confidence_drop_random", "confidence drop, 10 random removed"),
+            ("n_distinct_top1", "distinct top-1 landmarks"),
+            ("network_accuracy", "network probe accuracy"),
+            ("surrogate_accuracy", "surrogate probe accuracy"),
+            ("lambda_multiple", "λ"),
+            ("lambda_chosen_by", "λ chosen by"),
+            ("loss_before", "SSL loss before the step"),
+            ("loss_after", "SSL loss after the step"),
+            ("n_landmarks", "landmarks (m)"),
+            ("rank", "Nyström rank"),
+            ("kernel", "kernel"),
+            ("selection", "landmark selection"),
+            ("n_step_samples", "training samples in the step"),
         ]
         rows = [[label, fmt(fid.get(k))] for k, label in names if k in fid and not isinstance(fid.get(k), (dict, list))]
         return Table(["diagnostic", "value"], rows, "Fidelity of the kernel surrogate (labels used only here)")
@@ -264,33 +364,61 @@ class Collector:
                 items = []
                 for r in d.head(5).itertuples():
                     items += [([f"pair {len(items) // 2 + 1}", f"{float(r.score):.3f}"], "train", int(r.i)), ([f"pair {len(items) // 2 + 1}", ""], "train", int(r.j))]
-                sec.blocks.append(self.view.rows_table(items, ["pair", "duplicate score"], "Pairs the encoder treats most alike (possible duplicates): a duplicate score near 1 means the encoder treats them as one example"))
+                sec.blocks.append(
+                    self.view.rows_table(
+                        items, ["pair", "duplicate score"], "Pairs the encoder treats most alike (possible duplicates): a duplicate score near 1 means the encoder treats them as one example"
+                    )
+                )
             elif d is not None and len(d):
                 tiles = []
                 for r in d.head(8).itertuples():
                     tiles.append(self.view.tile("train", int(r.i), f"train:{int(r.i)}", tone="pair-a"))
                     tiles.append(self.view.tile("train", int(r.j), f"≈ train:{int(r.j)} · duplicate score {fmt(float(r.score), 2)}", tone="pair-b", tip="duplicate score"))
-                sec.blocks.append(Gallery("Pairs the encoder treats most alike (possible duplicates)", tiles, caption="Each pair: two training samples whose influence on the encoder points the same way; a duplicate score near 1 means the encoder treats them as one example."))
+                sec.blocks.append(
+                    Gallery(
+                        "Pairs the encoder treats most alike (possible duplicates)",
+                        tiles,
+                        caption="Each pair: two training samples whose influence on the encoder points the same way; a duplicate score near 1 means the encoder treats them as one example.",
+                    )
+                )
             s = self.parquet("influence/self_influence.parquet")
             if s is not None and len(s) and not self.view.is_image:
                 s = s.sort_values("rank").head(8)
-                sec.blocks.append(self.view.rows_table([([f"#{int(r.rank)}"], str(r.split), int(r.index)) for r in s.itertuples()], ["rank"], "The most atypical training rows (highest self-influence): rows the encoder cannot predict from the rest — outliers, rare combinations, corrupted data"))
+                sec.blocks.append(
+                    self.view.rows_table(
+                        [([f"#{int(r.rank)}"], str(r.split), int(r.index)) for r in s.itertuples()],
+                        ["rank"],
+                        "The most atypical training rows (highest self-influence): rows the encoder cannot predict from the rest — outliers, rare combinations, corrupted data",
+                    )
+                )
             elif s is not None and len(s):
                 s = s.sort_values("rank").head(12)
-                sec.blocks.append(Gallery("The most atypical training samples (highest self-influence)", [self.view.tile(str(r.split), int(r.index), f"#{int(r.rank)} {r.split}:{int(r.index)}", tip="self-influence") for r in s.itertuples()], caption="Samples the encoder cannot predict from the rest: outliers, rare styles, corrupted or unusual data. Worth a look before trusting the training set."))
+                sec.blocks.append(
+                    Gallery(
+                        "The most atypical training samples (highest self-influence)",
+                        [self.view.tile(str(r.split), int(r.index), f"#{int(r.rank)} {r.split}:{int(r.index)}", tip="self-influence") for r in s.itertuples()],
+                        caption="Samples the encoder cannot predict from the rest: outliers, rare styles, corrupted or unusual data. Worth a look before trusting the training set.",
+                    )
+                )
             if self.has("influence/fairness.json"):
                 sec.blocks.extend(fairness_blocks(self.json("influence/fairness.json")))
             if self.has("influence/removal.json"):
                 sec.blocks.extend(json_blocks(self.json("influence/removal.json"), "Removal experiment: retrain without the top, bottom or random share and probe"))
             if summ:
                 n_scored, n_train = summ.get("n_scored"), summ.get("n_train")
-                rows = [["training samples scored", f"{n_scored} of {n_train}" if n_scored is not None else "?"], ["curvature", summ.get("strategy_used", "?")], ["duplicate pairs kept", summ.get("pairs", "?")], ["parameters", summ.get("parameters", "?")]]
+                rows = [
+                    ["training samples scored", f"{n_scored} of {n_train}" if n_scored is not None else "?"],
+                    ["curvature", summ.get("strategy_used", "?")],
+                    ["duplicate pairs kept", summ.get("pairs", "?")],
+                    ["parameters", summ.get("parameters", "?")],
+                ]
                 chk = summ.get("duplicate_check")
                 if isinstance(chk, dict):
                     rows += [[f"duplicate search check · {humanise(k)}", fmt(v)] for k, v in chk.items() if not isinstance(v, (dict, list))]
                 sec.blocks.append(Table(["", ""], rows, "How influence was computed"))
             if d is not None and len(d):
                 sec.blocks.append(_table(d, ["index", "train_index", "score"], caption="Duplicate pairs", names={"index": "train index", "train_index": "train index", "score": "duplicate score"}))
+
         return self.safe("influence", LENS_TITLES["influence"], build, lead="Which training samples the encoder depends on: near-duplicates, outliers, and differences between groups.")
 
     # ---- RELAX --------------------------------------------------------------------------
@@ -302,23 +430,67 @@ class Collector:
             ev = self.json("relax/evaluation.json")
             sc = ev.get("sanity_check")
             if isinstance(sc, dict) and sc and sc.get("passed") is None:
-                sec.blocks.append(Text(f"Sanity check: maps of a randomised encoder correlate with the trained encoder's at Spearman {fmt(sc.get('spearman_mean'), 2)} — not decided: its threshold needs at least 3 inputs; attribute more with `sslaudit relax RUN --index …`.", tone="warn"))
+                sec.blocks.append(
+                    Text(
+                        f"Sanity check: maps of a randomised encoder correlate with the trained encoder's at Spearman {fmt(sc.get('spearman_mean'), 2)} — not decided: its threshold needs at least 3 inputs; attribute more with `sslaudit relax RUN --index …`.",
+                        tone="warn",
+                    )
+                )
             elif isinstance(sc, dict) and sc:
-                sec.blocks.append(Text(f"Sanity check: maps of a randomised encoder correlate with the trained encoder's at Spearman {fmt(sc.get('spearman_mean'), 2)} — {'passed: the maps depend on what the encoder learned' if sc.get('passed') else 'failed: the maps mostly reflect the input, not what the encoder learned'}.", tone="good" if sc.get("passed") else "warn"))
+                sec.blocks.append(
+                    Text(
+                        f"Sanity check: maps of a randomised encoder correlate with the trained encoder's at Spearman {fmt(sc.get('spearman_mean'), 2)} — {'passed: the maps depend on what the encoder learned' if sc.get('passed') else 'failed: the maps mostly reflect the input, not what the encoder learned'}.",
+                        tone="good" if sc.get("passed") else "warn",
+                    )
+                )
             else:
-                sec.blocks.append(Text("The sanity check (maps of a randomised encoder) was not run, so these maps could show the input rather than what the encoder learned; `sslaudit relax RUN --index …` runs it.", tone="warn"))
+                sec.blocks.append(
+                    Text(
+                        "The sanity check (maps of a randomised encoder) was not run, so these maps could show the input rather than what the encoder learned; `sslaudit relax RUN --index …` runs it.",
+                        tone="warn",
+                    )
+                )
             pngs = [p for p in self.files("relax/") if re.fullmatch(r"relax/(train|test)-\d+\.png", p)]
             tiles = []
             for p in pngs[:12]:
                 split, idx = p[len("relax/") : -4].split("-")
                 lab = self.label_of(split, int(idx))
-                tiles.append(Tile(data_uri(self.store.read_bytes(p)), f"{split}:{idx}" + (f" · label {lab}" if lab is not None else "") + " — the input; where the representation looks (importance); how unsure that is (uncertainty); the importance where it is sure (U-RELAX)", anchor=anchor("relax", split, int(idx)), link=f"#{anchor('krepes', split, int(idx))}" if self.krepes_has(int(idx)) and split == "test" else "", link_text="its landmarks", tone="wide", tip="RELAX importance"))
+                tiles.append(
+                    Tile(
+                        data_uri(self.store.read_bytes(p)),
+                        f"{split}:{idx}"
+                        + (f" · label {lab}" if lab is not None else "")
+                        + " — the input; where the representation looks (importance); how unsure that is (uncertainty); the importance where it is sure (U-RELAX)",
+                        anchor=anchor("relax", split, int(idx)),
+                        link=f"#{anchor('krepes', split, int(idx))}" if self.krepes_has(int(idx)) and split == "test" else "",
+                        link_text="its landmarks",
+                        tone="wide",
+                        tip="RELAX importance",
+                    )
+                )
             if tiles:
-                sec.blocks.append(Gallery("Where the representation looks, and how sure the map is", tiles, caption="Bright in the importance panel: hiding these pixels changes the representation most. Bright in the uncertainty panel: the map is unsure there."))
+                sec.blocks.append(
+                    Gallery(
+                        "Where the representation looks, and how sure the map is",
+                        tiles,
+                        caption="Bright in the importance panel: hiding these pixels changes the representation most. Bright in the uncertainty panel: the map is unsure there.",
+                    )
+                )
             maps = ev.get("maps") if isinstance(ev.get("maps"), dict) else {}
             if maps:
                 cols = ["deletion_auc", "insertion_auc", "complexity", "sparseness"]
-                sec.blocks.append(Table(["map", "deletion AUC", "insertion AUC", "complexity", "sparseness"], [[{"relax": "RELAX", "u_relax": "U-RELAX", "saliency": "gradient saliency", "random": "random map"}.get(name, humanise(name))] + [fmt(m.get(c)) if isinstance(m, dict) else "?" for c in cols] for name, m in maps.items()], "How faithful the maps are, against gradient saliency and a random map (deletion: lower is better; insertion: higher is better)"))
+                sec.blocks.append(
+                    Table(
+                        ["map", "deletion AUC", "insertion AUC", "complexity", "sparseness"],
+                        [
+                            [{"relax": "RELAX", "u_relax": "U-RELAX", "saliency": "gradient saliency", "random": "random map"}.get(name, humanise(name))]
+                            + [fmt(m.get(c)) if isinstance(m, dict) else "?" for c in cols]
+                            for name, m in maps.items()
+                        ],
+                        "How faithful the maps are, against gradient saliency and a random map (deletion: lower is better; insertion: higher is better)",
+                    )
+                )
+
         return self.safe("relax", LENS_TITLES["relax"], build, lead="Which parts of an image the representation depends on, and how certain that map is.")
 
     # ---- Q-Score ------------------------------------------------------------------------
@@ -337,18 +509,38 @@ class Collector:
                 cq = class_quality(sc, self.ds)
                 if cq is not None and len(cq) > 1:
                     worst = min(3, len(cq) - 1)
-                    sec.blocks.append(Figure(bars([str(c) for c in cq.index], cq.tolist(), xlabel="median Q-Score of the class's test samples", highlight=worst), f"Median Q-Score per class, lowest first (red: the {worst} worst-represented classes).", alt="Q-Score per class"))
+                    sec.blocks.append(
+                        Figure(
+                            bars([str(c) for c in cq.index], cq.tolist(), xlabel="median Q-Score of the class's test samples", highlight=worst),
+                            f"Median Q-Score per class, lowest first (red: the {worst} worst-represented classes).",
+                            alt="Q-Score per class",
+                        )
+                    )
                 low = sc[sc["split"] == "test"].sort_values("qscore").head(12)
                 if not self.view.is_image:
-                    sec.blocks.append(self.view.rows_table([([fmt(float(r.qscore), 2)], "test", int(r.index)) for r in low.head(8).itertuples()], ["Q-Score"], "The worst-represented test rows (lowest Q-Score): likely to be misclassified downstream"))
+                    sec.blocks.append(
+                        self.view.rows_table(
+                            [([fmt(float(r.qscore), 2)], "test", int(r.index)) for r in low.head(8).itertuples()],
+                            ["Q-Score"],
+                            "The worst-represented test rows (lowest Q-Score): likely to be misclassified downstream",
+                        )
+                    )
                     low = low.iloc[:0]
                 tiles = []
                 for r in low.itertuples():
                     t = int(r.index)
-                    link, text = (f"#{anchor('krepes', 'test', t)}", "its landmarks") if self.krepes_has(t) else ((f"#{anchor('relax', 'test', t)}", "its RELAX map") if self.relax_has(t) else ("", ""))
+                    link, text = (
+                        (f"#{anchor('krepes', 'test', t)}", "its landmarks") if self.krepes_has(t) else ((f"#{anchor('relax', 'test', t)}", "its RELAX map") if self.relax_has(t) else ("", ""))
+                    )
                     tiles.append(self.view.tile("test", t, f"test:{t} · Q-Score {fmt(float(r.qscore), 2)}", anchor=anchor("qscore", "test", t), link=link, link_text=text, tip="Q-Score"))
                 if tiles:
-                    sec.blocks.append(Gallery("The worst-represented test samples (lowest Q-Score)", tiles, caption="Likely to be misclassified downstream; each links to the training samples that shaped it and to where the encoder looks."))
+                    sec.blocks.append(
+                        Gallery(
+                            "The worst-represented test samples (lowest Q-Score)",
+                            tiles,
+                            caption="Likely to be misclassified downstream; each links to the training samples that shaped it and to where the encoder looks.",
+                        )
+                    )
             for p in ("qscore/features.png", "qscore/saliency.png", "qscore/compression.png"):
                 if self.has(p):
                     sec.blocks.append(Figure(data_uri(self.store.read_bytes(p)), CAPTIONS[p], alt=CAPTIONS[p]))
@@ -364,7 +556,22 @@ class Collector:
                     sec.blocks.append(Text(f"ε = {ev.get('epsilon')} chosen without labels; {pct(ev.get('empty_share') or 0)} of samples have no discriminative feature that fires strongly."))
             cj = self.json("qscore/compression.json")
             if isinstance(cj.get("curve"), list) and cj["curve"]:
-                sec.blocks.append(_table(pd.DataFrame(cj["curve"]), ["fraction_kept", "n_kept", "kept_is_discriminative", "accuracy", "random_accuracy"], caption="Compression: linear-probe accuracy keeping only some features" + (f"; {pct(cj.get('droppable_fraction'), 0)} of the features can be dropped within one point of accuracy" if cj.get("droppable_fraction") is not None else ""), names={"fraction_kept": "share of features kept", "n_kept": "features kept", "kept_is_discriminative": "exactly the discriminative ones", "accuracy": "accuracy", "random_accuracy": "accuracy, random features"}))
+                sec.blocks.append(
+                    _table(
+                        pd.DataFrame(cj["curve"]),
+                        ["fraction_kept", "n_kept", "kept_is_discriminative", "accuracy", "random_accuracy"],
+                        caption="Compression: linear-probe accuracy keeping only some features"
+                        + (f"; {pct(cj.get('droppable_fraction'), 0)} of the features can be dropped within one point of accuracy" if cj.get("droppable_fraction") is not None else ""),
+                        names={
+                            "fraction_kept": "share of features kept",
+                            "n_kept": "features kept",
+                            "kept_is_discriminative": "exactly the discriminative ones",
+                            "accuracy": "accuracy",
+                            "random_accuracy": "accuracy, random features",
+                        },
+                    )
+                )
+
         return self.safe("qscore", LENS_TITLES["qscore"], build, lead="Which samples are represented poorly (and so likely misclassified downstream), found without labels.")
 
     # ---- SimVAE -------------------------------------------------------------------------
@@ -386,6 +593,7 @@ class Collector:
                     sec.blocks.append(directions_table(self.json(p)))
                 elif p.endswith(".json") and not p.endswith("config.json"):
                     sec.blocks.extend(json_blocks(self.json(p), humanise(p.split("/")[-1][:-5])))
+
         return self.safe("simvae", LENS_TITLES["simvae"], build, lead="What a generative model with the same SSL structure keeps: content (the class) versus style (the augmentations).")
 
 

@@ -1,4 +1,5 @@
 """Matplotlib figures of the report (heatmaps, curves, bars), each returned as a PNG data URI."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -4,6 +4,7 @@ Each card says what the lens found, the one number that supports it and how far 
 Cards read the lenses' summaries defensively: a missing key makes the card say what is missing,
 and a lens that failed or was skipped gets a card with the reason and the command that reruns it.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,7 +49,13 @@ def missing(doc: dict, keys: list[str]) -> list[str]:
 
 
 def _missing_card(lens: str, what: list[str], link: str) -> Card:
-    return Card(lens, f"The lens ran, but its summary lacks {', '.join(what)}, so no verdict can be given.", trust="Rerun the lens with this version of sslaudit to refresh its summary.", tone="warn", link=link)
+    return Card(
+        lens,
+        f"The lens ran, but its summary lacks {', '.join(what)}, so no verdict can be given.",
+        trust="Rerun the lens with this version of sslaudit to refresh its summary.",
+        tone="warn",
+        link=link,
+    )
 
 
 class Findings:
@@ -59,7 +66,17 @@ class Findings:
 
     def cards(self) -> list[Card]:
         out = []
-        for name, build in [("The encoder", self.encoder), ("KREPES", self.krepes), ("What it groups by", self.alignment), ("Influence", self.influence), ("Groups", self.fairness), ("RELAX", self.relax), ("Q-Score", self.qscore), ("Worst-represented classes", self.classes), ("SimVAE", self.simvae)]:
+        for name, build in [
+            ("The encoder", self.encoder),
+            ("KREPES", self.krepes),
+            ("What it groups by", self.alignment),
+            ("Influence", self.influence),
+            ("Groups", self.fairness),
+            ("RELAX", self.relax),
+            ("Q-Score", self.qscore),
+            ("Worst-represented classes", self.classes),
+            ("SimVAE", self.simvae),
+        ]:
             try:
                 card = build()
             except Exception as e:  # noqa: BLE001 — a card must never take the report down
@@ -93,13 +110,33 @@ class Findings:
             last = hist["loss"].to_numpy()[-3:]
             curve = " The loss was still falling at the end: more epochs would likely help." if last[-1] < last[0] - 0.01 * abs(last[0]) else " The loss had levelled off by the last epoch."
         if cs is not None and float(cs) < 0.1:
-            return Card("The encoder", "The representation has collapsed: nearly every input maps to the same point, so no lens can say much.", fmt(cs, 3), "collapse check", "Retrain with another learning rate or objective.", "bad", "#summary")
+            return Card(
+                "The encoder",
+                "The representation has collapsed: nearly every input maps to the same point, so no lens can say much.",
+                fmt(cs, 3),
+                "collapse check",
+                "Retrain with another learning rate or objective.",
+                "bad",
+                "#summary",
+            )
         if acc is None:
-            return Card("The encoder", "No labels, so how well the embeddings separate classes is not measured." + curve, fmt(cs, 2) if cs is not None else "", "collapse check" if cs is not None else "", "The lenses below do not need labels.", "", "#summary")
+            return Card(
+                "The encoder",
+                "No labels, so how well the embeddings separate classes is not measured." + curve,
+                fmt(cs, 2) if cs is not None else "",
+                "collapse check" if cs is not None else "",
+                "The lenses below do not need labels.",
+                "",
+                "#summary",
+            )
         a = float(acc)
         word = "well" if a >= 0.9 else ("moderately" if a >= 0.75 else "poorly")
         tone = "good" if a >= 0.9 else ("warn" if a >= 0.75 else "bad")
-        trust = f"A linear probe on {m.get('n_test', '?')} held-out samples (labels used only here); k-NN agrees at {pct(knn)}." if knn is not None else "A linear probe on held-out samples (labels used only here)."
+        trust = (
+            f"A linear probe on {m.get('n_test', '?')} held-out samples (labels used only here); k-NN agrees at {pct(knn)}."
+            if knn is not None
+            else "A linear probe on held-out samples (labels used only here)."
+        )
         return Card("The encoder", f"Its embeddings separate the classes {word}." + curve, pct(acc), "linear-probe accuracy", trust, tone, "#summary")
 
     def krepes(self) -> Card | None:
@@ -118,9 +155,11 @@ class Findings:
         if not hub and distinct is not None and n_tests and n_tests >= 20 and distinct / n_tests < 0.2:
             hub = f"only {distinct} training samples are the strongest landmark of {n_tests} test points ('hubs' that explain everything alike)"
         t = fidelity_verdict(fid).tone
-        verdict = {"good": "Its landmarks are faithful: the training samples shown for an input are the ones that shaped it.",
-                   "warn": "Its landmarks are partly faithful: read them as strong hints, not proof.",
-                   "bad": "Its landmarks are not faithful to the network: treat them with caution."}[t]
+        verdict = {
+            "good": "Its landmarks are faithful: the training samples shown for an input are the ones that shaped it.",
+            "warn": "Its landmarks are partly faithful: read them as strong hints, not proof.",
+            "bad": "Its landmarks are not faithful to the network: treat them with caution.",
+        }[t]
         trust = f"Δ accuracy {d:+.3f}"
         if fid.get("precision_at_1") is not None and fid.get("precision_at_1_baseline") is not None:
             trust += f"; the strongest landmark shares the test point's label {pct(fid['precision_at_1'], 0)} of the time (cosine neighbours {pct(fid['precision_at_1_baseline'], 0)})"
@@ -142,8 +181,20 @@ class Findings:
         low = " and ".join(f"{r.feature} ({fmt(float(r.gap_normalised), 2)})" for r in bottom.itertuples())
         sep = ""
         if {"ci_low_normalised", "ci_high_normalised"} <= set(ag.columns) and len(ag) >= 2:
-            sep = " The first two's 95% intervals lie above the last two's." if float(top["ci_low_normalised"].min()) > float(bottom["ci_high_normalised"].max()) else " The intervals overlap: the ranking is not certain."
-        return Card("What it groups by", f"The representation groups samples most by {names}, least by {low}.", fmt(float(top.iloc[0].gap_normalised), 2), "Feature Alignment Gap", "Label-free; as trustworthy as the KREPES landmarks it is computed from." + sep, "warn" if len(top) else "", "#krepes")
+            sep = (
+                " The first two's 95% intervals lie above the last two's."
+                if float(top["ci_low_normalised"].min()) > float(bottom["ci_high_normalised"].max())
+                else " The intervals overlap: the ranking is not certain."
+            )
+        return Card(
+            "What it groups by",
+            f"The representation groups samples most by {names}, least by {low}.",
+            fmt(float(top.iloc[0].gap_normalised), 2),
+            "Feature Alignment Gap",
+            "Label-free; as trustworthy as the KREPES landmarks it is computed from." + sep,
+            "warn" if len(top) else "",
+            "#krepes",
+        )
 
     def influence(self) -> Card | None:
         nr = self.not_run("influence", "Influence", "#influence")
@@ -193,12 +244,28 @@ class Findings:
         significant = [(a, t) for a, t in tests if p_of(t) < 0.05]
         if not significant:
             a, t = max(tests, key=lambda at: abs(float(at[1]["cliffs_delta"])))
-            return Card("Groups", f"No group differs significantly in self-influence ({', '.join(dict.fromkeys(a for a, _ in tests))}).", f"δ = {float(t['cliffs_delta']):+.2f}", "Cliff's δ", f"The largest difference ({t.get('group')} vs {t.get('versus')} by {a}) has Holm-corrected p = {fmt(p_of(t), 2)}; small groups need more scored samples.", "good", "#influence")
+            return Card(
+                "Groups",
+                f"No group differs significantly in self-influence ({', '.join(dict.fromkeys(a for a, _ in tests))}).",
+                f"δ = {float(t['cliffs_delta']):+.2f}",
+                "Cliff's δ",
+                f"The largest difference ({t.get('group')} vs {t.get('versus')} by {a}) has Holm-corrected p = {fmt(p_of(t), 2)}; small groups need more scored samples.",
+                "good",
+                "#influence",
+            )
         attr, t = max(significant, key=lambda at: abs(float(at[1]["cliffs_delta"])))
         dlt = float(t["cliffs_delta"])
         word = "more" if dlt > 0 else "less"
         size = "a large" if abs(dlt) >= 0.47 else ("a medium" if abs(dlt) >= 0.33 else ("a small" if abs(dlt) >= 0.147 else "a negligible"))
-        return Card("Groups", f"By {attr}, {t.get('group')} is {word} self-influential than {t.get('versus')}: {size} difference.", f"δ = {dlt:+.2f}", "Cliff's δ", f"The encoder finds these samples {'harder' if dlt > 0 else 'easier'} to fit from the rest. Mann–Whitney p = {fmt(p_of(t), 2)} (Holm-corrected); {len(significant)} of {len(tests)} group comparisons are significant.", "warn" if abs(dlt) >= 0.147 else "good", "#influence")
+        return Card(
+            "Groups",
+            f"By {attr}, {t.get('group')} is {word} self-influential than {t.get('versus')}: {size} difference.",
+            f"δ = {dlt:+.2f}",
+            "Cliff's δ",
+            f"The encoder finds these samples {'harder' if dlt > 0 else 'easier'} to fit from the rest. Mann–Whitney p = {fmt(p_of(t), 2)} (Holm-corrected); {len(significant)} of {len(tests)} group comparisons are significant.",
+            "warn" if abs(dlt) >= 0.147 else "good",
+            "#influence",
+        )
 
     def relax(self) -> Card | None:
         nr = self.not_run("relax", "RELAX", "#relax")
@@ -220,7 +287,11 @@ class Findings:
         else:
             trust, tone = "Sanity check not run (the maps could reflect the input more than the encoder).", "warn"
         if ins_r is not None:
-            trust = f"Inserting the pixels it ranks first restores the representation faster than a random order ({fmt(float(ins_r), 3)}). " + trust if better else f"A random order scores {fmt(float(ins_r), 3)}. " + trust
+            trust = (
+                f"Inserting the pixels it ranks first restores the representation faster than a random order ({fmt(float(ins_r), 3)}). " + trust
+                if better
+                else f"A random order scores {fmt(float(ins_r), 3)}. " + trust
+            )
         return Card("RELAX", verdict, fmt(ins, 3), "insertion AUC", trust, tone, "#relax")
 
     def qscore(self) -> Card | None:
@@ -231,7 +302,9 @@ class Findings:
         if ev.get("auroc") is None:
             sc = self.col.parquet("qscore/scores.parquet")
             if sc is not None:
-                return Card("Q-Score", "Every sample has a label-free quality score; without labels it cannot be checked against errors.", "", "", "See the lowest-scoring samples below.", "", "#qscore")
+                return Card(
+                    "Q-Score", "Every sample has a label-free quality score; without labels it cannot be checked against errors.", "", "", "See the lowest-scoring samples below.", "", "#qscore"
+                )
             return _missing_card("Q-Score", ["auroc"], "#qscore")
         auroc, auprc, prev = float(ev["auroc"]), ev.get("auprc"), ev.get("prevalence")
         if auroc >= 0.7:
@@ -269,7 +342,15 @@ class Findings:
         if nr is not None:
             return nr
         figs = [p for p in self.col.files("simvae/") if p.endswith(".png")]
-        return Card("SimVAE", f"The generative view is below: {len(figs)} figure(s) of what the model keeps (content) and what it drops (style).", "", "", "Read the reconstructions and traversals for what each latent direction encodes.", "", "#simvae")
+        return Card(
+            "SimVAE",
+            f"The generative view is below: {len(figs)} figure(s) of what the model keeps (content) and what it drops (style).",
+            "",
+            "",
+            "Read the reconstructions and traversals for what each latent direction encodes.",
+            "",
+            "#simvae",
+        )
 
 
 def rerun_command(lens: str, root, status: dict) -> str:
@@ -285,4 +366,3 @@ def rerun_command(lens: str, root, status: dict) -> str:
 
 def collect_cards(col) -> list[Card]:
     return Findings(col).cards()
-

@@ -1,5 +1,6 @@
 """The report section of a lens that brings no section of its own: its stored figures, tables
 (first rows) and documents (as name/value tables), from the files `run_lens` wrote."""
+
 from __future__ import annotations
 
 from .blocks import Figure, Section

@@ -2,6 +2,7 @@
 
 Keys are the names the report prints, so the template can look a tooltip up by the visible text.
 """
+
 from __future__ import annotations
 
 GLOSSARY: dict[str, str] = {
@@ -52,42 +53,44 @@ GLOSSARY: dict[str, str] = {
 
 
 # names of table rows and columns
-GLOSSARY.update({
-    "learning rate": "AdamW's learning rate at the end of the epoch (linear warm-up, then cosine decay).",
-    "Kendall τ ceiling": "The Kendall τ the surrogate could reach at best with this kernel (an upper reference for the headline τ).",
-    "Kendall τ (raw)": "Kendall τ without centring the network's embeddings.",
-    "confidence drop, top-10 removed": "Fall of the probe's confidence in the right class when the test point's ten strongest landmarks are removed from the training set.",
-    "confidence drop, 10 random removed": "The same when ten random training samples are removed: the top-10 drop should be much larger.",
-    "network probe accuracy": "Linear-probe accuracy on the network's embeddings (on the rows the fidelity check uses).",
-    "surrogate probe accuracy": "Linear-probe accuracy on the kernel surrogate's embeddings.",
-    "λ chosen by": "How the step's damping was chosen: a label-free rule, or fixed by the command.",
-    "SSL loss before the step": "The SSL loss of the kernel model at its starting point.",
-    "SSL loss after the step": "The SSL loss after the Gauss–Newton step: lower means the step moved the kernel model the way training would.",
-    "landmarks (m)": "How many training samples serve as landmarks of the Nyström kernel approximation.",
-    "Nyström rank": "Rank r of the Nyström approximation of the kernel.",
-    "kernel": "The empirical neural tangent kernel's reduction: pntk (sum of outputs) or trntk (trace over outputs).",
-    "landmark selection": "How landmarks were chosen (uniform, kernel k-means++ or ridge leverage; all label-free).",
-    "training samples in the step": "Training samples (two augmented views each) the Gauss–Newton step used.",
-    "gap (normalised)": "Feature Alignment Gap on the 0 (chance) … 1 (always shared) scale.",
-    "gap (raw)": "Share of landmark pairs agreeing on the feature minus the chance agreement.",
-    "chance agreement": "How often two random training samples share the feature's value.",
-    "95% low": "Lower end of the bootstrap 95% interval.",
-    "95% high": "Upper end of the bootstrap 95% interval.",
-    "P(landmark group | test group)": "Share of the group's test points whose strongest landmark belongs to the column's group.",
-    "base rate": "Share of that group among all strongest landmarks: what P would be if the group did not matter.",
-    "effect": "Whether the landmark attracts (pulls towards) or repels (pushes away) the test point's representation.",
-    "coefficient (of the largest)": "The landmark's coefficient norm ‖ΔÃ_l‖ relative to the largest one.",
-    "complexity": "Entropy of the map's normalised importance: lower means the map concentrates on fewer pixels.",
-    "sparseness": "Gini index of the map's importance: higher means a sparser, more focused map.",
-    "p (Mann–Whitney U)": "Probability of a difference at least this large if the groups did not differ (two-sided Mann–Whitney U test).",
-    "p (Holm)": "The same p-value corrected for testing several groups (Holm).",
-    "share of features kept": "Fraction of the embedding's features kept for the probe.",
-    "exactly the discriminative ones": "Whether the kept features are exactly those Q-Score calls discriminative.",
-    "accuracy, random features": "Linear-probe accuracy with the same number of randomly chosen features.",
-    "features kept": "Number of embedding features kept.",
-    "curvature": "How influence approximates the loss curvature: EK-FAC or K-FAC (kronfluence), or identity (plain gradient dot products).",
-    "training samples scored": "Training samples whose self-influence was computed (a seeded subsample when fewer than all).",
-})
+GLOSSARY.update(
+    {
+        "learning rate": "AdamW's learning rate at the end of the epoch (linear warm-up, then cosine decay).",
+        "Kendall τ ceiling": "The Kendall τ the surrogate could reach at best with this kernel (an upper reference for the headline τ).",
+        "Kendall τ (raw)": "Kendall τ without centring the network's embeddings.",
+        "confidence drop, top-10 removed": "Fall of the probe's confidence in the right class when the test point's ten strongest landmarks are removed from the training set.",
+        "confidence drop, 10 random removed": "The same when ten random training samples are removed: the top-10 drop should be much larger.",
+        "network probe accuracy": "Linear-probe accuracy on the network's embeddings (on the rows the fidelity check uses).",
+        "surrogate probe accuracy": "Linear-probe accuracy on the kernel surrogate's embeddings.",
+        "λ chosen by": "How the step's damping was chosen: a label-free rule, or fixed by the command.",
+        "SSL loss before the step": "The SSL loss of the kernel model at its starting point.",
+        "SSL loss after the step": "The SSL loss after the Gauss–Newton step: lower means the step moved the kernel model the way training would.",
+        "landmarks (m)": "How many training samples serve as landmarks of the Nyström kernel approximation.",
+        "Nyström rank": "Rank r of the Nyström approximation of the kernel.",
+        "kernel": "The empirical neural tangent kernel's reduction: pntk (sum of outputs) or trntk (trace over outputs).",
+        "landmark selection": "How landmarks were chosen (uniform, kernel k-means++ or ridge leverage; all label-free).",
+        "training samples in the step": "Training samples (two augmented views each) the Gauss–Newton step used.",
+        "gap (normalised)": "Feature Alignment Gap on the 0 (chance) … 1 (always shared) scale.",
+        "gap (raw)": "Share of landmark pairs agreeing on the feature minus the chance agreement.",
+        "chance agreement": "How often two random training samples share the feature's value.",
+        "95% low": "Lower end of the bootstrap 95% interval.",
+        "95% high": "Upper end of the bootstrap 95% interval.",
+        "P(landmark group | test group)": "Share of the group's test points whose strongest landmark belongs to the column's group.",
+        "base rate": "Share of that group among all strongest landmarks: what P would be if the group did not matter.",
+        "effect": "Whether the landmark attracts (pulls towards) or repels (pushes away) the test point's representation.",
+        "coefficient (of the largest)": "The landmark's coefficient norm ‖ΔÃ_l‖ relative to the largest one.",
+        "complexity": "Entropy of the map's normalised importance: lower means the map concentrates on fewer pixels.",
+        "sparseness": "Gini index of the map's importance: higher means a sparser, more focused map.",
+        "p (Mann–Whitney U)": "Probability of a difference at least this large if the groups did not differ (two-sided Mann–Whitney U test).",
+        "p (Holm)": "The same p-value corrected for testing several groups (Holm).",
+        "share of features kept": "Fraction of the embedding's features kept for the probe.",
+        "exactly the discriminative ones": "Whether the kept features are exactly those Q-Score calls discriminative.",
+        "accuracy, random features": "Linear-probe accuracy with the same number of randomly chosen features.",
+        "features kept": "Number of embedding features kept.",
+        "curvature": "How influence approximates the loss curvature: EK-FAC or K-FAC (kronfluence), or identity (plain gradient dot products).",
+        "training samples scored": "Training samples whose self-influence was computed (a seeded subsample when fewer than all).",
+    }
+)
 
 
 def tip(term: str) -> str:

@@ -1,4 +1,5 @@
 """Small PNG pictures for the report, as data URIs so the HTML stays one self-contained file."""
+
 from __future__ import annotations
 
 import base64

@@ -6,6 +6,7 @@ runs them, and a glossary. Every diagnostic's name carries a tooltip (title=) fr
 Images are data URIs and the Content-Security-Policy forbids every other source, so the file works
 offline and can be mailed.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -20,7 +21,6 @@ from .. import lenses
 from .collect import LENS_TITLES, Collector
 from .findings import collect_cards, rerun_command
 from .glossary import GLOSSARY
-
 
 
 def lens_title(name: str) -> str:
@@ -72,10 +72,22 @@ def render_report(run_path: str | Path, *, data_dir=None) -> Path:
     glossary = dict(sorted(GLOSSARY.items(), key=lambda kv: kv[0].lower()))
 
     def render(size: str) -> str:
-        return _env().get_template("template.html").render(
-            title=f"{data} · {objective}", data=data, objective=objective,
-            generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"), version=__version__,
-            cards=cards, sections=sections, not_run=not_run, glossary=glossary, run_path=str(store.root), size=size,
+        return (
+            _env()
+            .get_template("template.html")
+            .render(
+                title=f"{data} · {objective}",
+                data=data,
+                objective=objective,
+                generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+                version=__version__,
+                cards=cards,
+                sections=sections,
+                not_run=not_run,
+                glossary=glossary,
+                run_path=str(store.root),
+                size=size,
+            )
         )
 
     html = render("")

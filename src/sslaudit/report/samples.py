@@ -1,4 +1,5 @@
 """Show a sample (by split and index) as a picture or a small table of its raw attributes."""
+
 from __future__ import annotations
 
 from typing import Any

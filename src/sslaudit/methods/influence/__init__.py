@@ -3,6 +3,7 @@
 See `InfluenceAnalyzer` (library API), `run_influence` (a run directory, cached stages) and
 docs/influence.md.
 """
+
 from .analyzer import InfluenceAnalyzer, InfluenceConfig
 from .curvature import STRATEGIES, Preconditioner
 from .fairness import fairness_report, group_comparison

@@ -9,6 +9,7 @@ Per-sample loss: ℓ_aug (see `loss.py`); curvature: EK-FAC / K-FAC fitted by kr
 training rows, or `identity` (gradient dot products). An encoder without Linear/Conv2d layers
 falls back to `identity` over all its parameters, and says so.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -36,16 +37,41 @@ class InfluenceConfig:
     """Settings of the Influence-SSL lens (saved beside its results)."""
 
     strategy: str = field(default="ekfac", metadata={"choices": ("ekfac", "kfac", "identity"), "help": "Curvature: EK-FAC or K-FAC (kronfluence), or identity (plain gradient dot products)."})
-    damping: float | None = field(default=None, metadata={"parse": number(float, "--damping", "0.1", minimum=0.0), "help": "λ added to the curvature [default: 0.1 × each layer's mean eigenvalue, kronfluence's heuristic]."})
+    damping: float | None = field(
+        default=None, metadata={"parse": number(float, "--damping", "0.1", minimum=0.0), "help": "λ added to the curvature [default: 0.1 × each layer's mean eigenvalue, kronfluence's heuristic]."}
+    )
     draws: int = field(default=4, metadata={"parse": number(int, "--draws", "4", minimum=1), "help": "Augmentation pairs shared by every example in the loss ℓ_aug (common random numbers)."})
     batch_size: int = field(default=64, metadata={"parse": number(int, "--batch-size", "64", minimum=1), "help": "Examples per block of per-sample gradients (memory ∝ batch size × parameters)."})
-    sketch_dim: int = field(default=1024, metadata={"parse": number(int, "--sketch-dim", "1024", minimum=1), "help": "Dimension of the sparse projection of the whitened gradients used for the duplicate search."})
-    neighbours: int = field(default=10, metadata={"flag": "--search-neighbours", "parse": number(int, "--search-neighbours", "10", minimum=1), "help": "Nearest neighbours per example searched for duplicate candidates."})
+    sketch_dim: int = field(
+        default=1024, metadata={"parse": number(int, "--sketch-dim", "1024", minimum=1), "help": "Dimension of the sparse projection of the whitened gradients used for the duplicate search."}
+    )
+    neighbours: int = field(
+        default=10, metadata={"flag": "--search-neighbours", "parse": number(int, "--search-neighbours", "10", minimum=1), "help": "Nearest neighbours per example searched for duplicate candidates."}
+    )
     seed: int = field(default=0, metadata={"help": "Seed of the augmentation draws and the projection."})
-    modules: str | None = field(default=None, metadata={"metavar": "all|last-stage|NAMES", "help": "Layers influence is computed for: all [default: every Linear / Conv2d], last-stage (the last block and what follows it), or comma-separated module names / prefixes (e.g. trunk.layer4)."})
-    module_partitions: int = field(default=1, metadata={"parse": number(int, "--module-partitions", "4", minimum=1), "help": "kronfluence: fit the covariances, eigenvalue corrections and scores over this many groups of modules at a time (less memory, more passes over the data)."})
-    covariance_dtype: str = field(default="float32", metadata={"choices": ("float32", "float64"), "help": "kronfluence: dtype of the activation / gradient covariances, eigenvalues and per-sample gradients."})
-    max_memory: int | str | None = field(default=None, metadata={"help": "Memory bound in bytes or e.g. '4GB' (from --max-memory): the batch size is lowered so a batch of per-sample gradients, activations and factors fits; refuses in one line if one example cannot."})
+    modules: str | None = field(
+        default=None,
+        metadata={
+            "metavar": "all|last-stage|NAMES",
+            "help": "Layers influence is computed for: all [default: every Linear / Conv2d], last-stage (the last block and what follows it), or comma-separated module names / prefixes (e.g. trunk.layer4).",
+        },
+    )
+    module_partitions: int = field(
+        default=1,
+        metadata={
+            "parse": number(int, "--module-partitions", "4", minimum=1),
+            "help": "kronfluence: fit the covariances, eigenvalue corrections and scores over this many groups of modules at a time (less memory, more passes over the data).",
+        },
+    )
+    covariance_dtype: str = field(
+        default="float32", metadata={"choices": ("float32", "float64"), "help": "kronfluence: dtype of the activation / gradient covariances, eigenvalues and per-sample gradients."}
+    )
+    max_memory: int | str | None = field(
+        default=None,
+        metadata={
+            "help": "Memory bound in bytes or e.g. '4GB' (from --max-memory): the batch size is lowered so a batch of per-sample gradients, activations and factors fits; refuses in one line if one example cannot."
+        },
+    )
 
     def __post_init__(self):
         self.strategy = check_strategy(self.strategy)
@@ -83,8 +109,9 @@ class InfluenceAnalyzer:
             if not self.layers:
                 raise UserError("the encoder has no parameters: there is nothing to attribute influence to")
             if self.strategy != "identity":
-                self.fallback = (f"the encoder has no layer that {self.strategy.upper()} supports (nn.Linear, nn.Conv2d); "
-                                 f"falling back to the identity curvature (gradient dot products over all parameters)")
+                self.fallback = (
+                    f"the encoder has no layer that {self.strategy.upper()} supports (nn.Linear, nn.Conv2d); falling back to the identity curvature (gradient dot products over all parameters)"
+                )
                 warn(f"{self.fallback}")
                 self.strategy = "identity"
         self.preconditioner: Preconditioner | None = None
@@ -108,9 +135,17 @@ class InfluenceAnalyzer:
             parts = min(cfg.module_partitions, len(self.layers))  # kronfluence refuses more partitions than modules
             if parts < cfg.module_partitions:
                 info(f"influence: --module-partitions {cfg.module_partitions} → {parts} (only {len(self.layers)} tracked modules)")
-            self._kron = KronfluenceAnalysis(self.encoder, self.loss, self.strategy, batch_size=cfg.batch_size, device=self.device, quiet=not progress_enabled(),
-                                             modules=[layer.name for layer in self.layers], module_partitions=parts,
-                                             covariance_dtype=cfg.covariance_dtype)
+            self._kron = KronfluenceAnalysis(
+                self.encoder,
+                self.loss,
+                self.strategy,
+                batch_size=cfg.batch_size,
+                device=self.device,
+                quiet=not progress_enabled(),
+                modules=[layer.name for layer in self.layers],
+                module_partitions=parts,
+                covariance_dtype=cfg.covariance_dtype,
+            )
             self._kron.fit(torch.as_tensor(self._require_fit()))
         return self._kron
 
@@ -147,18 +182,27 @@ class InfluenceAnalyzer:
         fit = (budget - in_use - reserve - 2 * factors) // per_example
         if fit < 1:
             label = f"--max-memory {format_size(budget)}" if cfg.max_memory is not None else f"the available memory ({format_size(budget)}, no --max-memory given)"
-            raise UserError(f"{label} cannot hold influence on {p:,} parameters (about {format_size(in_use + reserve + 2 * factors + per_example)} for one "
-                            f"example: {format_size(per_example)} of gradients and activations, {format_size(factors)} of factors, {format_size(in_use)} in use); "
-                            "use --modules last-stage, fewer --draws, or raise --max-memory")
+            raise UserError(
+                f"{label} cannot hold influence on {p:,} parameters (about {format_size(in_use + reserve + 2 * factors + per_example)} for one "
+                f"example: {format_size(per_example)} of gradients and activations, {format_size(factors)} of factors, {format_size(in_use)} in use); "
+                "use --modules last-stage, fewer --draws, or raise --max-memory"
+            )
         batch = int(min(cfg.batch_size, fit))
         if batch < cfg.batch_size:
             info(f"influence plan: --batch-size {cfg.batch_size} → {batch} so a batch fits in {format_size(budget)}")
             self.config.batch_size = batch
             if self._kron is not None:
                 self._kron.batch_size = batch
-        self.memory_plan = {"budget": int(budget), "budget_from": "max_memory" if cfg.max_memory is not None else "90% of available memory",
-                            "rss_at_plan": int(in_use), "bytes_per_example": int(per_example), "factor_bytes": int(factors), "batch_size": batch,
-                            "parameters": int(p), "modules": [layer.name for layer in self.layers]}
+        self.memory_plan = {
+            "budget": int(budget),
+            "budget_from": "max_memory" if cfg.max_memory is not None else "90% of available memory",
+            "rss_at_plan": int(in_use),
+            "bytes_per_example": int(per_example),
+            "factor_bytes": int(factors),
+            "batch_size": batch,
+            "parameters": int(p),
+            "modules": [layer.name for layer in self.layers],
+        }
         return self.memory_plan
 
     def factor_arrays(self) -> dict[str, np.ndarray]:
@@ -181,8 +225,18 @@ class InfluenceAnalyzer:
         """One streaming pass: self-influence, sketches and (optionally) query scores of `x`."""
         x = self._require_fit() if x is None else np.asarray(x, dtype=np.float32)
         q = None if queries is None else self.whiten(queries)
-        return stream_scores(self.encoder, self.loss, self.layers, self._require_prec(), x, batch_size=self.config.batch_size,
-                             sketch=self.sketcher() if sketch else None, queries=q, device=self.device, engine=self.engine)
+        return stream_scores(
+            self.encoder,
+            self.loss,
+            self.layers,
+            self._require_prec(),
+            x,
+            batch_size=self.config.batch_size,
+            sketch=self.sketcher() if sketch else None,
+            queries=q,
+            device=self.device,
+            engine=self.engine,
+        )
 
     def train_scores(self) -> BlockScores:
         """Scores of the training rows (computed once, then reused)."""
@@ -196,8 +250,7 @@ class InfluenceAnalyzer:
 
     def whiten(self, x) -> torch.Tensor:
         """(n, D) whitened gradients of a few inputs: w_iᵀ w_j = g_iᵀ P g_j."""
-        return whitened(self.encoder, self.loss, self.layers, self._require_prec(), np.asarray(x, dtype=np.float32),
-                        batch_size=self.config.batch_size, device=self.device)
+        return whitened(self.encoder, self.loss, self.layers, self._require_prec(), np.asarray(x, dtype=np.float32), batch_size=self.config.batch_size, device=self.device)
 
     def self_influence(self, x=None) -> np.ndarray:
         """s(x) = g(x)ᵀ P g(x) for the training rows (default) or the given inputs."""
@@ -280,10 +333,17 @@ class InfluenceAnalyzer:
         t = min(top, len(e))
         top_e = set(np.argsort(-e, kind="mergesort")[:t].tolist())
         top_a = set(np.argsort(-a, kind="mergesort")[:t].tolist())
-        return {"sample": int(m), "pairs": int(len(e)), "exact_source": source, "sketch_dim": self.sketcher().dim_out,
-                "sketch_exact": self.sketcher().exact, "spearman": float(spearmanr(e, a).statistic),
-                "max_abs_error": float(np.abs(e - a).max()), "mean_abs_error": float(np.abs(e - a).mean()),
-                f"top{t}_overlap": len(top_e & top_a) / max(t, 1)}
+        return {
+            "sample": int(m),
+            "pairs": int(len(e)),
+            "exact_source": source,
+            "sketch_dim": self.sketcher().dim_out,
+            "sketch_exact": self.sketcher().exact,
+            "spearman": float(spearmanr(e, a).statistic),
+            "max_abs_error": float(np.abs(e - a).max()),
+            "mean_abs_error": float(np.abs(e - a).mean()),
+            f"top{t}_overlap": len(top_e & top_a) / max(t, 1),
+        }
 
     def close(self) -> None:
         if self._kron is not None:

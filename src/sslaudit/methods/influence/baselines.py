@@ -3,6 +3,7 @@
 - outliers: mean cosine distance to the k nearest other training examples (faiss, exact);
 - duplicates: the most cosine-similar pairs of embeddings (the same search as influence uses).
 """
+
 from __future__ import annotations
 
 import numpy as np

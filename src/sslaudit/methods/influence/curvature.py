@@ -9,6 +9,7 @@ computes, in one pass, and ready to be projected for duplicate search. `identity
 (gradient dot product; damping does not apply, as in kronfluence). Damping `None` is the
 library's heuristic, 0.1 × the mean eigenvalue of each layer.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

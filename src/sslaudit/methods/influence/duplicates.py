@@ -10,6 +10,7 @@ similar, drown the near copies of any one example. `query_neighbours` instead ra
 example, all the other examples by normalised influence (its own top-k), and `partner_ranks` /
 `retrieval_metrics` score planted copies that way (recall@k, MRR).
 """
+
 from __future__ import annotations
 
 import numpy as np

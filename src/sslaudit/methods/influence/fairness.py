@@ -7,6 +7,7 @@ the one-vs-rest tests are Holm-adjusted, and with more than two groups a Kruskal
 says whether any group differs. δ > 0: the group's examples are more self-influential
 (more atypical to the encoder) than the others'.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,8 +37,7 @@ def holm(p: list[float]) -> list[float]:
 
 
 def _summary(v: np.ndarray) -> dict:
-    return {"n": int(len(v)), "mean": float(v.mean()), "median": float(np.median(v)),
-            "q10": float(np.quantile(v, 0.1)), "q90": float(np.quantile(v, 0.9))}
+    return {"n": int(len(v)), "mean": float(v.mean()), "median": float(np.median(v)), "q10": float(np.quantile(v, 0.1)), "q90": float(np.quantile(v, 0.9))}
 
 
 def group_comparison(scores: np.ndarray, labels, attribute: str, groups: list[str] | None = None) -> dict:
@@ -50,8 +50,7 @@ def group_comparison(scores: np.ndarray, labels, attribute: str, groups: list[st
     wanted = present if groups is None else [str(g) for g in groups]
     empty = [g for g in wanted if not (lab == g).any()]
     if empty:
-        raise UserError(f"protected group(s) {empty} of {attribute!r} have no examples among the {len(scores)} scored; "
-                        f"groups present: {present}")
+        raise UserError(f"protected group(s) {empty} of {attribute!r} have no examples among the {len(scores)} scored; groups present: {present}")
     if len(wanted) < 2:
         raise UserError(f"attribute {attribute!r} has a single group {wanted} among the scored examples: nothing to compare")
     out = {"attribute": attribute, "groups": {}, "tests": []}
@@ -63,8 +62,18 @@ def group_comparison(scores: np.ndarray, labels, attribute: str, groups: list[st
         a = scores[lab == g]
         b = scores[(lab == other)] if other is not None else scores[in_scope & (lab != g)]
         u, p, d = cliffs_delta(a, b)
-        out["tests"].append({"group": g, "versus": other if other is not None else "rest", "n_group": int(len(a)), "n_versus": int(len(b)),
-                             "test": "mann-whitney-u (two-sided)", "u": u, "p_value": p, "cliffs_delta": d})
+        out["tests"].append(
+            {
+                "group": g,
+                "versus": other if other is not None else "rest",
+                "n_group": int(len(a)),
+                "n_versus": int(len(b)),
+                "test": "mann-whitney-u (two-sided)",
+                "u": u,
+                "p_value": p,
+                "cliffs_delta": d,
+            }
+        )
     if len(pairs) > 1:
         for t, padj in zip(out["tests"], holm([t["p_value"] for t in out["tests"]])):
             t["p_value_holm"] = padj

@@ -7,6 +7,7 @@ column, the layout of kronfluence's Kronecker factors. An encoder with none of t
 back to every trainable parameter, flattened (only the `identity` curvature applies then).
 Gradients come from `torch.func` (vmap over samples of grad), in eval mode.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -8,6 +8,7 @@ gives the same gradients, and an exact duplicate gets exactly the gradient of it
 The loss of one example does not depend on the other rows of its batch (the encoder runs in
 eval mode), which is what makes it a per-sample loss that influence functions can use.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -6,6 +6,7 @@ gradients, keyed by the factors and the damping), and `influence/check` (the ske
 pairwise scores). A rerun with the same settings reuses them. The result tables are returned;
 the CLI writes them.
 """
+
 from __future__ import annotations
 
 import time
@@ -80,12 +81,20 @@ def neighbour_table(z: np.ndarray, index: np.ndarray, k: int) -> pd.DataFrame:
     """Per training example (as a query), its k most mutually influential other examples."""
     idx, sims = query_neighbours(z, k)
     kk = idx.shape[1]
-    return pd.DataFrame({"split": "train", "index": np.repeat(index, kk).astype(np.int64), "rank": np.tile(np.arange(1, kk + 1), len(index)).astype(np.int64),
-                         "train_index": index[idx.reshape(-1)].astype(np.int64), "score": sims.reshape(-1)})
+    return pd.DataFrame(
+        {
+            "split": "train",
+            "index": np.repeat(index, kk).astype(np.int64),
+            "rank": np.tile(np.arange(1, kk + 1), len(index)).astype(np.int64),
+            "train_index": index[idx.reshape(-1)].astype(np.int64),
+            "score": sims.reshape(-1),
+        }
+    )
 
 
-def run_influence(run, cfg: InfluenceConfig, *, pairs: int = 100, queries=(), subsample: int | None = None, check: int = 200,
-                  device: str = "cpu", engine: str = "local", knn: int = 10, neighbours: int = 5) -> InfluenceResult:
+def run_influence(
+    run, cfg: InfluenceConfig, *, pairs: int = 100, queries=(), subsample: int | None = None, check: int = 200, device: str = "cpu", engine: str = "local", knn: int = 10, neighbours: int = 5
+) -> InfluenceResult:
     """Self-influence, duplicates, query pairwise scores, fairness and baselines for a run."""
     from ...data.augment import make_augment
 
@@ -146,12 +155,15 @@ def run_influence(run, cfg: InfluenceConfig, *, pairs: int = 100, queries=(), su
     if refs:
         raw, norm = ia.pairwise(xq)
         q = len(refs)
-        pw = pd.DataFrame({
-            "split": np.repeat([r[0] for r in refs], len(index)),
-            "index": np.repeat([r[1] for r in refs], len(index)).astype(np.int64),
-            "train_index": np.tile(index, q).astype(np.int64),
-            "score": raw.reshape(-1), "score_normalised": norm.reshape(-1),
-        })
+        pw = pd.DataFrame(
+            {
+                "split": np.repeat([r[0] for r in refs], len(index)),
+                "index": np.repeat([r[1] for r in refs], len(index)).astype(np.int64),
+                "train_index": np.tile(index, q).astype(np.int64),
+                "score": raw.reshape(-1),
+                "score_normalised": norm.reshape(-1),
+            }
+        )
     meta = None if ds.train.meta is None else ds.train.meta.iloc[rows].reset_index(drop=True)
     fair = fairness_report(s, meta, list(ds.protected))
     emb = run.embeddings("train")[rows]
@@ -159,11 +171,21 @@ def run_influence(run, cfg: InfluenceConfig, *, pairs: int = 100, queries=(), su
     emb_dups = to_index_pairs(embedding_duplicates(emb, pairs, cfg.neighbours), index)
     ia.close()
     summary = {
-        "config": cfg.to_json(), "strategy_requested": cfg.strategy, "strategy_used": ia.strategy, "fallback": ia.fallback,
-        "layers": [{"name": layer.name, "shape": list(layer.shape)} for layer in ia.layers], "parameters": ia.n_parameters,
-        "n_scored": int(len(rows)), "n_train": int(len(ds.train)), "subsample": subsample, "pairs": int(pairs),
-        "damping_used": ia.preconditioner.used_damping if ia.preconditioner else {}, "duplicate_check": check_res,
-        "timings": {**timings, "total_seconds": time.perf_counter() - t0}, "modules": cfg.modules or "all", "memory_plan": ia.memory_plan,
+        "config": cfg.to_json(),
+        "strategy_requested": cfg.strategy,
+        "strategy_used": ia.strategy,
+        "fallback": ia.fallback,
+        "layers": [{"name": layer.name, "shape": list(layer.shape)} for layer in ia.layers],
+        "parameters": ia.n_parameters,
+        "n_scored": int(len(rows)),
+        "n_train": int(len(ds.train)),
+        "subsample": subsample,
+        "pairs": int(pairs),
+        "damping_used": ia.preconditioner.used_damping if ia.preconditioner else {},
+        "duplicate_check": check_res,
+        "timings": {**timings, "total_seconds": time.perf_counter() - t0},
+        "modules": cfg.modules or "all",
+        "memory_plan": ia.memory_plan,
     }
     if ia.fallback:
         info(f"influence: {ia.fallback}")

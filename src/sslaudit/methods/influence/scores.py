@@ -5,6 +5,7 @@ the preconditioner and reduces them at once (‖w‖², w·w_q for the queries, 
 the per-sample gradients of all examples are never held together. Blocks run through
 `sslaudit.engine` (`score_block` is a top-level function, as the Ray engine needs).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

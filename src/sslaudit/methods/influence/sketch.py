@@ -5,6 +5,7 @@ E[⟨Sx, Sy⟩] = ⟨x, y⟩ and the sketch needs O(D) memory (a dense D × p Ga
 100k-parameter encoder and p = 1024 would take 400 MB). Identical inputs give identical sketches,
 so an exact duplicate keeps normalised influence 1. When D ≤ p the sketch is the identity (exact).
 """
+
 from __future__ import annotations
 
 import torch

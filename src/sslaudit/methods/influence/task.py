@@ -14,6 +14,7 @@ gradient after the first call (an error for 2K calls). Because the measurement e
 self-influence with measurement is g·P·g, exactly what the plain self-influence computes, so the
 plain `compute_self_scores` is used.
 """
+
 from __future__ import annotations
 
 import copy
@@ -68,8 +69,19 @@ def make_task(loss: AugmentationStability, modules=None):
 class KronfluenceAnalysis:
     """kronfluence's Analyzer on a copy of `encoder`, with its files in a temporary folder."""
 
-    def __init__(self, encoder: nn.Module, loss: AugmentationStability, strategy: str, *, batch_size: int = 128, device: str = "cpu", quiet: bool = True,
-                 modules: list[str] | None = None, module_partitions: int = 1, covariance_dtype: str = "float32"):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        loss: AugmentationStability,
+        strategy: str,
+        *,
+        batch_size: int = 128,
+        device: str = "cpu",
+        quiet: bool = True,
+        modules: list[str] | None = None,
+        module_partitions: int = 1,
+        covariance_dtype: str = "float32",
+    ):
         from kronfluence import Analyzer, prepare_model
 
         self.task = make_task(loss, modules)
@@ -80,18 +92,32 @@ class KronfluenceAnalysis:
         self._tmp = tempfile.TemporaryDirectory(prefix="sslaudit-kronfluence-")
         model = prepare_model(copy.deepcopy(encoder).eval(), self.task)
         self.analyzer = Analyzer(
-            "sslaudit", model, self.task, cpu=str(device) == "cpu", output_dir=self._tmp.name,
-            disable_tqdm=quiet, log_level=logging.WARNING,
+            "sslaudit",
+            model,
+            self.task,
+            cpu=str(device) == "cpu",
+            output_dir=self._tmp.name,
+            disable_tqdm=quiet,
+            log_level=logging.WARNING,
         )
         self._fitted = False
 
     def factor_args(self):
         from kronfluence import FactorArguments
 
-        return FactorArguments(strategy=self.strategy, use_empirical_fisher=True, has_shared_parameters=True,
-                               covariance_max_examples=None, lambda_max_examples=None, covariance_module_partitions=self.module_partitions,
-                               lambda_module_partitions=self.module_partitions, activation_covariance_dtype=self.dtype,
-                               gradient_covariance_dtype=self.dtype, per_sample_gradient_dtype=self.dtype, lambda_dtype=self.dtype)
+        return FactorArguments(
+            strategy=self.strategy,
+            use_empirical_fisher=True,
+            has_shared_parameters=True,
+            covariance_max_examples=None,
+            lambda_max_examples=None,
+            covariance_module_partitions=self.module_partitions,
+            lambda_module_partitions=self.module_partitions,
+            activation_covariance_dtype=self.dtype,
+            gradient_covariance_dtype=self.dtype,
+            per_sample_gradient_dtype=self.dtype,
+            lambda_dtype=self.dtype,
+        )
 
     def score_args(self, damping: float | None):
         from kronfluence import ScoreArguments
@@ -100,8 +126,7 @@ class KronfluenceAnalysis:
 
     def fit(self, x: torch.Tensor) -> "KronfluenceAnalysis":
         """Covariances, eigendecomposition and (EK-FAC) corrected eigenvalues on the rows of x."""
-        self.analyzer.fit_all_factors(FACTORS, TensorDataset(torch.as_tensor(x)), per_device_batch_size=self.batch_size,
-                                      factor_args=self.factor_args(), overwrite_output_dir=True)
+        self.analyzer.fit_all_factors(FACTORS, TensorDataset(torch.as_tensor(x)), per_device_batch_size=self.batch_size, factor_args=self.factor_args(), overwrite_output_dir=True)
         self._fitted = True
         return self
 
@@ -116,16 +141,22 @@ class KronfluenceAnalysis:
 
     def self_scores(self, x: torch.Tensor, damping: float | None) -> torch.Tensor:
         self.analyzer.compute_self_scores(
-            "self", FACTORS, TensorDataset(torch.as_tensor(x)), per_device_train_batch_size=self.batch_size,
-            score_args=self.score_args(damping), overwrite_output_dir=True)
+            "self", FACTORS, TensorDataset(torch.as_tensor(x)), per_device_train_batch_size=self.batch_size, score_args=self.score_args(damping), overwrite_output_dir=True
+        )
         return self.analyzer.load_self_scores("self")["all_modules"].double()
 
     def pairwise_scores(self, xq: torch.Tensor, xt: torch.Tensor, damping: float | None) -> torch.Tensor:
         """(queries × train) scores g_qᵀ P g_t computed by the library."""
         self.analyzer.compute_pairwise_scores(
-            "pairwise", FACTORS, TensorDataset(torch.as_tensor(xq)), TensorDataset(torch.as_tensor(xt)),
-            per_device_query_batch_size=self.batch_size, per_device_train_batch_size=self.batch_size,
-            score_args=self.score_args(damping), overwrite_output_dir=True)
+            "pairwise",
+            FACTORS,
+            TensorDataset(torch.as_tensor(xq)),
+            TensorDataset(torch.as_tensor(xt)),
+            per_device_query_batch_size=self.batch_size,
+            per_device_train_batch_size=self.batch_size,
+            score_args=self.score_args(damping),
+            overwrite_output_dir=True,
+        )
         return self.analyzer.load_pairwise_scores("pairwise")["all_modules"].double()
 
     @property

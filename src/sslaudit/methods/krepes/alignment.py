@@ -12,6 +12,7 @@ agreement that differs by feature (a binary attribute agrees by chance far more 
 Group anchoring: P(group of the top-1 landmark | group of the test point) beside the base rate of
 each landmark group among all landmarks (what a top-1 drawn at random would give).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -67,8 +68,9 @@ def _boot_ci(values: np.ndarray, n_boot: int, rng) -> tuple[float, float]:
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def alignment_gap(test_meta: pd.DataFrame, landmark_meta: pd.DataFrame, train_meta: pd.DataFrame,
-                  top: np.ndarray, top_scores: np.ndarray, features=None, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def alignment_gap(
+    test_meta: pd.DataFrame, landmark_meta: pd.DataFrame, train_meta: pd.DataFrame, top: np.ndarray, top_scores: np.ndarray, features=None, n_boot: int = 1000, seed: int = 0
+) -> pd.DataFrame:
     """One row per feature: gap, gap_normalised, their bootstrap CIs, chance agreement, Δ_ξ.
 
     `top` (T×K) are positions into the landmark list, `top_scores` their IS (the weights of Ψ).
@@ -91,12 +93,22 @@ def alignment_gap(test_meta: pd.DataFrame, landmark_meta: pd.DataFrame, train_me
         rng = numpy_rng(seed, "krepes", "alignment", f)
         lo, hi = _boot_ci(raw, n_boot, rng)
         nlo, nhi = _boot_ci(norm, n_boot, rng)
-        rows.append({
-            "feature": f, "gap": float(raw.mean()), "gap_normalised": float(np.nanmean(norm)) if ok.any() else float("nan"),
-            "ci_low": lo, "ci_high": hi, "kind": "numeric" if numeric else "categorical",
-            "ci_low_normalised": nlo, "ci_high_normalised": nhi, "psi": float(psi.mean()), "chance_agreement": float(psi_rand.mean()),
-            "scale": scale, "scale_kind": how,
-        })
+        rows.append(
+            {
+                "feature": f,
+                "gap": float(raw.mean()),
+                "gap_normalised": float(np.nanmean(norm)) if ok.any() else float("nan"),
+                "ci_low": lo,
+                "ci_high": hi,
+                "kind": "numeric" if numeric else "categorical",
+                "ci_low_normalised": nlo,
+                "ci_high_normalised": nhi,
+                "psi": float(psi.mean()),
+                "chance_agreement": float(psi_rand.mean()),
+                "scale": scale,
+                "scale_kind": how,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -111,6 +123,5 @@ def group_anchoring(attribute: str, test_groups, landmark_groups, top1: np.ndarr
     for t in sorted(set(tg)):
         mask = tg == t
         for g in levels:
-            rows.append({"attribute": attribute, "test_group": t, "landmark_group": g,
-                         "probability": float((chosen[mask] == g).mean()), "base_rate": base[g], "n_test": int(mask.sum())})
+            rows.append({"attribute": attribute, "test_group": t, "landmark_group": g, "probability": float((chosen[mask] == g).mean()), "base_rate": base[g], "n_test": int(mask.sum())})
     return pd.DataFrame(rows)

@@ -7,6 +7,7 @@
 The negative set is a seeded random sample, of the same size, of the other rows of the same
 split(s) (TCAV's random counterpart).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ def parse_concept(text: str) -> tuple[str, str]:
 def _matches(values: pd.Series, value: str) -> np.ndarray:
     if pd.api.types.is_numeric_dtype(values):
         try:
-            return (values.to_numpy(dtype=np.float64) == float(value))
+            return values.to_numpy(dtype=np.float64) == float(value)
         except ValueError:
             raise UserError(f"column {values.name!r} is numeric; {value!r} is not a number") from None
     return (values.astype(str).str.strip() == value.strip()).to_numpy()

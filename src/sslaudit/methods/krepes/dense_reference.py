@@ -8,6 +8,7 @@
 - `exact_kernel_coordinates`: the full kernel model — the rank-r eigendecomposition of K_nn
   itself, whose training coordinates V_r Λ_r^{1/2} Nyström with m = n must reproduce.
 """
+
 from __future__ import annotations
 
 import numpy as np

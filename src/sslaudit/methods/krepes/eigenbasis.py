@@ -16,6 +16,7 @@ each batch's contribution to a loss, gradient or product is accumulated in float
 vectors and scalars stay float64. SimCLR's softmax (and the unit rows) at the linearisation point
 are cached per batch with `keep_point`.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -10,6 +10,7 @@ mode: the representer regression onto the network's embeddings → scores. With 
 (a RunStore, written under its lock) the kernel blocks, landmarks and the step are named stages
 reused by a rerun whose inputs did not change.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -42,34 +43,103 @@ class KrepesConfig:
 
     objective: str = field(default="simclr", metadata={"cli": False, "help": "SSL objective of the kernel model's step: simclr, barlow, vicreg or byol (a run's own objective)."})
     kernel: str = field(default="pntk", metadata={"choices": ("pntk", "trntk"), "help": "eNTK reduction: pntk (sum of outputs) or trntk (trace over outputs, d× the cost)."})
-    normalize: bool = field(default=True, metadata={"flag": "--raw-kernel", "help": "Use the raw eNTK instead of the cosine-normalised one (the raw one tends to give the same 'hub' landmarks to every test point)."})
-    landmarks: int | str = field(default="auto", metadata={"parse": keyword_or("auto", int, "--landmarks", "256", what="number of landmarks"), "metavar": "M|auto", "help": "Number of landmarks m, or auto = min(n, max(256, ⌈2√n⌉))."})
+    normalize: bool = field(
+        default=True, metadata={"flag": "--raw-kernel", "help": "Use the raw eNTK instead of the cosine-normalised one (the raw one tends to give the same 'hub' landmarks to every test point)."}
+    )
+    landmarks: int | str = field(
+        default="auto",
+        metadata={"parse": keyword_or("auto", int, "--landmarks", "256", what="number of landmarks"), "metavar": "M|auto", "help": "Number of landmarks m, or auto = min(n, max(256, ⌈2√n⌉))."},
+    )
     selection: str = field(default="uniform", metadata={"choices": ("uniform", "kmeans++", "leverage"), "help": "How landmarks are chosen (kernel k-means++ and ridge leverage are label-free)."})
-    mode: str = field(default="step", metadata={"choices": MODES, "help": "step: one Gauss–Newton step on the SSL loss of the kernel model (the paper's); fit: regress the kernel model onto the network's embeddings."})
+    mode: str = field(
+        default="step",
+        metadata={"choices": MODES, "help": "step: one Gauss–Newton step on the SSL loss of the kernel model (the paper's); fit: regress the kernel model onto the network's embeddings."},
+    )
     top_k: int = field(default=10, metadata={"parse": number(int, "--top-k", "10", minimum=1), "help": "Representer landmarks kept per test point."})
     rank: int | None = field(default=None, metadata={"parse": number(int, "--rank", "64", minimum=1), "help": "Nyström rank r [default: min(embedding width, numerical rank of K_mm)]."})
-    lam: float | str = field(default="auto", metadata={"flag": "--lambda", "metavar": "MULTIPLE|auto", "parse": keyword_or("auto", float, "--lambda", "10", positive=True),
-                                                      "help": "Damping of the step as a multiple of the λ scale (the Gauss–Newton curvature along the loss gradient), or auto (label-free: chosen by --lambda-rule over --lambda-grid)."})
+    lam: float | str = field(
+        default="auto",
+        metadata={
+            "flag": "--lambda",
+            "metavar": "MULTIPLE|auto",
+            "parse": keyword_or("auto", float, "--lambda", "10", positive=True),
+            "help": "Damping of the step as a multiple of the λ scale (the Gauss–Newton curvature along the loss gradient), or auto (label-free: chosen by --lambda-rule over --lambda-grid).",
+        },
+    )
     lambda_grid: tuple = field(default=(0.1, 1.0, 10.0), metadata={"parse": number_list("--lambda-grid", "0.1,1,10", lo=0, open_lo=True), "help": "Multiples of the λ scale tried by --lambda auto."})
-    lambda_scale: str = field(default="gradient-curvature", metadata={"choices": ("gradient-curvature", "mean-eigenvalue"), "help": "Unit of λ: gradient-curvature (gᵀGg/gᵀg, g = ∇L) or mean-eigenvalue (Hutchinson tr(G)/(mr), the old unit)."})
-    lambda_rule: str = field(default="heldout", metadata={"choices": ("heldout", "entropy"), "help": "How --lambda auto chooses: heldout (lowest SSL loss of the kernel model on a fresh, seeded augmentation draw) or entropy (spectral-entropy peak of ÃᵀÃ; barely moves, kept as a diagnostic)."})
-    heldout_sample: int = field(default=16384, metadata={"parse": number(int, "--heldout-sample", "16384", minimum=2), "help": "Step rows (a seeded subset) whose fresh pair of views scores the λ candidates."})
-    step_basis: str = field(default="eigen", metadata={"choices": ("eigen", "landmark"), "help": "eigen: the step in the Nyström eigenbasis (view rows rotated once, float32 products); landmark: the landmark-basis reference (float64, slower)."})
+    lambda_scale: str = field(
+        default="gradient-curvature",
+        metadata={"choices": ("gradient-curvature", "mean-eigenvalue"), "help": "Unit of λ: gradient-curvature (gᵀGg/gᵀg, g = ∇L) or mean-eigenvalue (Hutchinson tr(G)/(mr), the old unit)."},
+    )
+    lambda_rule: str = field(
+        default="heldout",
+        metadata={
+            "choices": ("heldout", "entropy"),
+            "help": "How --lambda auto chooses: heldout (lowest SSL loss of the kernel model on a fresh, seeded augmentation draw) or entropy (spectral-entropy peak of ÃᵀÃ; barely moves, kept as a diagnostic).",
+        },
+    )
+    heldout_sample: int = field(
+        default=16384, metadata={"parse": number(int, "--heldout-sample", "16384", minimum=2), "help": "Step rows (a seeded subset) whose fresh pair of views scores the λ candidates."}
+    )
+    step_basis: str = field(
+        default="eigen",
+        metadata={
+            "choices": ("eigen", "landmark"),
+            "help": "eigen: the step in the Nyström eigenbasis (view rows rotated once, float32 products); landmark: the landmark-basis reference (float64, slower).",
+        },
+    )
     step_dtype: str = field(default="float32", metadata={"choices": ("float32", "float64"), "help": "Precision of the eigenbasis step's products (reductions and CG are float64)."})
-    step_sample: int | str = field(default=131072, metadata={"parse": keyword_or("all", int, "--step-sample", "131072", minimum=2), "metavar": "N|all", "help": "Training samples (two views each) used by the step at most (seeded subsample), or all."})
+    step_sample: int | str = field(
+        default=131072,
+        metadata={
+            "parse": keyword_or("all", int, "--step-sample", "131072", minimum=2),
+            "metavar": "N|all",
+            "help": "Training samples (two views each) used by the step at most (seeded subsample), or all.",
+        },
+    )
     ssl_batch_size: int = field(default=256, metadata={"parse": number(int, "--ssl-batch-size", "256", minimum=2), "help": "SSL batch size of the kernel model's loss (separate from --block-size)."})
     block_size: int = field(default=1024, metadata={"parse": number(int, "--block-size", "1024", minimum=1), "help": "Rows per kernel block (bounds memory; results do not depend on it)."})
-    cg_max_iter: int = field(default=50, metadata={"parse": number(int, "--cg-max-iter", "50", minimum=1), "help": "Conjugate-gradient iterations at most (one multi-shift CG run solves every λ candidate)."})
+    cg_max_iter: int = field(
+        default=50, metadata={"parse": number(int, "--cg-max-iter", "50", minimum=1), "help": "Conjugate-gradient iterations at most (one multi-shift CG run solves every λ candidate)."}
+    )
     cg_tol: float = field(default=1e-6, metadata={"parse": number(float, "--cg-tol", "1e-6", positive=True), "help": "Relative CG residual at which CG stops."})
-    fit_ridge: float | str = field(default="gcv", metadata={"parse": keyword_or("gcv", float, "--fit-ridge", "0.01", positive=True), "help": "fit mode: ridge μ, or gcv (label-free generalised cross-validation)."})
+    fit_ridge: float | str = field(
+        default="gcv", metadata={"parse": keyword_or("gcv", float, "--fit-ridge", "0.01", positive=True), "help": "fit mode: ridge μ, or gcv (label-free generalised cross-validation)."}
+    )
     exact: bool = field(default=False, metadata={"flag": "--exact", "help": "Exact full kernel model: every training sample is a landmark and the kernel comes from per-sample gradients (n ≤ 5000)."})
     objective_params: dict = field(default_factory=dict, metadata={"cli": False, "help": "Objective hyper-parameters (temperature, lambd, ...), as the encoder was trained."})
-    path: str = field(default="auto", metadata={"choices": ("auto", "factorised", "general"), "help": "eNTK path: auto, factorised (MLP/conv layers, no per-sample gradients) or general (per-sample gradients)."})
-    projection_dim: int | None = field(default=None, metadata={"parse": number(int, "--projection-dim", "4096", minimum=1), "help": "General eNTK path: random projection width of the per-sample gradients [default: none]."})
-    kernel_params: str | None = field(default=None, metadata={"metavar": "all|last-stage|bn|bn+last|NAMES", "help": "eNTK parameter subset: all [default], last-stage (the last block and what follows it), bn (BatchNorm affine parameters), bn+last, or comma-separated module / parameter names; the kernel is exact for those parameters."})
-    layer_projection_dim: int | None = field(default=None, metadata={"parse": number(int, "--layer-projection-dim", "16", minimum=1), "metavar": "K", "help": "Factorised eNTK path: project each Conv2d / Linear weight gradient per layer to k×k (LoGra-style Kronecker sketch, unbiased) [default: none]."})
-    precision: str = field(default="float64", metadata={"choices": ("float64", "float32"), "help": "eNTK factor precision: float64 (block sizes change nothing beyond 1e-15) or float32 (half the memory and time, ~1e-6 relative)."})
-    kernel_fidelity_sample: int = field(default=0, metadata={"parse": number(int, "--kernel-fidelity-sample", "64", minimum=0), "help": "With --kernel-params / --layer-projection-dim: compare the kernel and its landmark rankings with the full per-sample-gradient kernel on this many seeded training samples (0: off; e.g. 64)."})
+    path: str = field(
+        default="auto", metadata={"choices": ("auto", "factorised", "general"), "help": "eNTK path: auto, factorised (MLP/conv layers, no per-sample gradients) or general (per-sample gradients)."}
+    )
+    projection_dim: int | None = field(
+        default=None, metadata={"parse": number(int, "--projection-dim", "4096", minimum=1), "help": "General eNTK path: random projection width of the per-sample gradients [default: none]."}
+    )
+    kernel_params: str | None = field(
+        default=None,
+        metadata={
+            "metavar": "all|last-stage|bn|bn+last|NAMES",
+            "help": "eNTK parameter subset: all [default], last-stage (the last block and what follows it), bn (BatchNorm affine parameters), bn+last, or comma-separated module / parameter names; the kernel is exact for those parameters.",
+        },
+    )
+    layer_projection_dim: int | None = field(
+        default=None,
+        metadata={
+            "parse": number(int, "--layer-projection-dim", "16", minimum=1),
+            "metavar": "K",
+            "help": "Factorised eNTK path: project each Conv2d / Linear weight gradient per layer to k×k (LoGra-style Kronecker sketch, unbiased) [default: none].",
+        },
+    )
+    precision: str = field(
+        default="float64",
+        metadata={"choices": ("float64", "float32"), "help": "eNTK factor precision: float64 (block sizes change nothing beyond 1e-15) or float32 (half the memory and time, ~1e-6 relative)."},
+    )
+    kernel_fidelity_sample: int = field(
+        default=0,
+        metadata={
+            "parse": number(int, "--kernel-fidelity-sample", "64", minimum=0),
+            "help": "With --kernel-params / --layer-projection-dim: compare the kernel and its landmark rankings with the full per-sample-gradient kernel on this many seeded training samples (0: off; e.g. 64).",
+        },
+    )
     seed: int = field(default=0, metadata={"help": "Seed of every random draw."})
     device: str = field(default="cpu", metadata={"help": "cpu or cuda."})
     max_memory: int | str | None = field(default=None, metadata={"help": "Memory bound (e.g. '6GB'): sets the kernel block sizes so peak RSS stays under it; None = block_size rows."})
@@ -161,11 +231,33 @@ class Krepes:
         self.augment, self.train_embeddings = augment, train_embeddings
         with torch.no_grad():
             d = int(self.encoder(torch.as_tensor(train_x[:2], device=cfg.device)).shape[1])
-        self.kernel = None if cfg.exact else EntkKernel(self.encoder, kind=cfg.kernel, normalize=cfg.normalize, path=cfg.path,
-                                                          projection_dim=cfg.projection_dim, block_size=cfg.block_size, seed=cfg.seed, device=cfg.device,
-                                                          params=cfg.kernel_params, layer_projection_dim=cfg.layer_projection_dim, precision=cfg.precision)
-        self.base_key = {"encoder": self.encoder_id or module_fingerprint(self.encoder), "train": fingerprint(train_x), "kind": cfg.kernel,
-                         "normalize": cfg.normalize, "path": cfg.path, "projection_dim": cfg.projection_dim, "exact": cfg.exact, "seed": cfg.seed}
+        self.kernel = (
+            None
+            if cfg.exact
+            else EntkKernel(
+                self.encoder,
+                kind=cfg.kernel,
+                normalize=cfg.normalize,
+                path=cfg.path,
+                projection_dim=cfg.projection_dim,
+                block_size=cfg.block_size,
+                seed=cfg.seed,
+                device=cfg.device,
+                params=cfg.kernel_params,
+                layer_projection_dim=cfg.layer_projection_dim,
+                precision=cfg.precision,
+            )
+        )
+        self.base_key = {
+            "encoder": self.encoder_id or module_fingerprint(self.encoder),
+            "train": fingerprint(train_x),
+            "kind": cfg.kernel,
+            "normalize": cfg.normalize,
+            "path": cfg.path,
+            "projection_dim": cfg.projection_dim,
+            "exact": cfg.exact,
+            "seed": cfg.seed,
+        }
         if cfg.kernel_params not in (None, "all") or cfg.layer_projection_dim is not None:  # keys of older runs unchanged
             self.base_key.update({"kernel_params": cfg.kernel_params, "layer_projection_dim": cfg.layer_projection_dim})
         if cfg.precision != "float64":
@@ -176,16 +268,18 @@ class Krepes:
         if cfg.exact:
             self.landmarks = np.arange(n)
         else:
-            self.landmarks = self._stage("landmarks", self.lm_key, lambda: {"positions": select_landmarks(
-                self.kernel, train_x, m, cfg.selection, cfg.seed, engine=self.engine)})["positions"].astype(np.int64)
+            self.landmarks = self._stage("landmarks", self.lm_key, lambda: {"positions": select_landmarks(self.kernel, train_x, m, cfg.selection, cfg.seed, engine=self.engine)})["positions"].astype(
+                np.int64
+            )
         self.k_mm = check_kernel_values(self._stage("kernel_mm", self.lm_key, lambda: {"k": self._landmark_kernel()})["k"], "between landmarks (K_mm)")
         self._plan_memory(m)
         if cfg.exact:  # every training sample is a landmark: K(train, landmarks) = K_mm
             self.k_train = self.k_mm
         elif self.cache is not None:  # out of core: float32 part files of the run store, resumable
             with self.cache.lock():
-                self.k_train, done = stored_matrix(self.cache, "krepes/kernel_train", {**self.lm_key, "format": "parts-f32"}, n, m,
-                                                   lambda s, e: (b for _, _, b in self._stream(train_x[s:e], f"K(train[{s}:{e}], landmarks)")))
+                self.k_train, done = stored_matrix(
+                    self.cache, "krepes/kernel_train", {**self.lm_key, "format": "parts-f32"}, n, m, lambda s, e: (b for _, _, b in self._stream(train_x[s:e], f"K(train[{s}:{e}], landmarks)"))
+                )
             self.stages["kernel_train"] = "computed" if done else "reused"
         else:
             self.k_train = check_kernel_values(self._stage("kernel_train", self.lm_key, lambda: {"k": self._rows_to_landmarks(train_x, "K(train, landmarks)")})["k"], "K(train, landmarks)")
@@ -234,21 +328,36 @@ class Krepes:
         from ...compute.plan import encoder_cost, plan_entk
 
         cfg, kern = self.config, self.kernel
-        cost = encoder_cost(kern.module, torch.as_tensor(self.train_x[:1]).to(kern.dtype), selected=kern.names, kind=cfg.kernel,
-                            layer_projection_dim=cfg.layer_projection_dim if kern.path_used == "factorised" else None)
+        cost = encoder_cost(
+            kern.module,
+            torch.as_tensor(self.train_x[:1]).to(kern.dtype),
+            selected=kern.names,
+            kind=cfg.kernel,
+            layer_projection_dim=cfg.layer_projection_dim if kern.path_used == "factorised" else None,
+        )
         if kern.path_used == "general":
             cost.factor_numbers = (cfg.projection_dim or cost.n_selected) * (cost.output_dim if cfg.kernel == "trntk" else 1)
         budget = parse_size(cfg.max_memory) if cfg.max_memory is not None else available_budget()
-        plan = plan_entk(cost, n_rows=n, m=m, itemsize=kern.dtype.itemsize, budget=budget, in_use=rss_bytes(), reserve=MEMORY_RESERVE,
-                         block_size=cfg.block_size,
-                         budget_label=None if cfg.max_memory is not None else f"the available memory ({format_size(budget)}, no --max-memory given)")
+        plan = plan_entk(
+            cost,
+            n_rows=n,
+            m=m,
+            itemsize=kern.dtype.itemsize,
+            budget=budget,
+            in_use=rss_bytes(),
+            reserve=MEMORY_RESERVE,
+            block_size=cfg.block_size,
+            budget_label=None if cfg.max_memory is not None else f"the available memory ({format_size(budget)}, no --max-memory given)",
+        )
         kern.block_size = max(1, min(kern.block_size, plan.block_rows))
         self._activation_bytes = 3 * cost.activation_numbers * kern.dtype.itemsize
         out = plan.to_json()
         out["budget"], out["budget_from"] = budget, "max_memory" if cfg.max_memory is not None else "90% of available memory"
-        info(f"krepes plan: {cost.n_selected:,} of {cost.n_parameters:,} parameters, {format_size(plan.bytes_per_factor_row)} of eNTK factors per row, "
-             f"landmark factors {format_size(plan.landmark_factor_bytes)}, blocks of {plan.block_rows} rows, peak ≈ {format_size(plan.peak_bytes)}, "
-             f"≥ {plan.seconds:.0f} s of kernel work")
+        info(
+            f"krepes plan: {cost.n_selected:,} of {cost.n_parameters:,} parameters, {format_size(plan.bytes_per_factor_row)} of eNTK factors per row, "
+            f"landmark factors {format_size(plan.landmark_factor_bytes)}, blocks of {plan.block_rows} rows, peak ≈ {format_size(plan.peak_bytes)}, "
+            f"≥ {plan.seconds:.0f} s of kernel work"
+        )
         return out
 
     def _plan_memory(self, m: int) -> None:
@@ -275,12 +384,13 @@ class Krepes:
         rows = int(min(cap, avail // per_row)) if avail > 0 else 0
         if rows < min(16, cap):
             need = now + reserve + min(16, cap) * per_row
-            raise UserError(f"--max-memory {format_size(budget)} is below what this run needs (about {format_size(need)}: {format_size(now)} already "
-                            f"in use, {format_size(reserve)} reserve, kernel blocks of {format_size(per_row)} per row); raise it or use fewer --landmarks")
+            raise UserError(
+                f"--max-memory {format_size(budget)} is below what this run needs (about {format_size(need)}: {format_size(now)} already "
+                f"in use, {format_size(reserve)} reserve, kernel blocks of {format_size(per_row)} per row); raise it or use fewer --landmarks"
+            )
         self.block_rows = rows
         self.read_rows = int(max(256, min(65536, avail // (2 * m * 12))))
-        self.memory_plan = {"max_memory": budget, "rss_at_plan": now, "reserve": reserve, "block_rows": rows, "read_rows": self.read_rows,
-                            "bytes_per_block_row": per_row}
+        self.memory_plan = {"max_memory": budget, "rss_at_plan": now, "reserve": reserve, "block_rows": rows, "read_rows": self.read_rows, "bytes_per_block_row": per_row}
 
     def _stream(self, x, desc: str):
         from ...kernels import stream_kernel_blocks
@@ -358,8 +468,7 @@ class Krepes:
 
         engine = self.engine or get_engine("local")
         ranges = [(s + start, e + start) for s, e in block_ranges(stop - start, self.block_rows)]
-        shared = {"kernel": self.kernel, "x": self.train_x, "rows": rows, "augment": self.augment, "params": params,
-                  "landmark_factors": self._landmark_factors().to("cpu")}
+        shared = {"kernel": self.kernel, "x": self.train_x, "rows": rows, "augment": self.augment, "params": params, "landmark_factors": self._landmark_factors().to("cpu")}
         for (s, e), pair in zip(ranges, engine.map(view_kernel_block, ranges, shared=shared, desc=f"K(views[{start}:{stop}], landmarks)")):
             yield s, e, pair
 
@@ -381,8 +490,7 @@ class Krepes:
                 yield np.hstack([b1, b2])
 
         with self.cache.lock():
-            mat, done = stored_matrix(self.cache, "krepes/kernel_views", {**key, "ssl_batch_size": cfg.ssl_batch_size, "format": "parts-f32"},
-                                      len(order), 2 * m, compute_part)
+            mat, done = stored_matrix(self.cache, "krepes/kernel_views", {**key, "ssl_batch_size": cfg.ssl_batch_size, "format": "parts-f32"}, len(order), 2 * m, compute_part)
         self.stages["kernel_views"] = "computed" if done else "reused"
         return {"disk": mat, "rows": rows}
 
@@ -398,8 +506,7 @@ class Krepes:
         """Kernel rows of a fresh, seeded pair of augmented views of `heldout_rows` (never used by the step itself)."""
         cfg = self.config
         rows = self.heldout_rows()
-        key = {**self.lm_key, "step_sample": cfg.step_sample, "heldout_sample": cfg.heldout_sample, "augment": self.augment.config(),
-               "augment_type": type(self.augment).__name__}
+        key = {**self.lm_key, "step_sample": cfg.step_sample, "heldout_sample": cfg.heldout_sample, "augment": self.augment.config(), "augment_type": type(self.augment).__name__}
 
         def compute():
             g = torch_generator(cfg.seed, "krepes", "heldout-views")
@@ -424,8 +531,7 @@ class Krepes:
         keep = self._can_keep_step_point(point_bytes(len(rotated) * rotated.bs, self.basis.rank, cfg.ssl_batch_size, cfg.objective, item))
         self.step_point_kept = keep
         problem = EigenbasisProblem(loss, rotated, ev, self.pc.gamma, keep_point=keep)
-        heldout = None if held is None else EigenbasisProblem(loss, RotatedViews(held, u, cfg.step_dtype, desc="krepes: rotating held-out view rows"),
-                                                              ev, self.pc.gamma)
+        heldout = None if held is None else EigenbasisProblem(loss, RotatedViews(held, u, cfg.step_dtype, desc="krepes: rotating held-out view rows"), ev, self.pc.gamma)
         return problem, heldout
 
     def _step_model(self) -> KernelModel:
@@ -441,21 +547,30 @@ class Krepes:
             k1 = check_kernel_values(views["k1"], "K(views, landmarks)")
             k2 = check_kernel_values(views["k2"], "K(views, landmarks)")
             batches = ViewBatches(k1, k2, cfg.ssl_batch_size, cfg.seed, cfg.device)
-        scfg = StepConfig(lam=cfg.lam, lambda_grid=tuple(cfg.lambda_grid), cg_tol=cfg.cg_tol, cg_max_iter=cfg.cg_max_iter, seed=cfg.seed,
-                          lambda_scale=cfg.lambda_scale, lambda_rule=cfg.lambda_rule)
+        scfg = StepConfig(lam=cfg.lam, lambda_grid=tuple(cfg.lambda_grid), cg_tol=cfg.cg_tol, cg_max_iter=cfg.cg_max_iter, seed=cfg.seed, lambda_scale=cfg.lambda_scale, lambda_rule=cfg.lambda_rule)
         use_heldout = cfg.lam == "auto" and cfg.lambda_rule == "heldout"
-        key = {**self.lm_key, "step_sample": cfg.step_sample, "augment": self.augment.config(), "objective": cfg.objective,
-               "params": cfg.objective_params, "step": asdict(scfg), "ssl_batch_size": cfg.ssl_batch_size, "rank": self.basis.rank,
-               "basis": cfg.step_basis, "dtype": cfg.step_dtype if cfg.step_basis == "eigen" else "float64",
-               "heldout_sample": cfg.heldout_sample if use_heldout else None}
+        key = {
+            **self.lm_key,
+            "step_sample": cfg.step_sample,
+            "augment": self.augment.config(),
+            "objective": cfg.objective,
+            "params": cfg.objective_params,
+            "step": asdict(scfg),
+            "ssl_batch_size": cfg.ssl_batch_size,
+            "rank": self.basis.rank,
+            "basis": cfg.step_basis,
+            "dtype": cfg.step_dtype if cfg.step_basis == "eigen" else "float64",
+            "heldout_sample": cfg.heldout_sample if use_heldout else None,
+        }
 
         def compute():
             loss = KernelSSLLoss(cfg.objective, cfg.objective_params)
             held = None
             if use_heldout:
                 hv = self._heldout_views()
-                held = ViewBatches(check_kernel_values(hv["k1"], "K(held-out views, landmarks)"), check_kernel_values(hv["k2"], "K(held-out views, landmarks)"),
-                                   cfg.ssl_batch_size, cfg.seed, cfg.device)
+                held = ViewBatches(
+                    check_kernel_values(hv["k1"], "K(held-out views, landmarks)"), check_kernel_values(hv["k2"], "K(held-out views, landmarks)"), cfg.ssl_batch_size, cfg.seed, cfg.device
+                )
             problem, heldout = self._step_problems(batches, held, loss, len(views["rows"]))
             res = gauss_newton_step(problem, scfg, None if self.cache is None else StoredStepCheckpoint(self.cache, key), heldout=heldout)
             lift = (lambda d: d) if cfg.step_basis == "landmark" else (lambda d: self.basis.eigenvectors @ d)  # noqa: E731
@@ -463,8 +578,7 @@ class Krepes:
             curve = s.pop("lambda_curve")
             s["step_basis"], s["step_dtype"] = cfg.step_basis, (cfg.step_dtype if cfg.step_basis == "eigen" else "float64")
             s["n_heldout_samples"] = int(len(held) * min(cfg.ssl_batch_size, len(hv["rows"]))) if held is not None else None
-            return {"delta": lift(res.delta), "candidates": np.stack([lift(c["delta"]) for c in res.candidates]),
-                    "summary": _json_array(s), "curve": _json_array(curve)}
+            return {"delta": lift(res.delta), "candidates": np.stack([lift(c["delta"]) for c in res.candidates]), "summary": _json_array(s), "curve": _json_array(curve)}
 
         out = self._stage("step", key, compute)
         if self.cache is not None:
@@ -502,8 +616,7 @@ class Krepes:
         return res.model
 
     # ---- explaining -----------------------------------------------------------------------------------
-    def explain(self, test_x=None, *, k_test: np.ndarray | None = None, mode: str | None = None, model: KernelModel | None = None,
-                top_k: int | None = None) -> KrepesResult:
+    def explain(self, test_x=None, *, k_test: np.ndarray | None = None, mode: str | None = None, model: KernelModel | None = None, top_k: int | None = None) -> KrepesResult:
         """Representer landmarks of test inputs (give `test_x`, or their kernel rows `k_test`)."""
         if not hasattr(self, "model"):
             raise UserError("call fit(train_x, ...) before explain()")
@@ -521,17 +634,23 @@ class Krepes:
         if kk < 1:
             raise UserError(f"--top-k must be ≥ 1, got {kk}")
         ranges = block_ranges(len(k_test), 1024) if len(k_test) else []
-        parts = list(engine.map(score_block, ranges, shared={"k_test": k_test, "a": model.a, "gamma": model.gamma, "weights": model.weights, "top_k": kk},
-                                desc="krepes scores"))
+        parts = list(engine.map(score_block, ranges, shared={"k_test": k_test, "a": model.a, "gamma": model.gamma, "weights": model.weights, "top_k": kk}, desc="krepes scores"))
         if parts:
             f, top, scores, signs = (np.concatenate([p[i] for p in parts]) for i in range(4))
         else:
             w = min(kk, len(self.landmarks))
             f, top, scores, signs = np.zeros((0, model.width)), np.zeros((0, w), np.int64), np.zeros((0, w)), np.zeros((0, w), np.int8)
         return KrepesResult(
-            landmarks=self.landmarks, top=top, top_scores=scores, top_signs=signs,
-            landmark_norms=model.landmark_norms(), embeddings=f, kernel_rows=k_test, mode=model.mode,
-            n_distinct_top1=n_distinct_top1(top), model=model,
+            landmarks=self.landmarks,
+            top=top,
+            top_scores=scores,
+            top_signs=signs,
+            landmark_norms=model.landmark_norms(),
+            embeddings=f,
+            kernel_rows=k_test,
+            mode=model.mode,
+            n_distinct_top1=n_distinct_top1(top),
+            model=model,
         )
 
     def train_surrogate(self, model: KernelModel | None = None, rows=None) -> np.ndarray:
@@ -546,13 +665,28 @@ class Krepes:
 
     def summary(self) -> dict:
         cfg = self.config
-        return {"mode": cfg.mode, "kernel": cfg.kernel, "normalized": cfg.normalize, "selection": "all" if cfg.exact else cfg.selection,
-                "n_landmarks": int(len(self.landmarks)), "rank": int(self.basis.rank), "path_used": self.path_used,
-                "path_reason": self.path_reason, "nystrom": self.basis.summary(), "step": self.step_result, "fit": self.fit_result,
-                "parameters": "encoder parameters in eval() mode (BatchNorm affine parameters included, running statistics frozen)",
-                "stages": dict(self.stages), "memory_plan": self.memory_plan, "cost_plan": getattr(self, "cost_plan", None),
-                "kernel_parameters": self.kernel_parameters(), "layer_projection_dim": cfg.layer_projection_dim, "step_point_kept": getattr(self, "step_point_kept", None), "block_rows": self.block_rows,
-                "storage": "disk (float32 part files, float64 reductions)" if isinstance(self.k_train, DiskMatrix) else "memory"}
+        return {
+            "mode": cfg.mode,
+            "kernel": cfg.kernel,
+            "normalized": cfg.normalize,
+            "selection": "all" if cfg.exact else cfg.selection,
+            "n_landmarks": int(len(self.landmarks)),
+            "rank": int(self.basis.rank),
+            "path_used": self.path_used,
+            "path_reason": self.path_reason,
+            "nystrom": self.basis.summary(),
+            "step": self.step_result,
+            "fit": self.fit_result,
+            "parameters": "encoder parameters in eval() mode (BatchNorm affine parameters included, running statistics frozen)",
+            "stages": dict(self.stages),
+            "memory_plan": self.memory_plan,
+            "cost_plan": getattr(self, "cost_plan", None),
+            "kernel_parameters": self.kernel_parameters(),
+            "layer_projection_dim": cfg.layer_projection_dim,
+            "step_point_kept": getattr(self, "step_point_kept", None),
+            "block_rows": self.block_rows,
+            "storage": "disk (float32 part files, float64 reductions)" if isinstance(self.k_train, DiskMatrix) else "memory",
+        }
 
 
 class StoredStepCheckpoint:

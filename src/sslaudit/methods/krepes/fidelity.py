@@ -20,6 +20,7 @@
 - class_coverage: how many landmarks, ranked by ‖w_l‖ (‖ΔÃ_l‖), it takes to cover every class
   present among the landmarks.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -88,8 +89,7 @@ def nearest(queries, base, k: int) -> np.ndarray:
 def precision_at_1(top1, net_test, net_landmarks, landmark_y, test_y) -> dict:
     baseline = nearest(net_test, net_landmarks, 1)[:, 0]
     ly, ty = np.asarray(landmark_y), np.asarray(test_y)
-    return {"precision_at_1": float((ly[np.asarray(top1)] == ty).mean()),
-            "precision_at_1_baseline": float((ly[baseline] == ty).mean())}
+    return {"precision_at_1": float((ly[np.asarray(top1)] == ty).mean()), "precision_at_1_baseline": float((ly[baseline] == ty).mean())}
 
 
 def _confidence(sim_row: np.ndarray, keep: np.ndarray, ly: np.ndarray, label, k: int) -> float:
@@ -117,8 +117,7 @@ def confidence_drop(sur_test, sur_landmarks, landmark_y, test_y, top, n_remove: 
         drops_top.append(base - _confidence_from_list(nn[i], np.asarray(top[i])[:n_remove], ly, test_y[i], k))
         rand = numpy_rng(seed, "krepes", "confidence-random", i).choice(m, n_remove, replace=False)
         drops_rand.append(base - _confidence_from_list(nn[i], rand, ly, test_y[i], k))
-    return {"confidence_drop_top": float(np.mean(drops_top)), "confidence_drop_random": float(np.mean(drops_rand)),
-            "confidence_k": k, "confidence_removed": n_remove}
+    return {"confidence_drop_top": float(np.mean(drops_top)), "confidence_drop_random": float(np.mean(drops_rand)), "confidence_k": k, "confidence_removed": n_remove}
 
 
 def confidence_drop_dense(sur_test, sur_landmarks, landmark_y, test_y, top, n_remove: int = 10, seed: int = 0) -> dict:
@@ -138,8 +137,7 @@ def confidence_drop_dense(sur_test, sur_landmarks, landmark_y, test_y, top, n_re
         keep = full.copy()
         keep[numpy_rng(seed, "krepes", "confidence-random", i).choice(m, n_remove, replace=False)] = False
         drops_rand.append(base - _confidence(sim[i], keep, ly, test_y[i], k))
-    return {"confidence_drop_top": float(np.mean(drops_top)), "confidence_drop_random": float(np.mean(drops_rand)),
-            "confidence_k": k, "confidence_removed": n_remove}
+    return {"confidence_drop_top": float(np.mean(drops_top)), "confidence_drop_random": float(np.mean(drops_rand)), "confidence_k": k, "confidence_removed": n_remove}
 
 
 def class_coverage(landmark_norms, landmark_y) -> int:
@@ -161,9 +159,25 @@ def probe_rows(n_train: int, size: int | None, seed: int = 0) -> np.ndarray | No
     return np.sort(numpy_rng(seed, "krepes", "probe-sample").choice(n_train, size=size, replace=False))
 
 
-def fidelity_report(*, net_train, net_test, sur_train, sur_test, y_train, y_test, landmark_pos, top, landmark_norms,
-                    n_reference: int = 500, seed: int = 0, network_accuracy: float | None = None, probe: bool = True,
-                    probe_sample: int | None = None, net_mean: np.ndarray | None = None, k_test: np.ndarray | None = None) -> dict:
+def fidelity_report(
+    *,
+    net_train,
+    net_test,
+    sur_train,
+    sur_test,
+    y_train,
+    y_test,
+    landmark_pos,
+    top,
+    landmark_norms,
+    n_reference: int = 500,
+    seed: int = 0,
+    network_accuracy: float | None = None,
+    probe: bool = True,
+    probe_sample: int | None = None,
+    net_mean: np.ndarray | None = None,
+    k_test: np.ndarray | None = None,
+) -> dict:
     """All diagnostics for one surrogate. `landmark_pos` index the training rows; `top` (T×K) the landmark list.
 
     `net_train` / `sur_train` need only `len()` and indexing by an integer array (lazy row
@@ -202,9 +216,15 @@ def fidelity_report(*, net_train, net_test, sur_train, sur_test, y_train, y_test
         out["n_distinct_top1_kernel"] = int(len(np.unique(kernel_top1)))
         n_frac = max(1, int(round(CONFIDENCE_FRACTION * len(landmark_pos))))
         frac = confidence_drop(sur_test, sur_train[landmark_pos], ly, y_test, top_by_score(k_test, landmark_norms, n_frac), n_remove=n_frac, seed=seed)
-        out.update({"confidence_drop_fraction": CONFIDENCE_FRACTION, "confidence_drop_fraction_removed": frac["confidence_removed"],
-                    "confidence_drop_fraction_top": frac["confidence_drop_top"], "confidence_drop_fraction_random": frac["confidence_drop_random"],
-                    "confidence_drop_fraction_ratio": frac["confidence_drop_top"] / frac["confidence_drop_random"] if frac["confidence_drop_random"] > 0 else None})
+        out.update(
+            {
+                "confidence_drop_fraction": CONFIDENCE_FRACTION,
+                "confidence_drop_fraction_removed": frac["confidence_removed"],
+                "confidence_drop_fraction_top": frac["confidence_drop_top"],
+                "confidence_drop_fraction_random": frac["confidence_drop_random"],
+                "confidence_drop_fraction_ratio": frac["confidence_drop_top"] / frac["confidence_drop_random"] if frac["confidence_drop_random"] > 0 else None,
+            }
+        )
     out["class_coverage"] = class_coverage(landmark_norms, ly)
     out["n_classes_among_landmarks"] = int(len(np.unique(ly)))
     out["n_reference"] = int(len(ref))

@@ -6,6 +6,7 @@ influence scores use the fitted Ã. μ is chosen without labels by generalised c
 of this regression (its targets are the network's outputs, not labels) unless given. Φ is only
 touched through ΦᵀΦ and ΦᵀF, accumulated block by block, so n can be large.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,8 +25,7 @@ class FitResult:
     r2: float  # share of the network embedding's centred variance the surrogate explains (train)
 
 
-def fit_representer(k_nm: np.ndarray, a0: np.ndarray, gamma: np.ndarray, f_train: np.ndarray,
-                    mu: float | str = "gcv", block: int = 65536) -> FitResult:
+def fit_representer(k_nm: np.ndarray, a0: np.ndarray, gamma: np.ndarray, f_train: np.ndarray, mu: float | str = "gcv", block: int = 65536) -> FitResult:
     a0 = np.asarray(a0, dtype=np.float64)
     n, r = len(k_nm), a0.shape[1]
     f = np.asarray(f_train, dtype=np.float64)

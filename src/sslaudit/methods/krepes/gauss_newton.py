@@ -12,6 +12,7 @@ All λ candidates are solved by one multi-shift CG run (one product by G per ite
 product costs four B×m×r matmuls instead of six. A step is accepted only if it lowers L;
 otherwise its length is halved (backtracking).
 """
+
 from __future__ import annotations
 
 import time
@@ -171,7 +172,7 @@ def conjugate_gradient(matvec, b: torch.Tensor, *, tol: float = 1e-6, max_iter: 
     bnorm = float(torch.linalg.norm(b)) or 1.0
     rs = float((r * r).sum())
     it = 0
-    while it < max_iter and rs ** 0.5 / bnorm > tol:
+    while it < max_iter and rs**0.5 / bnorm > tol:
         it += 1
         ap = matvec(p)
         alpha = rs / float((p * ap).sum())
@@ -184,8 +185,7 @@ def conjugate_gradient(matvec, b: torch.Tensor, *, tol: float = 1e-6, max_iter: 
     return x, true_res, it
 
 
-def shifted_conjugate_gradient(matvec, b: torch.Tensor, shifts, *, tol: float = 1e-6, max_iter: int = 50, state: dict | None = None,
-                               on_iteration=None):
+def shifted_conjugate_gradient(matvec, b: torch.Tensor, shifts, *, tol: float = 1e-6, max_iter: int = 50, state: dict | None = None, on_iteration=None):
     """Solve (A + σ_j I) x_j = b for every shift σ_j ≥ 0 (A SPD, given only `matvec`) with ONE product
     by A per iteration: multi-shift CG (CG-M, Jegerlehner 1996). CG runs on the smallest shift, the
     slowest to converge; the other systems' residuals stay collinear with its residual, r_j = ζ_j r,
@@ -205,13 +205,20 @@ def shifted_conjugate_gradient(matvec, b: torch.Tensor, shifts, *, tol: float = 
     k = len(sig)
     if state is None:
         r = b.clone()
-        st = {"r": r, "p": r.clone(), "xs": torch.zeros((k, *b.shape), dtype=b.dtype, device=b.device),
-              "ps": r.expand(k, *b.shape).clone(), "zeta": np.ones(k), "zeta_prev": np.ones(k), "iters": np.zeros(k),
-              "done": np.zeros(k), "scalars": np.array([float((r * r).sum()), 1.0, 0.0, 0.0])}
-        st["done"][:] = (st["scalars"][0] ** 0.5 / bnorm <= tol)
+        st = {
+            "r": r,
+            "p": r.clone(),
+            "xs": torch.zeros((k, *b.shape), dtype=b.dtype, device=b.device),
+            "ps": r.expand(k, *b.shape).clone(),
+            "zeta": np.ones(k),
+            "zeta_prev": np.ones(k),
+            "iters": np.zeros(k),
+            "done": np.zeros(k),
+            "scalars": np.array([float((r * r).sum()), 1.0, 0.0, 0.0]),
+        }
+        st["done"][:] = st["scalars"][0] ** 0.5 / bnorm <= tol
     else:
-        st = {key: (torch.as_tensor(np.array(v), device=b.device) if key in ("r", "p", "xs", "ps") else np.array(v, dtype=np.float64))
-              for key, v in state.items()}
+        st = {key: (torch.as_tensor(np.array(v), device=b.device) if key in ("r", "p", "xs", "ps") else np.array(v, dtype=np.float64)) for key, v in state.items()}
     r, p, xs, ps = st["r"], st["p"], st["xs"], st["ps"]
     zeta, zeta_prev, iters, done = st["zeta"], st["zeta_prev"], st["iters"], st["done"]
     rr, alpha_prev, beta_prev, it = (float(v) for v in st["scalars"])
@@ -220,8 +227,7 @@ def shifted_conjugate_gradient(matvec, b: torch.Tensor, shifts, *, tol: float = 
         alpha = rr / float((p * ap).sum())
         zeta_next = zeta.copy()
         for j in np.flatnonzero(done == 0):
-            zeta_next[j] = zeta[j] * zeta_prev[j] * alpha_prev / (
-                alpha * beta_prev * (zeta_prev[j] - zeta[j]) + zeta_prev[j] * alpha_prev * (1.0 + delta[j] * alpha))
+            zeta_next[j] = zeta[j] * zeta_prev[j] * alpha_prev / (alpha * beta_prev * (zeta_prev[j] - zeta[j]) + zeta_prev[j] * alpha_prev * (1.0 + delta[j] * alpha))
             xs[j] += (alpha * zeta_next[j] / zeta[j]) * ps[j]
         r = r - alpha * ap
         rr_new = float((r * r).sum())
@@ -231,16 +237,16 @@ def shifted_conjugate_gradient(matvec, b: torch.Tensor, shifts, *, tol: float = 
             ps[j] = zeta_next[j] * r + (beta * (zeta_next[j] / zeta[j]) ** 2) * ps[j]
             zeta_prev[j], zeta[j] = zeta[j], zeta_next[j]
             iters[j] = it
-            done[j] = abs(zeta[j]) * rr_new ** 0.5 / bnorm <= tol
+            done[j] = abs(zeta[j]) * rr_new**0.5 / bnorm <= tol
         p = r + beta * p
         rr, alpha_prev, beta_prev = rr_new, alpha, beta
         if on_iteration is not None:
             live = {"r": r, "p": p, "xs": xs, "ps": ps, "zeta": zeta, "zeta_prev": zeta_prev, "iters": iters, "done": done}
             scalars = np.array([rr, alpha_prev, beta_prev, it])
-            on_iteration(lambda live=live, scalars=scalars: {
-                **{key: np.array(v.cpu().numpy() if torch.is_tensor(v) else v, dtype=np.float64, copy=True) for key, v in live.items()},
-                "scalars": scalars})
-    res = np.abs(zeta) * rr ** 0.5 / bnorm
+            on_iteration(
+                lambda live=live, scalars=scalars: {**{key: np.array(v.cpu().numpy() if torch.is_tensor(v) else v, dtype=np.float64, copy=True) for key, v in live.items()}, "scalars": scalars}
+            )
+    res = np.abs(zeta) * rr**0.5 / bnorm
     return [xs[j] for j in range(k)], [float(v) for v in res], [int(v) for v in iters]
 
 
@@ -300,12 +306,23 @@ class StepResult:
 
     def summary(self) -> dict:
         return {
-            "accepted": self.accepted, "lambda": self.lam, "lambda_multiple": self.lam_multiple,
-            "mean_gn_eigenvalue": self.mean_eigenvalue, "loss_before": self.loss_before, "loss_after": self.loss_after,
-            "cg_residual": self.cg_residual, "cg_iterations": self.cg_iterations, "step_length": self.step_length,
-            "grad_norm": self.grad_norm, "lambda_chosen_by": self.lambda_chosen_by, "lambda_reason": self.lambda_reason,
-            "lambda_scale": self.lambda_scale, "lambda_scale_value": self.scale_value, "curvature_along_gradient": self.curvature,
-            "heldout_loss_before": self.heldout_loss_before, "heldout_loss_after": self.heldout_loss_after,
+            "accepted": self.accepted,
+            "lambda": self.lam,
+            "lambda_multiple": self.lam_multiple,
+            "mean_gn_eigenvalue": self.mean_eigenvalue,
+            "loss_before": self.loss_before,
+            "loss_after": self.loss_after,
+            "cg_residual": self.cg_residual,
+            "cg_iterations": self.cg_iterations,
+            "step_length": self.step_length,
+            "grad_norm": self.grad_norm,
+            "lambda_chosen_by": self.lambda_chosen_by,
+            "lambda_reason": self.lambda_reason,
+            "lambda_scale": self.lambda_scale,
+            "lambda_scale_value": self.scale_value,
+            "curvature_along_gradient": self.curvature,
+            "heldout_loss_before": self.heldout_loss_before,
+            "heldout_loss_after": self.heldout_loss_after,
             "lambda_curve": [{k: v for k, v in c.items() if k != "delta"} for c in self.candidates],
         }
 
@@ -345,13 +362,14 @@ def choose_candidate(cands: list, rule: str) -> tuple[dict, str]:
     best = max(tied, key=lambda c: c["multiple"])
     what = "held-out SSL loss" if rule == "heldout" else "spectral entropy of ÃᵀÃ"
     others = ", ".join(f"{c['multiple']:g}×: {c[key]:.6g}" for c in cands)
-    why = (f"{'lowest' if rule == 'heldout' else 'highest'} {what} among the {'accepted ' if any(c['accepted'] for c in cands) else ''}"
-           f"candidates ({others}){'; ties go to the larger λ' if len(tied) > 1 else ''}")
+    why = (
+        f"{'lowest' if rule == 'heldout' else 'highest'} {what} among the {'accepted ' if any(c['accepted'] for c in cands) else ''}"
+        f"candidates ({others}){'; ties go to the larger λ' if len(tied) > 1 else ''}"
+    )
     return best, why
 
 
-def gauss_newton_step(problem, cfg: StepConfig, checkpoint: StepCheckpoint | None = None,
-                      save_every_s: float = 30.0, heldout=None) -> StepResult:
+def gauss_newton_step(problem, cfg: StepConfig, checkpoint: StepCheckpoint | None = None, save_every_s: float = 30.0, heldout=None) -> StepResult:
     """The damped GN step from Ã0, with λ fixed or chosen without labels.
 
     λ = multiple × scale, the scale being the curvature of G along ∇L (its Rayleigh quotient, from
@@ -387,8 +405,13 @@ def gauss_newton_step(problem, cfg: StepConfig, checkpoint: StepCheckpoint | Non
     partial = None if solved is not None or start is None else ckpt.load("cg-state")
     if start is not None:
         finished = sum(ckpt.load(f"lambda-{i}") is not None for i in range(len(multiples))) if solved is not None else 0
-        where = (f"CG finished, {finished} of {len(multiples)} λ candidates already backtracked" if solved is not None
-                 else f"CG resumes at iteration {int(partial['scalars'][3])}" if partial is not None else "start point reused")
+        where = (
+            f"CG finished, {finished} of {len(multiples)} λ candidates already backtracked"
+            if solved is not None
+            else f"CG resumes at iteration {int(partial['scalars'][3])}"
+            if partial is not None
+            else "start point reused"
+        )
         info(f"krepes: resuming the Gauss–Newton step of an interrupted run ({where})")
     if solved is None:
         bar = progress(desc="krepes gauss-newton (CG)", total=cfg.cg_max_iter, initial=int(partial["scalars"][3]) if partial else 0)
@@ -402,8 +425,7 @@ def gauss_newton_step(problem, cfg: StepConfig, checkpoint: StepCheckpoint | Non
 
         matvec = _FirstProductKept(problem.gn_matvec, *kept)
         try:
-            xs, residuals, iters = shifted_conjugate_gradient(matvec, -grad, lams, tol=cfg.cg_tol, max_iter=cfg.cg_max_iter,
-                                                              state=partial, on_iteration=on_iteration)
+            xs, residuals, iters = shifted_conjugate_gradient(matvec, -grad, lams, tol=cfg.cg_tol, max_iter=cfg.cg_max_iter, state=partial, on_iteration=on_iteration)
         finally:
             bar.close()
         sols = np.stack([x.cpu().numpy() for x in xs])
@@ -432,19 +454,43 @@ def gauss_newton_step(problem, cfg: StepConfig, checkpoint: StepCheckpoint | Non
             d = done["delta"]
             val, ok, t, hval = (float(v) for v in done["scalars"])
             ok = bool(ok)
-        cands.append({"multiple": mult, "lambda": lam, "loss_after": val, "heldout_loss": None if heldout is None else hval,
-                      "accepted": ok, "step_length": t, "cg_residual": residuals[i], "cg_iterations": iters[i],
-                      "entropy": spectral_entropy(a0 + d), "delta": d})
+        cands.append(
+            {
+                "multiple": mult,
+                "lambda": lam,
+                "loss_after": val,
+                "heldout_loss": None if heldout is None else hval,
+                "accepted": ok,
+                "step_length": t,
+                "cg_residual": residuals[i],
+                "cg_iterations": iters[i],
+                "entropy": spectral_entropy(a0 + d),
+                "delta": d,
+            }
+        )
     if cfg.lam == "auto":
         best, why = choose_candidate(cands, rule)
         chosen_by = "held-out SSL loss" if rule == "heldout" else "spectral-entropy peak"
     else:
         best, why, chosen_by = cands[0], f"fixed by the user ({multiples[0]:g}× the {cfg.lambda_scale})", "fixed"
     return StepResult(
-        delta=best["delta"], accepted=best["accepted"], lam=best["lambda"], lam_multiple=best["multiple"],
-        mean_eigenvalue=None if not np.isfinite(mean_eig) else mean_eig, loss_before=loss0, loss_after=best["loss_after"],
-        cg_residual=best["cg_residual"], cg_iterations=best["cg_iterations"], step_length=best["step_length"],
-        grad_norm=float(torch.linalg.norm(grad)), candidates=cands, lambda_chosen_by=chosen_by, curvature=curv,
-        lambda_scale=cfg.lambda_scale, scale_value=scale, lambda_reason=why, heldout_loss_before=h_before,
+        delta=best["delta"],
+        accepted=best["accepted"],
+        lam=best["lambda"],
+        lam_multiple=best["multiple"],
+        mean_eigenvalue=None if not np.isfinite(mean_eig) else mean_eig,
+        loss_before=loss0,
+        loss_after=best["loss_after"],
+        cg_residual=best["cg_residual"],
+        cg_iterations=best["cg_iterations"],
+        step_length=best["step_length"],
+        grad_norm=float(torch.linalg.norm(grad)),
+        candidates=cands,
+        lambda_chosen_by=chosen_by,
+        curvature=curv,
+        lambda_scale=cfg.lambda_scale,
+        scale_value=scale,
+        lambda_reason=why,
+        heldout_loss_before=h_before,
         heldout_loss_after=best["heldout_loss"],
     )

@@ -8,6 +8,7 @@ every cosine close to 1). γ is held fixed through the Gauss–Newton step.
 `weights` are the per-landmark coefficients the influence scores use: ΔÃ in the `step` mode,
 the fitted Ã = Ã0 W in the `fit` mode.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -53,8 +54,7 @@ def check_kernel_values(k: np.ndarray, what: str) -> np.ndarray:
     if not np.isfinite(k).all():
         bad = int((~np.isfinite(k)).sum())
         raise UserError(
-            f"the kernel {what} has {bad} NaN/infinite value(s): the encoder produces non-finite "
-            f"gradients or an input has a zero gradient under --normalize; check the encoder or use --raw-kernel"
+            f"the kernel {what} has {bad} NaN/infinite value(s): the encoder produces non-finite gradients or an input has a zero gradient under --normalize; check the encoder or use --raw-kernel"
         )
     return k
 

@@ -15,6 +15,7 @@ gives Q·u analytically (what the fast CG path uses); the dense reference instea
 - byol: predictor = identity, targets t = the stop-gradient PC-point embeddings of the other
   view; h = (n(z1) − n(t2), n(z2) − n(t1))/√B; outer = Σh²; Q = 2I.
 """
+
 from __future__ import annotations
 
 import math

@@ -2,6 +2,7 @@
 then assemble the tables the CLI writes — landmarks, norms, fidelity, alignment gap, anchoring,
 concepts. Kernel blocks, landmarks and the step are cached stages of the run's store.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -78,8 +79,9 @@ class SurrogateRows:
         return self.k.train_surrogate(self.model, rows)
 
 
-def explain_run(run, *, test_points: int = 1000, refs=(), concepts=(), both_modes: bool = False, lambda_curve: bool = False,
-                engine=None, probe_sample: int | None = 65536, **options) -> KrepesRunOutput:
+def explain_run(
+    run, *, test_points: int = 1000, refs=(), concepts=(), both_modes: bool = False, lambda_curve: bool = False, engine=None, probe_sample: int | None = 65536, **options
+) -> KrepesRunOutput:
     from ...data.augment import make_augment
     from . import fidelity as fid
     from .alignment import alignment_gap, group_anchoring
@@ -126,12 +128,25 @@ def explain_run(run, *, test_points: int = 1000, refs=(), concepts=(), both_mode
         if net_mean is None:
             net_mean = net_train.mean()
         for name, (model, r) in modes.items():
-            reports[name] = {**fid.fidelity_report(net_train=net_train, net_test=run.embeddings("test")[test_pos], sur_train=SurrogateRows(k, model),
-                                                   sur_test=r.embeddings[is_test], y_train=ds.train.y, y_test=ds.test.y[test_pos],
-                                                   landmark_pos=k.landmarks, top=r.top[is_test], landmark_norms=r.landmark_norms, seed=seed,
-                                                   network_accuracy=net_acc, probe_sample=probe_sample, net_mean=net_mean,
-                                                   k_test=k_all[is_test]),
-                             "n_distinct_top1": r.n_distinct_top1}
+            reports[name] = {
+                **fid.fidelity_report(
+                    net_train=net_train,
+                    net_test=run.embeddings("test")[test_pos],
+                    sur_train=SurrogateRows(k, model),
+                    sur_test=r.embeddings[is_test],
+                    y_train=ds.train.y,
+                    y_test=ds.test.y[test_pos],
+                    landmark_pos=k.landmarks,
+                    top=r.top[is_test],
+                    landmark_norms=r.landmark_norms,
+                    seed=seed,
+                    network_accuracy=net_acc,
+                    probe_sample=probe_sample,
+                    net_mean=net_mean,
+                    k_test=k_all[is_test],
+                ),
+                "n_distinct_top1": r.n_distinct_top1,
+            }
             net_acc = reports[name]["network_accuracy"]
         summary.update({kk: v for kk, v in reports[k.config.mode].items()})
         if both_modes:
@@ -144,12 +159,27 @@ def explain_run(run, *, test_points: int = 1000, refs=(), concepts=(), both_mode
             for c, delta in zip(k.step_result["lambda_curve"], k.step_candidates):
                 model = k.step_model_for(delta)
                 r = k.explain(k_test=k_all[is_test], model=model)
-                f = fid.fidelity_report(net_train=net_train, net_test=run.embeddings("test")[test_pos], sur_train=SurrogateRows(k, model),
-                                        sur_test=r.embeddings, y_train=ds.train.y, y_test=ds.test.y[test_pos], landmark_pos=k.landmarks,
-                                        top=r.top, landmark_norms=r.landmark_norms, seed=seed, probe=False, net_mean=net_mean)
-                curve.append({**c, **{kk: f[kk] for kk in ("kendall_tau", "kendall_tau_raw", "linear_cka", "precision_at_1", "confidence_drop_top",
-                                                           "confidence_drop_random")},
-                              "n_distinct_top1": r.n_distinct_top1})
+                f = fid.fidelity_report(
+                    net_train=net_train,
+                    net_test=run.embeddings("test")[test_pos],
+                    sur_train=SurrogateRows(k, model),
+                    sur_test=r.embeddings,
+                    y_train=ds.train.y,
+                    y_test=ds.test.y[test_pos],
+                    landmark_pos=k.landmarks,
+                    top=r.top,
+                    landmark_norms=r.landmark_norms,
+                    seed=seed,
+                    probe=False,
+                    net_mean=net_mean,
+                )
+                curve.append(
+                    {
+                        **c,
+                        **{kk: f[kk] for kk in ("kendall_tau", "kendall_tau_raw", "linear_cka", "precision_at_1", "confidence_drop_top", "confidence_drop_random")},
+                        "n_distinct_top1": r.n_distinct_top1,
+                    }
+                )
             summary["lambda_curve"] = curve
         anchoring = [] if ds.protected else [fid.label_anchoring(ds.test.y[test_pos], ds.train.y, k.landmarks, res.top[is_test, 0])]
     else:
@@ -158,8 +188,7 @@ def explain_run(run, *, test_points: int = 1000, refs=(), concepts=(), both_mode
     if k.kernel is not None and int(k.config.kernel_fidelity_sample) > 0:
         from ...kernels.approximation import kernel_approximation_report
 
-        summary["kernel_fidelity"] = kernel_approximation_report(k.kernel, run.encoder, ds.train.x, ds.train.y if ds.has_labels else None,
-                                                                 sample=int(k.config.kernel_fidelity_sample), seed=seed)
+        summary["kernel_fidelity"] = kernel_approximation_report(k.kernel, run.encoder, ds.train.x, ds.train.y if ds.has_labels else None, sample=int(k.config.kernel_fidelity_sample), seed=seed)
     summary["hyperparameters_tuned_with_labels"] = False
     out.documents["fidelity"] = summary
 
@@ -179,8 +208,7 @@ def explain_run(run, *, test_points: int = 1000, refs=(), concepts=(), both_mode
 
     if concept_specs:
         out.tables["concepts"], out.documents["concepts"] = _concepts(k, res, ds, concept_specs, k_all, split_col, index_col, seed)
-    out.documents["config"] = {"krepes": k.config.to_json(), "summary": k.summary(), "test_points": len(points),
-                               "test_points_sampled": int(len(sample)), "both_modes": both_modes}
+    out.documents["config"] = {"krepes": k.config.to_json(), "summary": k.summary(), "test_points": len(points), "test_points_sampled": int(len(sample)), "both_modes": both_modes}
     return out
 
 
@@ -197,10 +225,12 @@ def hub_warning(top1: np.ndarray, n_landmarks: int) -> tuple[str | None, float]:
     share = float(counts.max() / len(top1))
     floor = HUB_SHARE * min(len(top1), n_landmarks)
     if len(counts) < floor or (share >= HUB_MAX_SHARE and len(top1) >= 10):
-        return (f"hub landmarks: {len(counts)} distinct top-1 landmarks for {len(top1)} test points (a warning below "
-                f"{HUB_SHARE:.0%} of min(test points, landmarks) = {floor:.0f}, or when one landmark is the top-1 of ≥ {HUB_MAX_SHARE:.0%}); "
-                f"the most frequent one is the top-1 of {share:.0%} of them — the explanations are dominated by a few landmarks "
-                "(try a larger --lambda)"), share
+        return (
+            f"hub landmarks: {len(counts)} distinct top-1 landmarks for {len(top1)} test points (a warning below "
+            f"{HUB_SHARE:.0%} of min(test points, landmarks) = {floor:.0f}, or when one landmark is the top-1 of ≥ {HUB_MAX_SHARE:.0%}); "
+            f"the most frequent one is the top-1 of {share:.0%} of them — the explanations are dominated by a few landmarks "
+            "(try a larger --lambda)"
+        ), share
     return None, share
 
 
@@ -208,20 +238,42 @@ def _run_facts(k: Krepes, res) -> dict:
     step = k.step_result or {}
     warning, share = hub_warning(res.top[:, 0] if len(res.top) else res.top, len(k.landmarks))
     return {
-        "hub_warning": warning, "top1_max_share": share, "lambda_reason": step.get("lambda_reason"),
-        "lambda_scale": step.get("lambda_scale"), "curvature_along_gradient": step.get("curvature_along_gradient"),
-        "heldout_loss_before": step.get("heldout_loss_before"), "heldout_loss_after": step.get("heldout_loss_after"),
-        "lambda_candidates": [{kk: c.get(kk) for kk in ("multiple", "lambda", "loss_after", "heldout_loss", "accepted", "entropy",
-                                                       "cg_residual", "cg_iterations", "step_length")} for c in step.get("lambda_curve", [])],
-        "step_basis": step.get("step_basis"), "step_dtype": step.get("step_dtype"), "n_heldout_samples": step.get("n_heldout_samples"),
-        "loss_before": step.get("loss_before"), "loss_after": step.get("loss_after"), "lambda": step.get("lambda"),
-        "lambda_multiple": step.get("lambda_multiple"), "lambda_chosen_by": step.get("lambda_chosen_by"),
-        "mean_gn_eigenvalue": step.get("mean_gn_eigenvalue"), "cg_residual": step.get("cg_residual"),
-        "cg_iterations": step.get("cg_iterations"), "step_accepted": step.get("accepted"), "step_length": step.get("step_length"),
-        "n_step_samples": step.get("n_step_samples"), "fit_ridge": (k.fit_result or {}).get("mu"), "fit_r2": (k.fit_result or {}).get("r2"),
-        "n_landmarks": int(len(k.landmarks)), "rank": int(k.basis.rank), "kernel": k.config.kernel, "normalized": k.config.normalize,
-        "selection": "all" if k.config.exact else k.config.selection, "path_used": k.path_used, "n_distinct_top1": res.n_distinct_top1,
-        "exact": k.config.exact, "kernel_parameters": k.kernel_parameters(), "layer_projection_dim": k.config.layer_projection_dim,
+        "hub_warning": warning,
+        "top1_max_share": share,
+        "lambda_reason": step.get("lambda_reason"),
+        "lambda_scale": step.get("lambda_scale"),
+        "curvature_along_gradient": step.get("curvature_along_gradient"),
+        "heldout_loss_before": step.get("heldout_loss_before"),
+        "heldout_loss_after": step.get("heldout_loss_after"),
+        "lambda_candidates": [
+            {kk: c.get(kk) for kk in ("multiple", "lambda", "loss_after", "heldout_loss", "accepted", "entropy", "cg_residual", "cg_iterations", "step_length")} for c in step.get("lambda_curve", [])
+        ],
+        "step_basis": step.get("step_basis"),
+        "step_dtype": step.get("step_dtype"),
+        "n_heldout_samples": step.get("n_heldout_samples"),
+        "loss_before": step.get("loss_before"),
+        "loss_after": step.get("loss_after"),
+        "lambda": step.get("lambda"),
+        "lambda_multiple": step.get("lambda_multiple"),
+        "lambda_chosen_by": step.get("lambda_chosen_by"),
+        "mean_gn_eigenvalue": step.get("mean_gn_eigenvalue"),
+        "cg_residual": step.get("cg_residual"),
+        "cg_iterations": step.get("cg_iterations"),
+        "step_accepted": step.get("accepted"),
+        "step_length": step.get("step_length"),
+        "n_step_samples": step.get("n_step_samples"),
+        "fit_ridge": (k.fit_result or {}).get("mu"),
+        "fit_r2": (k.fit_result or {}).get("r2"),
+        "n_landmarks": int(len(k.landmarks)),
+        "rank": int(k.basis.rank),
+        "kernel": k.config.kernel,
+        "normalized": k.config.normalize,
+        "selection": "all" if k.config.exact else k.config.selection,
+        "path_used": k.path_used,
+        "n_distinct_top1": res.n_distinct_top1,
+        "exact": k.config.exact,
+        "kernel_parameters": k.kernel_parameters(),
+        "layer_projection_dim": k.config.layer_projection_dim,
         "cost_plan": getattr(k, "cost_plan", None),
     }
 
@@ -246,11 +298,17 @@ def _concepts(k: Krepes, res, ds, specs, k_all, split_col, index_col, seed):
         score = concept_scores(k_all, k.model.weights, cav)
         top = top_k(np.abs(score), k.config.top_k)
         t, kk = top.shape
-        frames.append(pd.DataFrame({
-            "concept": name, "split": np.repeat(split_col, kk), "index": np.repeat(index_col, kk),
-            "rank": np.tile(np.arange(1, kk + 1), t), "train_index": ds.train.index[k.landmarks[top]].reshape(-1),
-            "score": np.take_along_axis(score, top, 1).reshape(-1),
-        }))
-        docs[name] = {"spec": spec, "cav_train_accuracy": cav.accuracy, "n_positive": cav.n_positive, "n_negative": cav.n_negative,
-                      "space": f"surrogate R^{k.model.width}"}
+        frames.append(
+            pd.DataFrame(
+                {
+                    "concept": name,
+                    "split": np.repeat(split_col, kk),
+                    "index": np.repeat(index_col, kk),
+                    "rank": np.tile(np.arange(1, kk + 1), t),
+                    "train_index": ds.train.index[k.landmarks[top]].reshape(-1),
+                    "score": np.take_along_axis(score, top, 1).reshape(-1),
+                }
+            )
+        )
+        docs[name] = {"spec": spec, "cav_train_accuracy": cav.accuracy, "n_positive": cav.n_positive, "n_negative": cav.n_negative, "space": f"surrogate R^{k.model.width}"}
     return pd.concat(frames, ignore_index=True), docs

@@ -1,4 +1,5 @@
 """What `Krepes.explain` returns, and its tables keyed by `Split.index` values (never positions)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,19 +32,20 @@ class KrepesResult:
         """(split, index, rank, train_index, score, sign): one row per explained point and rank;
         train_index is the landmark."""
         t, k = self.top.shape
-        return pd.DataFrame({
-            "split": np.repeat(np.broadcast_to(np.asarray(split, dtype=object), (t,)), k).astype(str),
-            "index": np.repeat(np.asarray(test_index, dtype=np.int64), k),
-            "rank": np.tile(np.arange(1, k + 1, dtype=np.int64), t),
-            "train_index": np.asarray(train_index, dtype=np.int64)[self.top_train_positions].reshape(-1),
-            "score": self.top_scores.reshape(-1).astype(np.float64),
-            "sign": self.top_signs.reshape(-1).astype(np.int64),
-        })
+        return pd.DataFrame(
+            {
+                "split": np.repeat(np.broadcast_to(np.asarray(split, dtype=object), (t,)), k).astype(str),
+                "index": np.repeat(np.asarray(test_index, dtype=np.int64), k),
+                "rank": np.tile(np.arange(1, k + 1, dtype=np.int64), t),
+                "train_index": np.asarray(train_index, dtype=np.int64)[self.top_train_positions].reshape(-1),
+                "score": self.top_scores.reshape(-1).astype(np.float64),
+                "sign": self.top_signs.reshape(-1).astype(np.int64),
+            }
+        )
 
     def norm_table(self, train_index) -> pd.DataFrame:
         """(split, index, norm, rank): the landmarks (training samples) ranked by ‖ΔÃ_l‖ (1 = largest)."""
         order = np.argsort(-self.landmark_norms, kind="stable")
         rank = np.empty(len(order), dtype=np.int64)
         rank[order] = np.arange(1, len(order) + 1)
-        return pd.DataFrame({"split": "train", "index": np.asarray(train_index, dtype=np.int64)[self.landmarks],
-                             "norm": self.landmark_norms.astype(np.float64), "rank": rank})
+        return pd.DataFrame({"split": "train", "index": np.asarray(train_index, dtype=np.int64)[self.landmarks], "norm": self.landmark_norms.astype(np.float64), "rank": rank})

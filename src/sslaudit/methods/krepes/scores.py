@@ -7,6 +7,7 @@ centred surrogate, repulsive (−1) otherwise. Concept-conditioned: IS(l, t; c) 
 with v_c the unit normal of a linear classifier (a CAV) separating the surrogate's R^r
 representations of a concept's positive set from a negative set.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,6 +1,7 @@
 """Helpers of the explainer's cached stages: fingerprints of inputs, JSON inside .npz stages, and
 the engine job that computes the kernel rows of both augmented views of a block of samples.
 """
+
 from __future__ import annotations
 
 import hashlib

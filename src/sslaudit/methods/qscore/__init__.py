@@ -6,6 +6,7 @@
 
 See docs/qscore.md for the definitions, the decisions taken where the paper is open, and results.
 """
+
 from .analysis import AnalysisConfig, QScoreAnalysis, analyze
 from .compression import CompressionResult, compression_curve, feature_ranking
 from .evaluation import baseline_scores, evaluate_scores, per_class, probe_correct, score_metrics
@@ -15,8 +16,32 @@ from .saliency import FeatureSaliency, feature_gradients, feature_saliency
 from .score import QScore, QScoreConfig, QScores, qscore_v1, qscore_v6
 
 __all__ = [
-    "AnalysisConfig", "CompressionResult", "FeatureFit", "FeatureSaliency", "QScore", "QScoreAnalysis", "QScoreConfig",
-    "QScoreRegularizer", "QScores", "activation_rates", "analyze", "baseline_scores", "batch_qscore", "check_representation",
-    "compression_curve", "evaluate_scores", "feature_gradients", "feature_ranking", "feature_saliency", "fit_features",
-    "highly_activating", "per_class", "percentile_band", "probe_correct", "qscore_v1", "qscore_v6", "score_metrics", "zscores",
+    "AnalysisConfig",
+    "CompressionResult",
+    "FeatureFit",
+    "FeatureSaliency",
+    "QScore",
+    "QScoreAnalysis",
+    "QScoreConfig",
+    "QScoreRegularizer",
+    "QScores",
+    "activation_rates",
+    "analyze",
+    "baseline_scores",
+    "batch_qscore",
+    "check_representation",
+    "compression_curve",
+    "evaluate_scores",
+    "feature_gradients",
+    "feature_ranking",
+    "feature_saliency",
+    "fit_features",
+    "highly_activating",
+    "per_class",
+    "percentile_band",
+    "probe_correct",
+    "qscore_v1",
+    "qscore_v6",
+    "score_metrics",
+    "zscores",
 ]

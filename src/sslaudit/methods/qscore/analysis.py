@@ -4,6 +4,7 @@
 nothing (`run_lens` stores the result). `memo(name, compute)` lets the caller keep the costly
 parts (the probes, the compression curve, the saliency gradients) so an interrupted run resumes.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -26,8 +27,20 @@ class AnalysisConfig:
 
     qscore: QScoreConfig = field(default_factory=QScoreConfig)
     seed: int = field(default=0, metadata={"help": "Seed of the probe subsample and the random-feature baseline."})
-    max_probe_train: int | None = field(default=20_000, metadata={"parse": number(int, "--max-probe-train", "20000", minimum=10, none="all"), "help": "Training samples (seeded subsample) for each linear probe of the evaluation and compression curve, or all."})
-    fractions: tuple[float, ...] = field(default=DEFAULT_FRACTIONS, metadata={"parse": number_list("--fractions", "0.25,0.5,1", lo=0, hi=1, open_lo=True, sort=True), "help": "Fractions of features kept on the compression curve (comma-separated, in (0, 1]; |D| is always added)."})
+    max_probe_train: int | None = field(
+        default=20_000,
+        metadata={
+            "parse": number(int, "--max-probe-train", "20000", minimum=10, none="all"),
+            "help": "Training samples (seeded subsample) for each linear probe of the evaluation and compression curve, or all.",
+        },
+    )
+    fractions: tuple[float, ...] = field(
+        default=DEFAULT_FRACTIONS,
+        metadata={
+            "parse": number_list("--fractions", "0.25,0.5,1", lo=0, hi=1, open_lo=True, sort=True),
+            "help": "Fractions of features kept on the compression curve (comma-separated, in (0, 1]; |D| is always added).",
+        },
+    )
     tolerance: float = field(default=0.01, metadata={"parse": number(float, "--tolerance", "0.01", minimum=0.0, maximum=1.0), "help": "Accuracy drop (absolute) allowed when dropping features."})
     saliency_features: int = field(default=8, metadata={"parse": number(int, "--saliency-features", "8", minimum=1), "help": "Discriminative features shown in saliency.png."})
     saliency_samples: int = field(default=6, metadata={"parse": number(int, "--saliency-samples", "6", minimum=1), "help": "Top-activating test samples per feature in saliency.png."})
@@ -61,7 +74,19 @@ def analyze(run, cfg: AnalysisConfig | None = None, memo=None) -> QScoreAnalysis
     for name, h in (("train", h_train), ("test", h_test)):
         s = qs.score(h)
         per_split[name] = s
-        rows.append(pd.DataFrame({"split": name, "index": ds.split(name).index.astype(np.int64), "qscore": s.qscore, "qscore_v1": s.qscore_v1, "n_discriminative": s.n_discriminative.astype(np.int64), "qscore_paper": s.qscore_paper, "qscore_zscore": s.qscore_zscore}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "split": name,
+                    "index": ds.split(name).index.astype(np.int64),
+                    "qscore": s.qscore,
+                    "qscore_v1": s.qscore_v1,
+                    "n_discriminative": s.n_discriminative.astype(np.int64),
+                    "qscore_paper": s.qscore_paper,
+                    "qscore_zscore": s.qscore_zscore,
+                }
+            )
+        )
     scores = pd.concat(rows, ignore_index=True)
     feats = pd.DataFrame({"feature": np.arange(len(qs.discriminative), dtype=np.int64), "activation_rate": qs.activation_rate, "discriminative": qs.discriminative})
 
@@ -81,8 +106,22 @@ def analyze(run, cfg: AnalysisConfig | None = None, memo=None) -> QScoreAnalysis
         within = {k: per_class(v, correct, ds.test.y) for k, v in views.items()}
         evaluation = {**base, **ev, "probe_accuracy": acc, "within_class_auroc": {k: w["within_class_auroc"] for k, w in within.items()}, "per_class": within["qscore"]["classes"]}
         info("Q-Score: compression curve (linear probes on feature subsets)")
-        compression = memo("compression", lambda: compression_curve(hp_train, ds.train.y, hp_test, ds.test.y, rates=qs.activation_rate, discriminative=qs.discriminative, band=qs.fit_.band,
-                                                                   fractions=cfg.fractions, tolerance=cfg.tolerance, seed=cfg.seed, max_train=cfg.max_probe_train).to_json())
+        compression = memo(
+            "compression",
+            lambda: compression_curve(
+                hp_train,
+                ds.train.y,
+                hp_test,
+                ds.test.y,
+                rates=qs.activation_rate,
+                discriminative=qs.discriminative,
+                band=qs.fit_.band,
+                fractions=cfg.fractions,
+                tolerance=cfg.tolerance,
+                seed=cfg.seed,
+                max_train=cfg.max_probe_train,
+            ).to_json(),
+        )
         figs["compression.png"] = figures.compression_figure(compression["curve"])
     else:
         evaluation = {**base, "note": "no labels: AUPRC/AUROC need a linear probe; only scores and features were computed"}

@@ -8,6 +8,7 @@ curve is compared with random feature subsets of the same sizes (the label-free 
 user would otherwise try), and summarised by the largest fraction of features that can be
 dropped while the probe stays within `tolerance` (1 point) of the full representation.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -52,7 +53,9 @@ class CompressionResult:
         return dict(self.__dict__)
 
 
-def compression_curve(train_h, train_y, test_h, test_y, *, rates, discriminative, band, fractions=DEFAULT_FRACTIONS, tolerance: float = 0.01, random_baseline: bool = True, seed: int = 0, max_train: int | None = None) -> CompressionResult:
+def compression_curve(
+    train_h, train_y, test_h, test_y, *, rates, discriminative, band, fractions=DEFAULT_FRACTIONS, tolerance: float = 0.01, random_baseline: bool = True, seed: int = 0, max_train: int | None = None
+) -> CompressionResult:
     """Linear-probe accuracy keeping the top-k ranked features, for k over `fractions` and |D|."""
     train_h = np.asarray(train_h, dtype=np.float64)
     test_h = np.asarray(test_h, dtype=np.float64)

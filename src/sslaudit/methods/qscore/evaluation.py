@@ -8,6 +8,7 @@ baselines computed from the same representation: the embedding's ℓ2 norm, its 
 mean activation. AUPRC grows with the prevalence, so compare it with the prevalence, not with the
 paper's ImageNet numbers.
 """
+
 from __future__ import annotations
 
 import numpy as np

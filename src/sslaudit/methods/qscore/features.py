@@ -15,6 +15,7 @@ Classification using Discriminative Features", AAAI 2024):
 the training samples with a non-empty L_i ∩ D (with d = 64–128 features, the paper's ε = 4
 leaves most sets empty: the largest possible z-score at d = 64 is √63).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

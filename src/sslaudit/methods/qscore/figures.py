@@ -1,4 +1,5 @@
 """PNG figures of the Q-Score lens, rendered to bytes (matplotlib Agg; no files, no display)."""
+
 from __future__ import annotations
 
 import io

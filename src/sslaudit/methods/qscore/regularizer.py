@@ -18,6 +18,7 @@ batch statistics, as in the SSL loss's own forward) but leaves BatchNorm running
 untouched, so with λ1 = λ2 = 0 fine-tuning is bit-identical to fine-tuning without the
 regulariser — the control arm differs from the regularised one only by the loss.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -4,6 +4,7 @@ For feature j and a sample x, the saliency is ∂h_j(x)/∂x (vanilla gradient, 
 mode so samples do not interact through BatchNorm), reduced to one magnitude per pixel or per
 original attribute by `compute.saliency.unit_magnitudes` (the rule RELAX's gradient baseline uses).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

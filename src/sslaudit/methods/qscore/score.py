@@ -10,6 +10,7 @@
   z on ĥ equals z on h); high when one feature stands out in a sparse representation. 0 for an
   all-zero sample.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -69,11 +70,30 @@ def qscore_v1(h: np.ndarray) -> np.ndarray:
 class QScoreConfig:
     """How Q-Score picks its features; saved beside the results."""
 
-    form: str = field(default="paper", metadata={"choices": FORMS, "help": "Q-Score formula: paper = the v6 formula, mean over the sample's discriminative active features of (h − μ); zscore = mean of (h − μ)/σ (our earlier form; both are written to scores.parquet)."})
-    epsilon: float | str = field(default="auto", metadata={"parse": keyword_or("auto", float, "--epsilon", "2", positive=True), "help": "z-score threshold of 'highly activating' features, or auto = the largest of --candidates leaving ≥ --min-nonempty of the training samples with a discriminative active feature."})
-    percentiles: tuple[float, float] = field(default=(50.0, 95.0), metadata={"parse": parse_percentiles, "help": "Activation-rate percentiles LOW,HIGH (inclusive, linear interpolation) that delimit the discriminative features."})
-    min_nonempty: float = field(default=0.9, metadata={"parse": number(float, "--min-nonempty", "0.9", minimum=0.0, maximum=1.0), "help": "Share of training samples that must keep a discriminative active feature for --epsilon auto."})
-    candidates: tuple[float, ...] = field(default=EPSILON_CANDIDATES, metadata={"parse": number_list("--candidates", "4,3,2,1", lo=0, open_lo=True), "help": "Candidate ε values for --epsilon auto, tried from the largest."})
+    form: str = field(
+        default="paper",
+        metadata={
+            "choices": FORMS,
+            "help": "Q-Score formula: paper = the v6 formula, mean over the sample's discriminative active features of (h − μ); zscore = mean of (h − μ)/σ (our earlier form; both are written to scores.parquet).",
+        },
+    )
+    epsilon: float | str = field(
+        default="auto",
+        metadata={
+            "parse": keyword_or("auto", float, "--epsilon", "2", positive=True),
+            "help": "z-score threshold of 'highly activating' features, or auto = the largest of --candidates leaving ≥ --min-nonempty of the training samples with a discriminative active feature.",
+        },
+    )
+    percentiles: tuple[float, float] = field(
+        default=(50.0, 95.0), metadata={"parse": parse_percentiles, "help": "Activation-rate percentiles LOW,HIGH (inclusive, linear interpolation) that delimit the discriminative features."}
+    )
+    min_nonempty: float = field(
+        default=0.9,
+        metadata={"parse": number(float, "--min-nonempty", "0.9", minimum=0.0, maximum=1.0), "help": "Share of training samples that must keep a discriminative active feature for --epsilon auto."},
+    )
+    candidates: tuple[float, ...] = field(
+        default=EPSILON_CANDIDATES, metadata={"parse": number_list("--candidates", "4,3,2,1", lo=0, open_lo=True), "help": "Candidate ε values for --epsilon auto, tried from the largest."}
+    )
     allow_negative: bool = field(default=False, metadata={"help": "Apply Q-Score to a representation with negative values (after a ReLU, or see --negative)."})
     negative: str = field(default="relu", metadata={"choices": ("relu", "shift"), "help": "With --allow-negative: relu (negative values set to 0) or shift (subtract the training minimum)."})
 
@@ -155,7 +175,13 @@ class QScore:
     def summary(self) -> dict:
         fit = self._fitted()
         return {
-            "form": self.config.form, "epsilon": fit.epsilon, "epsilon_met_target": fit.met_target, "epsilon_candidates": fit.candidates,
-            "train_empty_share": fit.empty_share, "band": list(fit.band), "n_features": int(len(fit.discriminative)),
-            "n_discriminative": int(fit.discriminative.sum()), "config": self.config.to_json(),
+            "form": self.config.form,
+            "epsilon": fit.epsilon,
+            "epsilon_met_target": fit.met_target,
+            "epsilon_candidates": fit.candidates,
+            "train_empty_share": fit.empty_share,
+            "band": list(fit.band),
+            "n_features": int(len(fit.discriminative)),
+            "n_discriminative": int(fit.discriminative.sum()),
+            "config": self.config.to_json(),
         }

@@ -10,6 +10,7 @@ Gradient saliency note [ours]: cosine similarity is at its maximum at x' = x, so
 there is exactly zero; the gradient baseline therefore uses the dot product ⟨f(x'), f(x)⟩ by
 default (its gradient is J(x)ᵀ f(x), the direction that moves the representation along itself).
 """
+
 from __future__ import annotations
 
 from typing import Callable

@@ -10,6 +10,7 @@ float64: no E[s²] − E[s]² cancellation, and memory O(images · pixels) whate
 of a batch are shared by every image (common random numbers), so image i's map does not depend
 on which other images are batched with it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

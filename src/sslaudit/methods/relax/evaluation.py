@@ -23,6 +23,7 @@
   (mean Spearman below the 95th percentile of the mean over random derangements) — i.e. the
   randomised model recovers no more of the trained explanation than generic image structure does.
 """
+
 from __future__ import annotations
 
 import copy
@@ -46,8 +47,9 @@ def removal_order(maps: torch.Tensor, seed: int = 0) -> torch.Tensor:
 
 
 @torch.no_grad()
-def deletion_insertion(encoder: nn.Module, x: torch.Tensor, maps: torch.Tensor, family: MaskFamily, base: torch.Tensor, *, steps: int = 20,
-                       similarity="cosine", batch_size: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
+def deletion_insertion(
+    encoder: nn.Module, x: torch.Tensor, maps: torch.Tensor, family: MaskFamily, base: torch.Tensor, *, steps: int = 20, similarity="cosine", batch_size: int = 1000, seed: int = 0
+) -> dict[str, np.ndarray]:
     """Deletion and insertion curves (B × steps+1) and their AUCs (B,) for one map per input."""
     sim = similarity_function(similarity)
     dev = x.device
@@ -173,8 +175,14 @@ def sanity_check(trained_maps, random_maps, max_spearman: float | None = None, *
         return {**out, "max_spearman": None, "threshold": None, "threshold_rule": "derangement null (needs ≥ 3 inputs)", "passed": None}
     null = derangement_null(trained_maps, n_permutations, seed)
     t = float(np.quantile(null, level))
-    return {**out, "max_spearman": t, "threshold": t, "threshold_rule": f"{level:g} quantile of the mean Spearman of trained maps of mismatched inputs ({n_permutations} derangements)",
-            "null_spearman_mean": float(null.mean()), "passed": bool(rho.mean() < t)}
+    return {
+        **out,
+        "max_spearman": t,
+        "threshold": t,
+        "threshold_rule": f"{level:g} quantile of the mean Spearman of trained maps of mismatched inputs ({n_permutations} derangements)",
+        "null_spearman_mean": float(null.mean()),
+        "passed": bool(rho.mean() < t),
+    }
 
 
 def random_maps(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
@@ -206,8 +214,9 @@ def localisation(maps, foreground) -> dict[str, np.ndarray]:
     return {"auroc": auc, "mass_share": (q * fg).sum(axis=1), "foreground_share": fg.mean(axis=1)}
 
 
-def evaluate_relax(relax, x, result, *, n_masks="auto", tolerance=None, seed: int = 0, steps: int = 20, sanity: bool = True, max_masks: int = 30_000,
-                   control_variate: bool | None = None, foreground=None) -> dict:
+def evaluate_relax(
+    relax, x, result, *, n_masks="auto", tolerance=None, seed: int = 0, steps: int = 20, sanity: bool = True, max_masks: int = 30_000, control_variate: bool | None = None, foreground=None
+) -> dict:
     """Deletion/insertion AUC, complexity and sparseness of RELAX, U-RELAX, gradient saliency, the
     reversed RELAX map and random maps (pixel-wise; at the mask scale for spatial inputs) for the
     same inputs; localisation when `foreground` (B × P booleans, or "nonzero") is given; and the
@@ -235,15 +244,21 @@ def evaluate_relax(relax, x, result, *, n_masks="auto", tolerance=None, seed: in
         for name, m in maps.items():
             di = deletion_insertion(enc, x, m.reshape(len(x), -1), family, base, steps=steps, batch_size=relax.batch_size, seed=seed)
             out["maps"][name] = {
-                "deletion_auc": float(di["deletion_auc"].mean()), "insertion_auc": float(di["insertion_auc"].mean()),
-                "deletion_auc_per_input": di["deletion_auc"].tolist(), "insertion_auc_per_input": di["insertion_auc"].tolist(),
-                "complexity": float(complexity(m.cpu().numpy()).mean()), "sparseness": float(sparseness(m.cpu().numpy()).mean()),
+                "deletion_auc": float(di["deletion_auc"].mean()),
+                "insertion_auc": float(di["insertion_auc"].mean()),
+                "deletion_auc_per_input": di["deletion_auc"].tolist(),
+                "insertion_auc_per_input": di["insertion_auc"].tolist(),
+                "complexity": float(complexity(m.cpu().numpy()).mean()),
+                "sparseness": float(sparseness(m.cpu().numpy()).mean()),
             }
             if foreground is not None:
                 loc = localisation(m.cpu().numpy(), foreground)
-                out["maps"][name]["localisation"] = {"auroc": float(np.nanmean(loc["auroc"])) if np.isfinite(loc["auroc"]).any() else None,
-                                                     "mass_share": float(loc["mass_share"].mean()), "foreground_share": float(loc["foreground_share"].mean()),
-                                                     "auroc_per_input": [None if not np.isfinite(v) else float(v) for v in loc["auroc"]]}
+                out["maps"][name]["localisation"] = {
+                    "auroc": float(np.nanmean(loc["auroc"])) if np.isfinite(loc["auroc"]).any() else None,
+                    "mass_share": float(loc["mass_share"].mean()),
+                    "foreground_share": float(loc["foreground_share"].mean()),
+                    "auroc_per_input": [None if not np.isfinite(v) else float(v) for v in loc["auroc"]],
+                }
     finally:
         enc.train(was_training)
     if sanity:

@@ -1,4 +1,5 @@
 """PNG figures of RELAX maps: input, importance, uncertainty and U-RELAX side by side."""
+
 from __future__ import annotations
 
 import io

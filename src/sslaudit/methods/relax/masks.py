@@ -8,6 +8,7 @@ cells). A `MaskFamily` turns a seed and a batch number into the batch of weights
 uses (n × P, one weight per pixel or feature group) and expands weights to the input's shape.
 Batch b of a seed is the same whatever else is drawn, so N masks are a prefix of N' > N masks.
 """
+
 from __future__ import annotations
 
 import math
@@ -119,7 +120,7 @@ class SpatialMasks(MaskFamily):
         E[f wᵀ] = mean_o Φ A_o (p(1−p) I + p² 11ᵀ) A_oᵀ, with Φ the pooling of `cv_features`."""
         if self._cv is None:
             k, d, p = self.num_cells, len(self.size), self.p
-            cells = k ** d
+            cells = k**d
             pad = k // 2
             eye = torch.eye(cells, dtype=torch.float64).reshape((cells, 1) + (k,) * d)
             up = F.interpolate(eye, size=self.size, mode="bilinear" if d == 2 else "linear", align_corners=False)

@@ -9,6 +9,7 @@ sim(h, f(masked)); the mask-weighted mean of the scores is the importance R, the
 variance the uncertainty U, and U-RELAX keeps R where U is at most a threshold (the lower
 median of U by default, as torch.median; or γ · mean(U)).
 """
+
 from __future__ import annotations
 
 import math
@@ -91,8 +92,22 @@ class Relax:
     groups: column spans [(start, stop), ...] → tabular mode (N×F inputs, one weight per group).
     """
 
-    def __init__(self, encoder: nn.Module, *, num_cells: int | str = "auto", p: float = 0.5, fill: str | float | torch.Tensor = "mean", fill_value=None, blur_sigma: float | None = None,
-                 similarity: str | Callable = "cosine", batch_size: int = 250, mask_batch: int = 100, groups: list[tuple[int, int]] | None = None, spatial_dims: int = 2, device=None):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        *,
+        num_cells: int | str = "auto",
+        p: float = 0.5,
+        fill: str | float | torch.Tensor = "mean",
+        fill_value=None,
+        blur_sigma: float | None = None,
+        similarity: str | Callable = "cosine",
+        batch_size: int = 250,
+        mask_batch: int = 100,
+        groups: list[tuple[int, int]] | None = None,
+        spatial_dims: int = 2,
+        device=None,
+    ):
         if isinstance(fill, str) and fill not in FILLS:
             raise UserError(f"unknown fill {fill!r}: use one of {', '.join(FILLS)}, a number or a tensor")
         if int(batch_size) < 1 or int(mask_batch) < 1:
@@ -168,8 +183,18 @@ class Relax:
         return torch.cat([self.encoder(x[s : s + self.batch_size]) for s in range(0, len(x), self.batch_size)])
 
     # ---- attribution -------------------------------------------------------------------------
-    def attribute(self, inputs, n_masks: int | str = 3000, *, tolerance: float | None = None, seed: int = 0, threshold: str | float = "median",
-                  min_masks: int = 200, max_masks: int = 30_000, control_variate: bool | None = None) -> RelaxResult:
+    def attribute(
+        self,
+        inputs,
+        n_masks: int | str = 3000,
+        *,
+        tolerance: float | None = None,
+        seed: int = 0,
+        threshold: str | float = "median",
+        min_masks: int = 200,
+        max_masks: int = 30_000,
+        control_variate: bool | None = None,
+    ) -> RelaxResult:
         """RELAX maps of a batch of inputs. n_masks: an integer N, or "auto" (needs `tolerance`).
 
         control_variate: subtract each score's linear prediction from the coarse mask pattern and add
@@ -194,9 +219,19 @@ class Relax:
         try:
             h0 = self.embed(x)
             score = self._scorer(base, diff, h0, family)
-            moments, stats = estimate(score, len(x), family, n_masks=fixed, tolerance=tolerance, seed=seed, mask_batch=self.mask_batch,
-                                      min_masks=min_masks, max_masks=max_masks, device=self.device,
-                                      control_variate=(fixed is None) if control_variate is None else bool(control_variate))
+            moments, stats = estimate(
+                score,
+                len(x),
+                family,
+                n_masks=fixed,
+                tolerance=tolerance,
+                seed=seed,
+                mask_batch=self.mask_batch,
+                min_masks=min_masks,
+                max_masks=max_masks,
+                device=self.device,
+                control_variate=(fixed is None) if control_variate is None else bool(control_variate),
+            )
         finally:
             self.encoder.train(was_training)
         shape = (len(x),) + family.unit_shape()

@@ -1,4 +1,5 @@
 """Similarity scores between representations: the score RELAX averages over masks."""
+
 from __future__ import annotations
 
 from typing import Callable

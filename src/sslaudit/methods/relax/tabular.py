@@ -5,6 +5,7 @@ them at once, so the masks are hard 0/1 per feature group (each kept with probab
 a masked feature takes the training mean of its columns (standardised numerics: ≈ 0; one-hot:
 the category frequencies). Importance is then one number per original feature.
 """
+
 from __future__ import annotations
 
 import numpy as np

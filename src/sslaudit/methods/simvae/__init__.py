@@ -6,6 +6,7 @@
   directions, and decoded view means z̄, as PNG figures under RUN/simvae/figures/.
 The model itself (SimVAE, VAE, β-VAE objectives) lives in `sslaudit.models.simvae`.
 """
+
 from .content_style import ContentStyle, ContentStyleConfig, ContentStyleResult
 from .nuisance import DEFAULT_TASKS, NUISANCES, apply_nuisance
 

@@ -8,6 +8,7 @@ and a k-NN classifier; each with its hyper-parameter chosen on a validation part
 training subset — the test subset is used once, for the reported accuracy. Content also gets a
 Gaussian-mixture clustering (ARI, NMI against the classes), the paper's unsupervised metric.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -28,11 +29,20 @@ from .nuisance import DEFAULT_TASKS, NUISANCES, apply_nuisance, check_tasks, dra
 class ContentStyleConfig:
     """Settings of the content/style evaluation (saved beside its results)."""
 
-    tasks: list[str] | None = field(default=None, metadata={"parse": parse_tasks, "help": "Style tasks, comma-separated, from rotation,scale,brightness,hflip,vflip, or 'none' [default: all for images, none for tables]."})
-    n_train: int = field(default=5000, metadata={"parse": number(int, "--n-train", "5000", minimum=20), "help": "Probe-training samples (seeded subsample of the train split; a share is held out for model selection)."})
+    tasks: list[str] | None = field(
+        default=None, metadata={"parse": parse_tasks, "help": "Style tasks, comma-separated, from rotation,scale,brightness,hflip,vflip, or 'none' [default: all for images, none for tables]."}
+    )
+    n_train: int = field(
+        default=5000, metadata={"parse": number(int, "--n-train", "5000", minimum=20), "help": "Probe-training samples (seeded subsample of the train split; a share is held out for model selection)."}
+    )
     n_test: int = field(default=2000, metadata={"parse": number(int, "--n-test", "2000", minimum=20), "help": "Evaluation samples (seeded subsample of the test split)."})
-    val_fraction: float = field(default=0.2, metadata={"parse": number(float, "--val-fraction", "0.2", minimum=0.05, maximum=0.5), "help": "Share of the probe-training samples used to choose each probe's regularisation and k."})
-    linear_c: tuple[float, ...] = field(default=(0.01, 0.1, 1.0, 10.0), metadata={"parse": number_list("--linear-c", "0.01,0.1,1,10", lo=0, open_lo=True), "help": "Inverse L2 strengths tried for the linear probe."})
+    val_fraction: float = field(
+        default=0.2,
+        metadata={"parse": number(float, "--val-fraction", "0.2", minimum=0.05, maximum=0.5), "help": "Share of the probe-training samples used to choose each probe's regularisation and k."},
+    )
+    linear_c: tuple[float, ...] = field(
+        default=(0.01, 0.1, 1.0, 10.0), metadata={"parse": number_list("--linear-c", "0.01,0.1,1,10", lo=0, open_lo=True), "help": "Inverse L2 strengths tried for the linear probe."}
+    )
     mlp_hidden: int = field(default=128, metadata={"parse": number(int, "--mlp-hidden", "128", minimum=1), "help": "Hidden units of the 1-hidden-layer MLP probe."})
     mlp_alpha: tuple[float, ...] = field(default=(0.1, 1.0, 10.0), metadata={"parse": number_list("--mlp-alpha", "0.1,1,10", lo=0, open_lo=True), "help": "L2 strengths tried for the MLP probe."})
     mlp_max_iter: int = field(default=200, metadata={"parse": number(int, "--mlp-max-iter", "200", minimum=1), "help": "L-BFGS iterations of the MLP probe (full batch)."})
@@ -114,18 +124,31 @@ def _probe_task(task, etr, ytr, ete, yte, c) -> dict:
     lin = select(lambda C: LogisticRegression(C=C, max_iter=2000, random_state=seed), c["linear_c"], ftr, ytr[tr], fva, ytr[va])
     mlp = select(
         lambda a: MLPClassifier((c["mlp_hidden"],), alpha=a, solver="lbfgs", max_iter=c["mlp_max_iter"], random_state=seed),
-        c["mlp_alpha"], ftr, ytr[tr], fva, ytr[va],
+        c["mlp_alpha"],
+        ftr,
+        ytr[tr],
+        fva,
+        ytr[va],
     )
     knn = select(lambda k: KNeighborsClassifier(min(k, len(tr))), c["knn_k"], ftr, ytr[tr], fva, ytr[va])
     _, counts = np.unique(yte, return_counts=True)
     row = {
-        "task": task, "kind": "content" if task == "content" else "style", "n_classes": int(len(np.unique(ytr))),
+        "task": task,
+        "kind": "content" if task == "content" else "style",
+        "n_classes": int(len(np.unique(ytr))),
         "chance": float(counts.max() / counts.sum()),
-        "linear": float((lin[2].predict(fte) == yte).mean()), "mlp": float((mlp[2].predict(fte) == yte).mean()),
+        "linear": float((lin[2].predict(fte) == yte).mean()),
+        "mlp": float((mlp[2].predict(fte) == yte).mean()),
         "knn": float((knn[2].predict(fte) == yte).mean()),
-        "linear_val": lin[0], "mlp_val": mlp[0], "knn_val": knn[0],
-        "linear_c": float(lin[1]), "mlp_alpha": float(mlp[1]), "knn_k": int(knn[1]),
-        "gmm_ari": None, "gmm_nmi": None, "dim": int(etr.shape[1]),
+        "linear_val": lin[0],
+        "mlp_val": mlp[0],
+        "knn_val": knn[0],
+        "linear_c": float(lin[1]),
+        "mlp_alpha": float(mlp[1]),
+        "knn_k": int(knn[1]),
+        "gmm_ari": None,
+        "gmm_nmi": None,
+        "dim": int(etr.shape[1]),
     }
     if task == "content" and c["gmm"]:
         row["gmm_ari"], row["gmm_nmi"] = gmm_scores(np.concatenate([ftr, fva]), fte, yte, int(len(np.unique(ytr))), c["gmm_max_dim"], seed)
@@ -164,8 +187,13 @@ class ContentStyle:
         tr = subsample(len(dataset.train), cfg.n_train, cfg.seed, "train")
         te = subsample(len(dataset.test), cfg.n_test, cfg.seed, "test")
         shared = {
-            "encoder": self.encoder, "train_x": dataset.train.x[tr], "train_y": np.asarray(dataset.train.y)[tr],
-            "test_x": dataset.test.x[te], "test_y": np.asarray(dataset.test.y)[te], "config": asdict(cfg), "device": self.device,
+            "encoder": self.encoder,
+            "train_x": dataset.train.x[tr],
+            "train_y": np.asarray(dataset.train.y)[tr],
+            "test_x": dataset.test.x[te],
+            "test_y": np.asarray(dataset.test.y)[te],
+            "config": asdict(cfg),
+            "device": self.device,
         }
         engine = self.engine or get_engine("local")
         rows = list(engine.map(probe_task, ["content", *cfg.tasks], shared=shared, desc="content/style probes"))

@@ -9,6 +9,7 @@ deviation of the latent along that direction), oriented so that + goes toward hi
 (larger angle, larger zoom factor, brighter, flipped; for the class: higher class index). Labels are used here only to *name* directions
 for the explanation figures, never to train the model.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -32,8 +33,12 @@ class LatentDirections:
 
     def to_json(self) -> dict:
         return {
-            "tasks": self.tasks, "importance": self.importance, "directions": self.directions,
-            "latent_mean": self.latent_mean, "latent_std": self.latent_std, "probe_accuracy": self.probe_accuracy,
+            "tasks": self.tasks,
+            "importance": self.importance,
+            "directions": self.directions,
+            "latent_mean": self.latent_mean,
+            "latent_std": self.latent_std,
+            "probe_accuracy": self.probe_accuracy,
             "top_dims": {t: np.argsort(-self.importance[i])[:3].tolist() for i, t in enumerate(self.tasks)},
         }
 

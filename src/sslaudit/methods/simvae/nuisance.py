@@ -11,6 +11,7 @@ The Fashion-MNIST training augmentation already contains crops (scale), horizont
 brightness jitter, so discriminative SSL is trained to be invariant to those three; rotation and
 vertical flips are not augmented.
 """
+
 from __future__ import annotations
 
 import math

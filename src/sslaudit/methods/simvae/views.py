@@ -8,6 +8,7 @@
   view-mean z̄ = mean_j μ_j — what the model treats as shared by the views.
 Written under RUN/simvae/ via the run's store, with latent_directions.json.
 """
+
 from __future__ import annotations
 
 import io
