@@ -350,6 +350,16 @@ class Collector:
             ("n_step_samples", "training samples in the step"),
         ]
         rows = [[label, fmt(fid.get(k))] for k, label in names if k in fid and not isinstance(fid.get(k), (dict, list))]
+        kp = fid.get("kernel_parameters") or {}
+        if isinstance(kp, dict) and kp.get("spec", "all") != "all":
+            rows.append(["eNTK parameters", f"{kp.get('spec')}: {fmt(kp.get('n_parameters'))} of {fmt(kp.get('n_parameters_total'))}"])
+        if fid.get("layer_projection_dim"):
+            rows.append(["per-layer gradient projection", f"{fid['layer_projection_dim']}×{fid['layer_projection_dim']} per layer"])
+        kf = fid.get("kernel_fidelity")
+        if isinstance(kf, dict) and "relative_frobenius_error" in kf:
+            top = kf.get("top")
+            rows.append(["kernel error against the full eNTK", f"{fmt(kf['relative_frobenius_error'])} (relative, on {kf.get('sample')} samples)"])
+            rows.append(["landmark agreement with the full eNTK", f"{fmt(kf.get(f'top{top}_landmark_agreement'))} (top-{top})"])
         return Table(["diagnostic", "value"], rows, "Fidelity of the kernel surrogate (labels used only here)")
 
     # ---- influence ----------------------------------------------------------------------
