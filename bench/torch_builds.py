@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine, peak_rss_mb, write  # noqa: E402
+from common import machine, peak_rss_mb, write  # noqa: E402
 
 
 def best(fn, repeats: int) -> dict:
