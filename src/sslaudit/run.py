@@ -31,14 +31,22 @@ IMPORTED_WEIGHTS = "encoder/weights.safetensors"  # an imported encoder stored a
 PROBE_ROWS = 65_536  # training rows (seeded subsample above this) for the evaluation probes
 
 
-def data_config(spec: str, *, label=None, protected=(), exclude=(), categorical=None, test_fraction=0.2, seed=0, data_dir=None) -> dict:
-    if str(spec).endswith((".csv", ".npz")):
-        spec = str(Path(spec).resolve())
-    return {
+def data_config(spec: str, *, label=None, protected=(), exclude=(), categorical=None, test_fraction=0.2, seed=0, data_dir=None, image_size=None) -> dict:
+    """The data section of a run's config: what `load_data` reloads (file and folder paths made absolute)."""
+    from .data import DATASET_NAMES
+
+    if spec is not None and (str(spec).endswith((".csv", ".npz")) or (str(spec).strip().lower() not in DATASET_NAMES and Path(spec).expanduser().is_dir())):
+        spec = str(Path(spec).expanduser().resolve())
+    cfg = {
         "spec": str(spec), "label": label, "protected": list(protected), "exclude": list(exclude),
         "categorical": None if categorical is None else list(categorical), "test_fraction": test_fraction, "seed": seed,
         "data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
     }
+    if image_size is not None:  # only then: the configs (and hashes) of other data stay as they were
+        from .data.image_folder import parse_image_size
+
+        cfg["image_size"] = list(parse_image_size(image_size))
+    return cfg
 
 
 def load_data(dcfg: dict, data_dir=None):
@@ -199,10 +207,13 @@ def open_for_writing(out: str | Path, config: dict, force: bool) -> RunStore:
     return RunStore(out, create=True)
 
 
-def image_stats(x: np.ndarray) -> tuple[list[float], list[float]]:
-    mean = x.mean(axis=(0, 2, 3)).astype(float).tolist()
-    std = np.maximum(x.std(axis=(0, 2, 3)), 1e-3).astype(float).tolist()
-    return mean, std
+def image_stats(x) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of N×C×H×W images (an image folder's in one streaming pass)."""
+    if hasattr(x, "channel_stats"):
+        m, s = x.channel_stats()
+    else:
+        m, s = x.mean(axis=(0, 2, 3)), x.std(axis=(0, 2, 3))
+    return np.asarray(m, dtype=float).tolist(), np.maximum(np.asarray(s, dtype=float), 1e-3).tolist()
 
 
 def evaluate_run(run_store: RunStore, encoder: nn.Module, dataset, device: str, seed: int) -> dict:
@@ -214,7 +225,7 @@ def evaluate_run(run_store: RunStore, encoder: nn.Module, dataset, device: str, 
 
     n = len(dataset.train)
     rows = np.arange(n) if n <= PROBE_ROWS else np.sort(numpy_rng(seed, "probe-rows").choice(n, PROBE_ROWS, replace=False))
-    tr = embed(encoder, dataset.train.x[rows], device=device)
+    tr = embed(encoder, dataset.train.take(rows).x, device=device)  # take: an image folder stays on disk
     te = embed(encoder, dataset.test.x, device=device)
     metrics = {"collapse_std": collapse_std(tr), "embedding_dim": int(tr.shape[1]), "nonnegative": bool((tr >= 0).all()), "probe_train_rows": int(len(rows))}
     if dataset.has_labels:
