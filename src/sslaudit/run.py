@@ -35,7 +35,7 @@ def data_config(spec: str, *, label=None, protected=(), exclude=(), categorical=
     """The data section of a run's config: what `load_data` reloads (file and folder paths made absolute)."""
     from .data import DATASET_NAMES
 
-    if spec is not None and (str(spec).endswith((".csv", ".npz")) or (str(spec).strip().lower() not in DATASET_NAMES and Path(spec).expanduser().is_dir())):
+    if spec is not None and (str(spec).endswith((".csv", ".npz")) or (str(spec).strip().lower() not in DATASET_NAMES and Path(spec).expanduser().is_dir() and not str(spec).endswith((".csv", ".npz")))):
         spec = str(Path(spec).expanduser().resolve())
     cfg = {
         "spec": str(spec), "label": label, "protected": list(protected), "exclude": list(exclude),

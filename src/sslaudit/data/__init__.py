@@ -96,7 +96,7 @@ def load_dataset(
         return validate_dataset(ds)
 
     path = Path(name).expanduser()
-    if path.is_dir():
+    if path.is_dir() and path.suffix.lower() not in FILE_EXTENSIONS:
         if label is not None or categorical is not None:
             raise UserError(f"--label and --categorical apply only to CSV files; the images of {name!r} take their labels from class folders: drop them")
         _no_table_options(path.name, protected, exclude)
@@ -104,7 +104,7 @@ def load_dataset(
 
         return validate_dataset(load_image_folder(path, image_size=image_size, test_fraction=test_fraction, seed=seed))
     suffix = path.suffix.lower()
-    if suffix not in FILE_EXTENSIONS and ("/" in name or name.startswith(".")):
+    if suffix not in FILE_EXTENSIONS and not path.exists() and ("/" in name or name.startswith(".")):
         raise UserError(f"no folder or file {str(path)!r}: check the path (a dataset is a built-in name, a .csv, a .npz, or a folder of images)")
     if suffix not in FILE_EXTENSIONS:
         raise UserError(
