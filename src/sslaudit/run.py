@@ -32,10 +32,15 @@ IMPORTED_WEIGHTS = "encoder/weights.safetensors"  # an imported encoder stored a
 PROBE_ROWS = 65_536  # training rows (seeded subsample above this) for the evaluation probes
 
 
-def data_config(spec: str, *, label=None, protected=(), exclude=(), categorical=None, test_fraction=0.2, seed=0, data_dir=None) -> dict:
-    if str(spec).endswith((".csv", ".npz")):
-        spec = str(Path(spec).resolve())
-    return {
+def data_config(spec: str, *, label=None, protected=(), exclude=(), categorical=None, test_fraction=0.2, seed=0, data_dir=None, image_size=None) -> dict:
+    """The data section of a run's config: what `load_data` reloads (file and folder paths made absolute)."""
+    from .data import DATASET_NAMES
+
+    if spec is not None and (
+        str(spec).endswith((".csv", ".npz")) or (str(spec).strip().lower() not in DATASET_NAMES and Path(spec).expanduser().is_dir() and not str(spec).endswith((".csv", ".npz")))
+    ):
+        spec = str(Path(spec).expanduser().resolve())
+    cfg = {
         "spec": str(spec),
         "label": label,
         "protected": list(protected),
@@ -45,6 +50,11 @@ def data_config(spec: str, *, label=None, protected=(), exclude=(), categorical=
         "seed": seed,
         "data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
     }
+    if image_size is not None:  # only then: the configs (and hashes) of other data stay as they were
+        from .data.image_folder import parse_image_size
+
+        cfg["image_size"] = list(parse_image_size(image_size))
+    return cfg
 
 
 def load_data(dcfg: dict, data_dir=None):
@@ -204,10 +214,13 @@ def open_for_writing(out: str | Path, config: dict, force: bool) -> RunStore:
     return RunStore(out, create=True)
 
 
-def image_stats(x: np.ndarray) -> tuple[list[float], list[float]]:
-    mean = x.mean(axis=(0, 2, 3)).astype(float).tolist()
-    std = np.maximum(x.std(axis=(0, 2, 3)), 1e-3).astype(float).tolist()
-    return mean, std
+def image_stats(x) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of N×C×H×W images (an image folder's in one streaming pass)."""
+    if hasattr(x, "channel_stats"):
+        m, s = x.channel_stats()
+    else:
+        m, s = x.mean(axis=(0, 2, 3)), x.std(axis=(0, 2, 3))
+    return np.asarray(m, dtype=float).tolist(), np.maximum(np.asarray(s, dtype=float), 1e-3).tolist()
 
 
 def evaluate_run(run_store: RunStore, encoder: nn.Module, dataset, device: str, seed: int) -> dict:
@@ -219,7 +232,7 @@ def evaluate_run(run_store: RunStore, encoder: nn.Module, dataset, device: str, 
 
     n = len(dataset.train)
     rows = np.arange(n) if n <= PROBE_ROWS else np.sort(numpy_rng(seed, "probe-rows").choice(n, PROBE_ROWS, replace=False))
-    tr = embed(encoder, dataset.train.x[rows], device=device)
+    tr = embed(encoder, dataset.train.take(rows).x, device=device)  # take: an image folder stays on disk
     te = embed(encoder, dataset.test.x, device=device)
     metrics = {"collapse_std": collapse_std(tr), "embedding_dim": int(tr.shape[1]), "nonnegative": bool((tr >= 0).all()), "probe_train_rows": int(len(rows))}
     if dataset.has_labels:
@@ -318,6 +331,31 @@ class ExportedEncoder(nn.Module):
 
     def forward(self, x):
         return self.graph(x)
+
+
+PICKLED_MODEL_HINT = (
+    "it looks like a whole pickled model (torch.save(model)), which cannot be opened without running its code: "
+    "save its weights instead with torch.save(model.state_dict(), 'weights.pt') and import that file"
+)
+
+
+def read_checkpoint(data: bytes, where):
+    """A torch.save / Lightning .ckpt object read with weights_only=True, or a safetensors file: data, never code."""
+    import pickle
+
+    from .store import parse_safetensors
+
+    if torch_file_kind(data) == "unknown":
+        return parse_safetensors(data, where)
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        msg = str(e)
+        if "GLOBAL" in msg or "global" in msg:
+            raise UserError(f"{where} was refused (weights_only=True): {PICKLED_MODEL_HINT}") from None
+        raise UserError(f"{where} holds more than weights and was refused (weights_only=True): {msg.splitlines()[0]}") from None
+    except Exception as e:  # a foreign or damaged file: say what it is not
+        raise UserError(f"{where} is not a checkpoint torch can read ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
 
 
 def read_state_dict(data: bytes, where) -> dict:
@@ -422,7 +460,24 @@ def as_known_architecture(enc: nn.Module, dataset, device: str) -> tuple[dict, d
     return arch, state
 
 
-def import_run(data: dict, encoder: str, weights: str | None, objective: str, out: str | Path, *, force: bool = False, device: str = "cpu", seed: int = 0, trust_code: bool = False) -> Path:
+def import_run(
+    data: dict,
+    encoder: str | None,
+    weights: str | None,
+    objective: str,
+    out: str | Path,
+    *,
+    force: bool = False,
+    device: str = "cpu",
+    seed: int = 0,
+    trust_code: bool = False,
+    arch: str | None = None,
+    prefix: str | None = None,
+    cifar_stem: bool = False,
+    output: str | None = None,
+    mean=None,
+    std=None,
+) -> Path:
     """Create a run from a user's encoder.
 
     Weights of an sslaudit architecture (.safetensors, or a torch.save state dict read with
@@ -433,6 +488,12 @@ def import_run(data: dict, encoder: str, weights: str | None, objective: str, ou
     from .models.encoders import build_encoder
     from .store import sha256_file
 
+    if arch is not None:
+        return import_zoo_run(data, arch, weights, objective, out, force=force, device=device, seed=seed, prefix=prefix, cifar_stem=cifar_stem, output=output, mean=mean, std=std, encoder=encoder)
+    if prefix or cifar_stem or output is not None or mean is not None or std is not None:
+        raise UserError("--prefix, --cifar-stem, --output, --mean and --std go with --arch NAME (a torchvision or timm:NAME builder)")
+    if encoder is None:
+        raise UserError("give --encoder FILE|package.module:factory, or --arch NAME --weights FILE")
     kind, file = classify_encoder(encoder, weights)
     require_trust(kind, str(file) if kind != "factory" else encoder, trust_code)
     dataset = load_data(data)
@@ -482,6 +543,92 @@ def import_run(data: dict, encoder: str, weights: str | None, objective: str, ou
             store.write_bytes(ext["file"], raw, stage="train")
         metrics = evaluate_run(store, enc, dataset, device, seed)
         metrics.update({"objective": objective, "imported": ext.get("converted_from") or kind, "n_train": len(dataset.train), "n_test": len(dataset.test)})
+        store.write_json("metrics.json", metrics, stage="train")
+        store.write_json("config.json", config, stage="train")
+        store.mark_done("train", config, ["config.json", ext["file"], "metrics.json"])
+    return store.root
+
+
+def parse_stats(text, what: str, channels: int) -> list[float]:
+    """--mean/--std: comma-separated floats, one per channel (or one for all)."""
+    try:
+        vals = [float(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"--{what} {text!r}: give comma-separated numbers, e.g. 0.485,0.456,0.406") from None
+    if len(vals) == 1:
+        vals = vals * channels
+    if len(vals) != channels and not (channels == 1 and len(vals) == 3):
+        raise UserError(f"--{what} {text!r} has {len(vals)} values but the images have {channels} channel(s)")
+    if what == "std" and min(vals) <= 0:
+        raise UserError(f"--std {text!r}: standard deviations must be positive")
+    return vals
+
+
+def import_zoo_run(
+    data: dict, name: str, weights: str | None, objective: str, out, *, force=False, device="cpu", seed=0, prefix=None, cifar_stem=False, output=None, mean=None, std=None, encoder=None
+) -> Path:
+    """A run from a torchvision/timm architecture by name plus a checkpoint's weights (data: no trust needed).
+
+    Reads plain state dicts, Lightning/solo-learn `.ckpt` files (their `state_dict`) and lightly's
+    checkpoints with weights_only=True; `prefix` (e.g. 'backbone.') is stripped and head tensors
+    dropped; mean/std (the normalisation the encoder was trained with) are stored in the run.
+    """
+    from .models.encoders import build_encoder
+    from .models.zoo import fit_state, parse_output
+    from .store import sha256_file
+
+    if encoder is not None:
+        raise UserError("--arch NAME takes its weights from --weights FILE; drop --encoder")
+    if weights is None:
+        raise UserError(f"--arch {name} needs --weights FILE (a state dict, a Lightning/solo-learn .ckpt or a lightly checkpoint)")
+    file = Path(weights)
+    if not file.is_file():
+        raise UserError(f"--weights {weights}: no such file")
+    if mean is None or std is None:
+        raise UserError(
+            "--arch needs --mean and --std: the per-channel normalisation your encoder was trained with "
+            "(e.g. ImageNet's --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225); it is stored in the run, never guessed"
+        )
+    dataset = load_data(data)
+    if dataset.kind != "image":
+        raise UserError(f"--arch {name} builds an image encoder but {data['spec']} is a table")
+    c = int(dataset.input_shape[0])
+    arch = {
+        "arch": "zoo",
+        "name": str(name),
+        "cifar_stem": bool(cifar_stem),
+        "input_shape": list(dataset.input_shape),
+        "mean": parse_stats(mean, "mean", c),
+        "std": parse_stats(std, "std", c),
+        "output": parse_output(output),
+    }
+    from .models.zoo import checkpoint_state
+
+    raw = file.read_bytes()
+    state = checkpoint_state(read_checkpoint(raw, file), file)
+    enc = build_encoder(arch)
+    state = fit_state(enc.backbone, state, prefix, file)
+    enc.backbone.load_state_dict(state)
+    enc = enc.to(device).eval()
+    probe = torch.as_tensor(np.asarray(dataset.train.x[:2]), dtype=torch.float32, device=device)
+    try:
+        with torch.no_grad():
+            z = enc(probe)
+    except UserError:
+        raise
+    except Exception as e:
+        raise UserError(f"{name} cannot encode the images of {data['spec']} (shape {tuple(dataset.input_shape)}): {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}") from None
+    if not isinstance(z, torch.Tensor) or z.ndim != 2:
+        raise UserError(f"the encoder returns {tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__} for a batch; it must return N×D embeddings (choose a part with --output KEY|INDEX)")
+    full = {k: v.detach().cpu().contiguous() for k, v in enc.state_dict().items()}
+    ext = {"kind": "weights", "arch": arch, "file": IMPORTED_WEIGHTS, "factory": None, "source": file.name, "prefix": prefix, "converted_from": None, "sha256": sha256_file(file)}
+    config = {"data": data, "external": ext, "objective": objective, "train": {"objective": objective, "seed": seed}}
+    store = open_for_writing(out, config, force)
+    with store.lock():
+        store.set_config(config)
+        store.write_safetensors(ext["file"], full, stage="train")
+        metrics = evaluate_run(store, enc, dataset, device, seed)
+        metrics.update({"objective": objective, "imported": f"{name} weights", "n_train": len(dataset.train), "n_test": len(dataset.test)})
         store.write_json("metrics.json", metrics, stage="train")
         store.write_json("config.json", config, stage="train")
         store.mark_done("train", config, ["config.json", ext["file"], "metrics.json"])

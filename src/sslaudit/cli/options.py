@@ -80,18 +80,35 @@ def context_from(values: dict):
 def data_options(f):
     """Options that choose and shape the dataset."""
 
-    @click.option("--data", "data", required=True, help="digits, fashion-mnist, adult, adult-1m, or a path to a .csv or .npz file.")
+    @click.option(
+        "--data",
+        "data",
+        required=True,
+        help="digits, fashion-mnist, adult, adult-1m, a path to a .csv or .npz file, or a folder of images "
+        "(PNG/JPEG/WebP: train/<class>/… and test/<class>/…, <class>/…, or just images; decoded per batch from disk).",
+    )
     @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Folder with the dataset files (else $SSLAUDIT_DATA, then system locations).")
     @click.option("--label", default=None, help="CSV: the label column (used only for evaluation).")
     @click.option("--protected", multiple=True, help="CSV: a protected attribute column for group analyses (repeatable).")
     @click.option("--exclude", multiple=True, help="CSV: a column kept out of the encoder's inputs (repeatable).")
     @click.option("--categorical", multiple=True, help="CSV: declare a column categorical (repeatable; default: inferred).")
+    @click.option("--image-size", "image_size", default=None, metavar="N|HxW", help="Image folders: resize every image to N×N (or H×W) pixels [default: the images' own size, which must then be one].")
     @click.option("--test-fraction", type=click.FloatRange(0.01, 0.9), default=0.2, show_default=True, help="Held-out share when the data has no test split.")
     @functools.wraps(f)
-    def wrapper(*args, data, data_dir, label, protected, exclude, categorical, test_fraction, **kw):
+    def wrapper(*args, data, data_dir, label, protected, exclude, categorical, image_size, test_fraction, **kw):
         from ..run import data_config
 
-        dcfg = data_config(data, label=label, protected=protected, exclude=exclude, categorical=list(categorical) or None, test_fraction=test_fraction, seed=kw.get("seed", 0), data_dir=data_dir)
+        dcfg = data_config(
+            data,
+            label=label,
+            protected=protected,
+            exclude=exclude,
+            categorical=list(categorical) or None,
+            test_fraction=test_fraction,
+            seed=kw.get("seed", 0),
+            data_dir=data_dir,
+            image_size=image_size,
+        )
         return f(*args, data_cfg=dcfg, **kw)
 
     return wrapper

@@ -134,11 +134,28 @@ def print_metrics(path: Path) -> None:
 @click.option(
     "--encoder",
     "encoder",
-    required=True,
+    default=None,
     help="A .safetensors (or torch.save) state dict of an sslaudit architecture (mlp, convnet, resnet; "
     "recognised from its tensors) — or, with --trust-code, a torch.export program (.pt2), a TorchScript file, or package.module:factory.",
 )
-@click.option("--weights", type=click.Path(dir_okay=False), default=None, help="With a factory: its state dict (.safetensors, or torch.save read with weights_only=True).")
+@click.option(
+    "--weights",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="With --arch or a factory: the state dict (.safetensors, torch.save, or a Lightning/solo-learn .ckpt; read with weights_only=True).",
+)
+@click.option(
+    "--arch",
+    "arch",
+    default=None,
+    metavar="NAME",
+    help="A torchvision model builder by name (resnet18, resnet50, …) or timm:NAME; its head is removed. Weights from --weights; no --trust-code needed (weights are data).",
+)
+@click.option("--prefix", default=None, help="With --arch: keep only keys starting with this prefix and strip it (solo-learn/Lightning: backbone.).")
+@click.option("--cifar-stem", "cifar_stem", is_flag=True, help="With --arch resnet*: solo-learn's CIFAR stem (3×3 stride-1 conv1, no max-pool).")
+@click.option("--output", "output", default=None, metavar="KEY|INDEX", help="With --arch: the part of a tuple (INDEX) or dict (KEY) output that is the embedding.")
+@click.option("--mean", default=None, metavar="M[,M,M]", help="With --arch (required): the per-channel input mean the encoder was trained with, on [0, 1] images (stored in the run).")
+@click.option("--std", default=None, metavar="S[,S,S]", help="With --arch (required): the per-channel input std the encoder was trained with (stored in the run).")
 @click.option(
     "--objective",
     type=click.Choice(["simclr", "byol", "vicreg", "barlow"]),
@@ -150,7 +167,7 @@ def print_metrics(path: Path) -> None:
 @click.option("--force", is_flag=True, help="Replace a different run already at --out.")
 @trust_option
 @common
-def import_command(data_cfg, encoder, weights, objective, out, force, seed, device, trust_code):
+def import_command(data_cfg, encoder, weights, arch, prefix, cifar_stem, output, mean, std, objective, out, force, seed, device, trust_code):
     """Make a run from your own encoder, so that every lens can audit it.
 
     Weights need no trust. A code-carrying encoder (.pt2, TorchScript, a factory) needs
@@ -160,7 +177,9 @@ def import_command(data_cfg, encoder, weights, objective, out, force, seed, devi
     """
     from ..run import import_run
 
-    path = import_run(data_cfg, encoder, weights, objective, out, force=force, device=device, seed=seed, trust_code=trust_code)
+    path = import_run(
+        data_cfg, encoder, weights, objective, out, force=force, device=device, seed=seed, trust_code=trust_code, arch=arch, prefix=prefix, cifar_stem=cifar_stem, output=output, mean=mean, std=std
+    )
     print_metrics(path)
 
 

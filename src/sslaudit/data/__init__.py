@@ -1,7 +1,8 @@
 """Data loading: built-in datasets, user files, and the checks every loader shares.
 
 `load_dataset(spec, ...)` is the single entry point. `spec` is a built-in name (see
-`DATASET_NAMES`) or a path to a `.csv` table or a `.npz` of images. Every loader returns a
+`DATASET_NAMES`), a path to a `.csv` table or a `.npz` of images, or a folder of image files
+(`image_folder.py`: decoded per batch from disk). Every loader returns a
 `Dataset` (see `dataset.py`) whose splits have been validated by `validate_dataset`.
 
 The loaders are imported lazily (inside `load_dataset`) so that importing `sslaudit.data` stays
@@ -45,8 +46,9 @@ def load_dataset(
     categorical: Sequence[str] | None = None,
     test_fraction: float = 0.2,
     seed: int = 0,
+    image_size=None,
 ) -> Dataset:
-    """Load a built-in dataset by name or a user's `.csv` / `.npz` file.
+    """Load a built-in dataset by name, a user's `.csv` / `.npz` file or a folder of images.
 
     Deterministic: the same arguments give the same splits, encodings and values.
 
@@ -56,7 +58,9 @@ def load_dataset(
     - `protected`: attributes for group analyses (tables; adult defaults to sex and race).
     - `exclude`: table columns kept out of the encoder's inputs (still in `Split.meta`).
     - `test_fraction`, `seed`: the seeded held-out split used when the data has no test split
-      (digits, CSV, npz without `x_test`); `seed` also seeds the adult-1m build.
+      (digits, CSV, npz without `x_test`, an image folder without train/ and test/); `seed`
+      also seeds the adult-1m build.
+    - `image_size`: image folders only: N or (H, W) or "HxW", every image resized to it.
     """
     protected = _as_names(protected, "protected")
     exclude = _as_names(exclude, "exclude")
@@ -68,6 +72,8 @@ def load_dataset(
     if key in ("adult1m", "adult_1m"):
         key = "adult-1m"
 
+    if image_size is not None and (key in DATASET_NAMES or not Path(name).expanduser().is_dir()):
+        raise UserError(f"--image-size applies to folders of image files; {name!r} is not one: drop it")
     if key in DATASET_NAMES:
         if label is not None:
             raise UserError(f"--label applies only to CSV files; the built-in dataset {key!r} has its own labels: drop --label")
@@ -91,11 +97,20 @@ def load_dataset(
         return validate_dataset(ds)
 
     path = Path(name).expanduser()
+    if path.is_dir() and path.suffix.lower() not in FILE_EXTENSIONS:
+        if label is not None or categorical is not None:
+            raise UserError(f"--label and --categorical apply only to CSV files; the images of {name!r} take their labels from class folders: drop them")
+        _no_table_options(path.name, protected, exclude)
+        from .image_folder import load_image_folder
+
+        return validate_dataset(load_image_folder(path, image_size=image_size, test_fraction=test_fraction, seed=seed))
     suffix = path.suffix.lower()
+    if suffix not in FILE_EXTENSIONS and not path.exists() and ("/" in name or name.startswith(".")):
+        raise UserError(f"no folder or file {str(path)!r}: check the path (a dataset is a built-in name, a .csv, a .npz, or a folder of images)")
     if suffix not in FILE_EXTENSIONS:
-        raise UserError(f"unknown dataset {name!r}: give one of {', '.join(DATASET_NAMES)} or a path to a .csv table or a .npz of images")
+        raise UserError(f"unknown dataset {name!r}: give one of {', '.join(DATASET_NAMES)}, a path to a .csv table or a .npz of images, or a folder of images (PNG, JPEG, WebP)")
     if not path.exists():
-        raise UserError(f"data file {str(path)!r} does not exist: check the path (or use a built-in dataset: {', '.join(DATASET_NAMES)})")
+        raise UserError(f"data file or folder {str(path)!r} does not exist: check the path (or use a built-in dataset: {', '.join(DATASET_NAMES)})")
     if not path.is_file():
         raise UserError(f"{str(path)!r} is not a file: give the path of a {suffix} file")
     if suffix == ".csv":
@@ -193,6 +208,9 @@ def validate_dataset(ds: Dataset) -> Dataset:
         s: Split = ds.split(split_name)
         if len(s) == 0:
             raise UserError(f"the {split_name} split of {what} is empty: supply data for it (or a test fraction that leaves rows in both splits)")
+        if not isinstance(s.x, np.ndarray):  # images decoded from files on demand: uint8 by construction, so in [0, 1]
+            _check_rows(s, split_name, what)
+            continue
         if s.x.dtype != np.float32:
             s.x = s.x.astype(np.float32)
         if s.x.ndim < 2:
@@ -205,16 +223,21 @@ def validate_dataset(ds: Dataset) -> Dataset:
                 raise UserError(f"the {split_name} images of {what} have shape {s.x.shape}: expected N×C×H×W")
             if s.x.min() < 0 or s.x.max() > 1:
                 raise UserError(f"the {split_name} images of {what} are not in [0, 1]: rescale them")
-        for arr, nm in ((s.y, "labels"), (s.index, "index")):
-            if arr is not None and len(arr) != len(s):
-                raise UserError(f"the {split_name} split of {what} has {len(s)} samples but {len(arr)} {nm}: give one per sample")
-        if s.meta is not None and len(s.meta) != len(s):
-            raise UserError(f"the {split_name} split of {what} has {len(s)} samples but {len(s.meta)} attribute rows")
-        idx = np.asarray(s.index)
-        if not (idx[1:] > idx[:-1]).all() and len(np.unique(idx)) != len(idx):
-            raise UserError(f"the {split_name} split of {what} repeats sample indices: each sample needs its own row number")
+        _check_rows(s, split_name, what)
     if ds.train.x.shape[1:] != ds.test.x.shape[1:]:
         raise UserError(f"train inputs of {what} have shape {ds.train.x.shape[1:]} per sample but test inputs {ds.test.x.shape[1:]}: both splits need the same shape")
     if (ds.train.y is None) != (ds.test.y is None):
         raise UserError(f"{what} has labels for one split only: give labels for both splits or for neither")
     return ds
+
+
+def _check_rows(s: Split, split_name: str, what) -> None:
+    """One label, index and attribute row per sample; no repeated index."""
+    for arr, nm in ((s.y, "labels"), (s.index, "index")):
+        if arr is not None and len(arr) != len(s):
+            raise UserError(f"the {split_name} split of {what} has {len(s)} samples but {len(arr)} {nm}: give one per sample")
+    if s.meta is not None and len(s.meta) != len(s):
+        raise UserError(f"the {split_name} split of {what} has {len(s)} samples but {len(s.meta)} attribute rows")
+    idx = np.asarray(s.index)
+    if not (idx[1:] > idx[:-1]).all() and len(np.unique(idx)) != len(idx):
+        raise UserError(f"the {split_name} split of {what} repeats sample indices: each sample needs its own row number")

@@ -1,11 +1,12 @@
-"""The in-memory dataset every lens works on.
+"""The dataset every lens works on.
 
 A `Dataset` has a train and a test `Split`. `Split.x` holds the encoder's inputs as float32
-(images N×C×H×W in [0, 1]; tables N×F after encoding by the `TabularSchema`), `Split.y` the class
-labels used only for evaluation, `Split.index` the row number of each sample within that split
-of the user's file or the built-in dataset (never a position after shuffling), and `Split.meta`
-the raw attribute values (tables: the original columns, for group analyses and the alignment
-gap).
+(images N×C×H×W in [0, 1]; tables N×F after encoding by the `TabularSchema`): an array, or for
+an image folder a `FolderImages` that indexes like one and decodes only the rows asked for.
+`Split.y` holds the class labels used only for evaluation, `Split.index` the row number of each
+sample within that split of the user's file or the built-in dataset (never a position after
+shuffling), `Split.meta` the raw attribute values (tables: the original columns, for group
+analyses and the alignment gap) and `Split.paths` the files of an image folder.
 """
 
 from __future__ import annotations
@@ -163,11 +164,16 @@ class Split:
     def __len__(self) -> int:
         return len(self.x)
 
+    @property
+    def paths(self) -> np.ndarray | None:
+        """Each sample's file path relative to the image folder (image folders only; else None)."""
+        return getattr(self.x, "paths", None)
+
     def take(self, rows: np.ndarray) -> "Split":
         """The samples at positions `rows` (positions, not `index` values)."""
         rows = np.asarray(rows, dtype=np.int64)
         return Split(
-            self.x[rows],
+            self.x.subset(rows) if hasattr(self.x, "subset") else self.x[rows],
             None if self.y is None else self.y[rows],
             self.index[rows],
             None if self.meta is None else self.meta.iloc[rows].reset_index(drop=True),

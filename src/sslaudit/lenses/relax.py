@@ -111,10 +111,14 @@ class RelaxLens(Lens):
             family, fill_value, names = schema_masks(ds)
             relax = Relax(run.encoder, fill="mean", fill_value=fill_value, groups=family.groups, batch_size=cfg.batch_size, device=ctx.device)
         else:
-            train_mean = ds.train.x.mean(axis=tuple(i for i in range(ds.train.x.ndim) if i != 1))
-            relax = Relax(
-                run.encoder, fill=cfg.fill, fill_value=train_mean if cfg.fill == "mean" else None, num_cells=cfg.cells, batch_size=cfg.batch_size, spatial_dims=ds.train.x.ndim - 2, device=ctx.device
-            )
+            x_train = ds.train.x
+            if cfg.fill != "mean":
+                train_mean = None
+            elif hasattr(x_train, "channel_stats"):  # an image folder: one streaming pass over its files
+                train_mean = x_train.channel_stats()[0].astype(np.float32)
+            else:
+                train_mean = x_train.mean(axis=tuple(i for i in range(x_train.ndim) if i != 1))
+            relax = Relax(run.encoder, fill=cfg.fill, fill_value=train_mean, num_cells=cfg.cells, batch_size=cfg.batch_size, spatial_dims=ds.train.x.ndim - 2, device=ctx.device)
         control_variate = (cfg.masks == "auto") if cfg.control_variate is None else cfg.control_variate
         key = {
             "masks": cfg.masks,

@@ -141,9 +141,13 @@ def default_arch(kind: str, input_shape: tuple[int, ...], arch: str | None = Non
     return {"arch": arch, "input_shape": list(input_shape), "widths": widths, "proj_hidden": 256, "proj_dim": 128}
 
 
-def build_encoder(arch: dict) -> Encoder:
+def build_encoder(arch: dict) -> nn.Module:
     shape = tuple(arch["input_shape"])
     kind = arch["arch"]
+    if kind == "zoo":  # a torchvision / timm builder by name (models/zoo.py)
+        from .zoo import build_zoo_encoder
+
+        return build_zoo_encoder(arch)
     if kind == "mlp":
         return Encoder(MLPTrunk(int(math.prod(shape)), list(arch["hidden"])))
     c, h, _ = shape

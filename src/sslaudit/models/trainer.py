@@ -14,6 +14,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -53,6 +54,13 @@ def check_batch_size(batch_size: int, n: int) -> None:
         raise UserError(f"--batch-size {batch_size} is larger than the {n} training samples; use at most {n}")
 
 
+def batch_rows(x, rows: torch.Tensor) -> torch.Tensor:
+    """The rows `rows` of a tensor, or of an array-like that decodes them (an image folder), as float32."""
+    if isinstance(x, torch.Tensor):
+        return x[rows]
+    return torch.from_numpy(np.ascontiguousarray(x[rows.numpy()], dtype=np.float32))
+
+
 def lr_at(step: int, total: int, base: float, warmup: int) -> float:
     """Linear warm-up then cosine decay to 0."""
     if step < warmup:
@@ -68,7 +76,9 @@ def train(method: Method, dataset: Dataset, cfg: TrainConfig, store: RunStore, *
     `log` (a models.history.TensorBoardLog) also receives each epoch's history row.
     Returns timing statistics. Must be called inside `with store.lock()`.
     """
-    x_all = torch.as_tensor(dataset.train.x, dtype=torch.float32)
+    x_all = dataset.train.x
+    if isinstance(x_all, np.ndarray):  # in memory; an image folder (FolderImages) is decoded batch by batch
+        x_all = torch.as_tensor(x_all, dtype=torch.float32)
     n = len(x_all)
     check_batch_size(cfg.batch_size, n)
     if not (math.isfinite(cfg.lr) and cfg.lr > 0):
@@ -108,7 +118,7 @@ def train(method: Method, dataset: Dataset, cfg: TrainConfig, store: RunStore, *
         order = torch.as_tensor(numpy_rng(cfg.seed, "order", epoch).permutation(n))
         g = torch_generator(cfg.seed, "augment", epoch)
         for b in range(steps_per_epoch):
-            xb = x_all[order[b * cfg.batch_size : (b + 1) * cfg.batch_size]].to(device)
+            xb = batch_rows(x_all, order[b * cfg.batch_size : (b + 1) * cfg.batch_size]).to(device)
             views = [augment(xb, g) for _ in range(method.n_views)]
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total, cfg.lr, warmup)

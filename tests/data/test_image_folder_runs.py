@@ -1,0 +1,73 @@
+"""Runs on an image folder: `train` → qscore/relax/report, and `import --arch resnet18` whose embeddings
+equal a torchvision ResNet-18 on the same files decoded independently (PIL), normalisation included."""
+
+import numpy as np
+import torch
+import torchvision
+from PIL import Image
+from torch import nn
+
+from sslaudit.cli.main import main
+from sslaudit.run import load
+
+from .fm_folder import write_folder
+
+
+def test_train_then_lenses_and_report_on_a_folder(tmp_path):
+    data = tmp_path / "images"
+    write_folder(data, n_train=40, n_test=20, formats=("png", "webp"))
+    run_dir = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--image-size", "20", "--epochs", "1", "--batch-size", "16", "--out", str(run_dir), "--quiet"]) == 0
+    run = load(run_dir)
+    assert run.config["data"]["spec"] == str(data.resolve()) and run.config["data"]["image_size"] == [20, 20]
+    assert run.dataset.input_shape == (3, 20, 20) and run.dataset.test.paths[0].startswith("test/")
+    assert main(["qscore", str(run_dir), "--quiet"]) == 0
+    assert main(["relax", str(run_dir), "--index", "test:3", "--masks", "200", "--no-sanity", "--quiet"]) == 0
+    assert main(["report", str(run_dir)]) == 0
+    assert (run_dir / "report.html").stat().st_size > 10_000
+    assert (run_dir / "qscore").is_dir() and any((run_dir / "relax").iterdir())
+
+
+def test_imported_resnet18_on_a_folder_equals_torchvision(tmp_path):
+    data = tmp_path / "images"
+    write_folder(data, n_train=30, n_test=10)
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18()
+    net.conv1, net.maxpool, net.fc = nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.Identity(), nn.Identity()  # solo-learn's CIFAR stem
+    ckpt = tmp_path / "solo.ckpt"
+    torch.save({"state_dict": {f"backbone.{k}": v for k, v in net.state_dict().items()}, "epoch": 1}, ckpt)
+    mean, std = [0.3, 0.3, 0.3], [0.35, 0.35, 0.35]
+    assert (
+        main(
+            [
+                "import",
+                "--data",
+                str(data),
+                "--arch",
+                "resnet18",
+                "--weights",
+                str(ckpt),
+                "--prefix",
+                "backbone.",
+                "--cifar-stem",
+                "--mean",
+                ",".join(map(str, mean)),
+                "--std",
+                ",".join(map(str, std)),
+                "--out",
+                str(tmp_path / "run"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    run = load(tmp_path / "run")
+    got = run.embeddings("test")
+    files = sorted((data / "test").rglob("*.png"))
+    assert [str(f.relative_to(data)) for f in files] == list(run.dataset.test.paths)
+    x = torch.stack([torch.as_tensor(np.asarray(Image.open(f).convert("RGB")), dtype=torch.float32).permute(2, 0, 1) / 255 for f in files])
+    with torch.no_grad():
+        want = net.eval()((x - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]).numpy()
+    assert got.shape == (10, 512)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert main(["qscore", str(tmp_path / "run"), "--quiet"]) == 0
