@@ -22,6 +22,12 @@ def test_train_then_lenses_and_report_on_a_folder(tmp_path):
     assert run.config["data"]["spec"] == str(data.resolve()) and run.config["data"]["image_size"] == [20, 20]
     assert run.dataset.input_shape == (3, 20, 20) and run.dataset.test.paths[0].startswith("test/")
     assert main(["qscore", str(run_dir), "--quiet"]) == 0
+    scores = load(run_dir).store.read_parquet("qscore/scores.parquet")  # every per-sample table names each sample's file
+    assert list(scores.columns[:4]) == ["split", "index", "label", "path"]
+    for split in ("train", "test"):
+        part = scores[scores["split"] == split]
+        s = run.dataset.split(split)
+        assert part["path"].tolist() == [s.paths[list(s.index).index(i)] for i in part["index"]]
     assert main(["relax", str(run_dir), "--index", "test:3", "--masks", "200", "--no-sanity", "--quiet"]) == 0
     assert main(["report", str(run_dir)]) == 0
     assert (run_dir / "report.html").stat().st_size > 10_000

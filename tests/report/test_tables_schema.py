@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import sslaudit
-from sslaudit.data.samples import check_vocabulary, sample_roles, with_labels
+from sslaudit.data.samples import check_vocabulary, sample_roles, with_sample_columns
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "tables.md"
 
@@ -56,16 +56,16 @@ def test_every_audit_table_keeps_the_vocabulary_and_is_documented(digits_audit):
                 assert (pos >= 0).all() and np.array_equal(part[label].to_numpy(), s.y[pos]), (rel, index)
 
 
-def test_with_labels_follows_each_index_column():
+def test_with_sample_columns_follows_each_index_column():
     ds = sslaudit.data.dataset.Dataset(
         "toy", "tabular", sslaudit.data.dataset.Split(np.zeros((3, 1)), np.array([5, 6, 7]), np.array([10, 11, 12])), sslaudit.data.dataset.Split(np.zeros((2, 1)), np.array([8, 9]), np.array([0, 1]))
     )
     df = pd.DataFrame({"split": ["test", "train"], "index": [1, 12], "train_index": [10, 99], "other_split": ["test", "test"], "other_index": [0, 1], "score": [0.5, 0.25]})
-    out = with_labels(df, ds)
+    out = with_sample_columns(df, ds)
     assert list(out.columns) == ["split", "index", "label", "train_index", "train_label", "other_split", "other_index", "other_label", "score"]
     assert out["label"].tolist() == [9, 7] and out["train_label"].tolist() == [5, -1] and out["other_label"].tolist() == [8, 9]
     unlabeled = sslaudit.data.dataset.Dataset("toy", "tabular", sslaudit.data.dataset.Split(np.zeros((3, 1))), sslaudit.data.dataset.Split(np.zeros((2, 1))))
-    assert with_labels(df, unlabeled) is df
+    assert with_sample_columns(df, unlabeled) is df
 
 
 @pytest.mark.parametrize(

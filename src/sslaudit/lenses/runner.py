@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.samples import with_labels
+from ..data.samples import with_sample_columns
 from ..errors import UserError
 from ..progress import info
 from . import config as lens_config
@@ -62,7 +62,7 @@ def run_lens(lens: Lens | str, run, config=None, ctx: Context | None = None) -> 
         return load_result(store, lens.name)
     with store.lock():
         result = lens.compute(run, cfg, ctx)
-        result.tables = {name: with_labels(table, run.dataset) for name, table in result.tables.items()}
+        result.tables = {name: with_sample_columns(table, run.dataset) for name, table in result.tables.items()}
         files = result.files()
         previous = (store.manifest["stages"].get(lens.name) or {}).get("info", {}).get("results", [])
         store.invalidate(lens.name)
