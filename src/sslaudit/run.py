@@ -514,11 +514,19 @@ def import_run(
         else:
             enc = load_code_encoder(kind, raw, factory=None, state=None, trust_code=trust_code, file=str(file))
         enc = enc.to(device).eval()
-        probe = torch.as_tensor(dataset.train.x[:2], dtype=torch.float32, device=device)
-        with torch.no_grad():
-            z = enc(probe)
+        with torch.no_grad():  # two batch sizes: an export traced at a fixed one fails here, not half-way through the import
+            if len(dataset.train) > 1:
+                enc(torch.as_tensor(dataset.train.x[:1], dtype=torch.float32, device=device))
+            z = enc(torch.as_tensor(dataset.train.x[:3], dtype=torch.float32, device=device))
     except UserError:
         raise
+    except AssertionError as e:
+        if kind == "export" and "Guard failed" in str(e):
+            raise UserError(
+                f"{encoder} was exported for one batch size only ({str(e).splitlines()[0][:120]}); export it with a dynamic batch: "
+                "torch.export.export(model, (x,), dynamic_shapes=({0: torch.export.Dim('batch')},))"
+            ) from None
+        raise UserError(f"cannot use {encoder} as an encoder for {data['spec']} (AssertionError: {str(e).splitlines()[0][:200] if str(e) else ''})") from None
     except Exception as e:  # a foreign file: say what it is not
         raise UserError(f"cannot use {encoder} as an encoder for {data['spec']} ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})") from None
     if not isinstance(z, torch.Tensor) or z.ndim != 2:
@@ -529,6 +537,8 @@ def import_run(
         if known is not None:
             (arch, state), converted_from, kind = known, kind, "weights"
             info(f"{encoder} is sslaudit's {arch['arch']} architecture: stored as weights (the run needs no --trust-code)")
+    if kind == "torchscript":
+        info("a TorchScript encoder allows no per-parameter gradients: KREPES and influence will not apply to this run (Q-Score, RELAX, SimVAE will)")
     if kind == "weights":
         ext = {"kind": "weights", "arch": arch, "file": IMPORTED_WEIGHTS, "factory": None, "source": file.name, "converted_from": converted_from, "sha256": sha256_file(file)}
     else:

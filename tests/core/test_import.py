@@ -40,6 +40,22 @@ def test_torchscript_encoder(tmp_path, capsys):
     run = load(tmp_path / "run", trust_code=True)
     x = torch.as_tensor(run.dataset.test.x[:3])
     assert torch.allclose(run.encoder(x), m(x))
+    capsys.readouterr()
+    for lens in ("krepes", "influence"):  # no per-parameter gradients through TorchScript: refused before any work, in one line
+        assert main([lens, str(tmp_path / "run"), "--trust-code", "--quiet"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "TorchScript encoder allows no per-parameter gradients" in err[0] and "--arch" in err[0], err
+    assert main(["qscore", str(tmp_path / "run"), "--trust-code", "--quiet"]) == 0
+
+
+def test_export_for_one_batch_size_is_refused_at_import(tmp_path, capsys):
+    m = TinyEncoder().eval()
+    path = tmp_path / "fixed.pt2"
+    torch.export.save(torch.export.export(m, (torch.zeros(2, 1, 8, 8),)), str(path))
+    assert main(["import", "--data", "digits", "--encoder", str(path), "--out", str(tmp_path / "run"), "--quiet", "--trust-code"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "exported for one batch size only" in err[0] and "dynamic_shapes" in err[0], err
+    assert not (tmp_path / "run").exists()  # nothing half-made blocks the retry
 
 
 def test_exported_program_encoder(tmp_path):

@@ -47,6 +47,17 @@ class Lens:
         """(True, None), or (False, the reason this lens does not apply to this run)."""
         return True, None
 
+    @staticmethod
+    def per_parameter_gradients(run) -> tuple[bool, str | None]:
+        """Whether the encoder's per-parameter gradients can be taken (torch.func and layer hooks),
+        which KREPES's eNTK and influence's curvature need: a TorchScript encoder allows neither."""
+        if (run.config.get("external") or {}).get("kind") == "torchscript":
+            return False, (
+                "a TorchScript encoder allows no per-parameter gradients (torch.func, layer hooks); re-import it as weights "
+                "(--arch NAME --weights FILE, or sslaudit's own architecture) or as a torch.export program"
+            )
+        return True, None
+
     def skip_command(self, run) -> str | None:
         """A command that would work where the lens does not apply (shown beside the reason)."""
         return None

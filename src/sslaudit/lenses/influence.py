@@ -52,6 +52,9 @@ class InfluenceLens(Lens):
     Config = InfluenceLensConfig
     uses_engine = True
 
+    def applies(self, run):
+        return self.per_parameter_gradients(run)
+
     def compute(self, run, cfg, ctx) -> LensResult:
         from ..data.dataset import parse_sample_ref
         from ..methods.influence.runner import run_influence

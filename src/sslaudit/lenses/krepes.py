@@ -44,6 +44,9 @@ class KrepesLens(Lens):
     Config = KrepesLensConfig
     uses_engine = True
 
+    def applies(self, run):
+        return self.per_parameter_gradients(run)
+
     def compute(self, run, cfg, ctx) -> LensResult:
         from ..data.dataset import parse_sample_ref
         from ..methods.krepes.pipeline import explain_run
