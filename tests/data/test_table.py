@@ -182,3 +182,25 @@ def test_spec_errors(tmp_path):
     (tmp_path / "d.csv").mkdir()
     with pytest.raises(UserError, match="not a file"):
         load_dataset(str(tmp_path / "d.csv"))
+
+
+def test_an_id_column_and_an_unnamed_label_are_warned_about(tmp_path):
+    import warnings
+
+    from sslaudit.progress import SslauditWarning
+
+    df = _table(40)
+    df["customer_id"] = [f"c{i:04d}" for i in range(40)]  # a distinct text value per row: an ID
+    df["income"] = np.where(np.arange(40) % 2 == 0, ">50K", "<=50K")
+    p = tmp_path / "ids.csv"
+    df.to_csv(p, index=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_dataset(str(p))
+    msgs = [str(w.message) for w in caught if issubclass(w.category, SslauditWarning)]
+    assert any("'customer_id'" in m and "--exclude customer_id" in m and "40 one-hot columns" in m for m in msgs), msgs
+    assert any("'income'" in m and "--label income" in m for m in msgs), msgs
+    with warnings.catch_warnings(record=True) as caught:  # named as it should be: nothing to say
+        warnings.simplefilter("always")
+        load_dataset(str(p), label="income", exclude=["customer_id"])
+    assert not [w for w in caught if issubclass(w.category, SslauditWarning)]

@@ -101,6 +101,25 @@ def _labels(path: Path, s: pd.Series, label: str) -> tuple[np.ndarray, list[str]
     return y, uniq
 
 
+LABEL_LIKE = ("label", "labels", "class", "target", "y", "income", "outcome", "category")
+
+
+def _warn_suspicious_columns(path: Path, feats: pd.DataFrame, cats: list[str], label: str | None) -> None:
+    """Warn about encoder inputs that are likely mistakes: an ID (a categorical with a distinct
+    value in every row becomes one one-hot column per row) and, without --label, a label."""
+    from ..progress import warn
+
+    n = len(feats)
+    for c in cats:
+        levels = int(feats[c].nunique(dropna=True))
+        if n >= 20 and levels >= 0.9 * n:
+            warn(f"column {c!r} of {path.name} has a distinct value in {levels} of {n} rows (an ID?): as an encoder input it becomes {levels} one-hot columns; pass --exclude {c}")
+    if label is None:
+        for c in feats.columns:
+            if str(c).strip().lower() in LABEL_LIKE:
+                warn(f"no --label given, so column {c!r} of {path.name} is an encoder input although it looks like a label; pass --label {c} (or --exclude {c})")
+
+
 def load_csv(
     path: str | Path,
     *,
@@ -160,6 +179,7 @@ def load_csv(
 
     feats = df[feature_cols]
     cats = [c for c in feature_cols if c in declared or not _is_numeric(feats[c])]
+    _warn_suspicious_columns(path, feats, cats, label)
     schema = TabularSchema.fit(feats.iloc[tr].reset_index(drop=True), categorical=cats)
     x_all = schema.transform(feats)
 
