@@ -56,11 +56,6 @@ def values_of(split_obj, index: np.ndarray, column: np.ndarray, fill) -> np.ndar
     return out
 
 
-def labels_of(split_obj, index: np.ndarray) -> np.ndarray:
-    """Labels of the samples whose `Split.index` values are `index` (-1 where absent)."""
-    return values_of(split_obj, index, np.asarray(split_obj.y, dtype=np.int64), -1)
-
-
 def with_sample_columns(df: pd.DataFrame, dataset) -> pd.DataFrame:
     """`df` with what the data knows of every sample it names beside its index column: the label
     (`label`, `train_label`, …) where the data has labels, the file (`path`, `train_path`, …)
