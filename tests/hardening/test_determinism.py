@@ -13,10 +13,11 @@ import pytest
 from .faults import cli, manifest, run_ok
 
 # files that carry wall-clock fields (compared without them) or the run's own path (not compared)
-TIMED_JSON = {"metrics.json", "audit/status.json", "krepes/fidelity.json", "krepes/summary.json", "relax/evaluation.json", "influence/summary.json", "qscore/summary.json"}
+# (krepes/explainer.json: its cost plan records the memory available and the FLOP rate measured at plan time)
+TIMED_JSON = {"metrics.json", "audit/status.json", "krepes/fidelity.json", "krepes/summary.json", "krepes/explainer.json", "relax/evaluation.json", "influence/summary.json", "qscore/summary.json"}
 TIMED_TORCH = {"train/checkpoint.pt"}  # weights and optimizer state plus the training seconds so far
 NOT_COMPARED = {"report.html"}  # embeds the run's folder and the time it was rendered
-TIME_KEY = re.compile(r"(seconds|per_second|time|elapsed|started|finished|written|rss|memory)", re.I)
+TIME_KEY = re.compile(r"(seconds|per_second|time|elapsed|started|finished|written|rss|memory|cost_plan)", re.I)  # cost_plan: machine state at plan time
 
 
 def without_times(obj):
