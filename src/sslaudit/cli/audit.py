@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
-from .options import context_from, context_params, data_options
+from .options import context_from, context_params, data_options, tensorboard_log_option
 
 
 @data_options
@@ -20,15 +20,7 @@ from .options import context_from, context_params, data_options
 @click.option(
     "--quick", is_flag=True, help="A coarse first look: a sixth of the training epochs (digits: 10) and every lens on small samples with fixed settings (digits: under a minute on two cores)."
 )
-@click.option(
-    "--log",
-    "log",
-    nargs=2,
-    type=(click.Choice(["tensorboard"]), click.Path(file_okay=False)),
-    default=None,
-    metavar="tensorboard DIR",
-    help="Also write the training history to TensorBoard in DIR (needs the tensorboard extra).",
-)
+@tensorboard_log_option("Also write the training history to TensorBoard in DIR (needs the tensorboard extra).")
 def _audit(data_cfg, objective, epochs, model, out, force, quick, log, **values):
     """Train (or load) an encoder, run every lens that applies, and write an HTML report.
 

@@ -112,3 +112,8 @@ def data_options(f):
         return f(*args, data_cfg=dcfg, **kw)
 
     return wrapper
+
+
+def tensorboard_log_option(help: str):
+    """`--log tensorboard DIR`: the training history also written to TensorBoard (train, audit)."""
+    return click.option("--log", "log", nargs=2, type=(click.Choice(["tensorboard"]), click.Path(file_okay=False)), default=None, metavar="tensorboard DIR", help=help)

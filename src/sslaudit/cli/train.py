@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
-from .options import common, data_options, trust_option
+from .options import common, data_options, tensorboard_log_option, trust_option
 
 
 @click.command("train")
@@ -35,15 +35,7 @@ from .options import common, data_options, trust_option
 @click.option(
     "--init", "init", type=click.Path(), default=None, help="Fine-tune the run RUN: start from its weights, with its data, objective, architecture, batch size and lr (--data becomes optional)."
 )
-@click.option(
-    "--log",
-    "log",
-    nargs=2,
-    type=(click.Choice(["tensorboard"]), click.Path(file_okay=False)),
-    default=None,
-    metavar="tensorboard DIR",
-    help="Also write the per-epoch loss and k-NN probe to TensorBoard in DIR (needs the tensorboard extra). The history is always stored in RUN/train/history.parquet.",
-)
+@tensorboard_log_option("Also write the per-epoch loss and k-NN probe to TensorBoard in DIR (needs the tensorboard extra). The history is always stored in RUN/train/history.parquet.")
 @click.option("--qscore-reg", "qscore_reg", default=None, help="With --init: add the Q-Score regulariser with weights L1,L2 (e.g. 1e-4,1e-4); ε and the discriminative features come from RUN.")
 @common
 def command(data_cfg, objective, arch, epochs, batch_size, lr, params, out, force, init, log, qscore_reg, seed, device):

@@ -42,9 +42,12 @@ class Lens:
     title: ClassVar[str] = ""
     Config: ClassVar[type] = None  # a dataclass (see lenses/config.py for the field metadata)
     uses_engine: ClassVar[bool] = False  # offers --engine/--address on the command line
+    needs_parameter_gradients: ClassVar[bool] = False  # per-parameter gradients (torch.func, layer hooks): not through TorchScript
 
     def applies(self, run) -> tuple[bool, str | None]:
         """(True, None), or (False, the reason this lens does not apply to this run)."""
+        if self.needs_parameter_gradients:
+            return self.per_parameter_gradients(run)
         return True, None
 
     @staticmethod

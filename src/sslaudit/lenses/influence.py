@@ -51,9 +51,7 @@ class InfluenceLens(Lens):
     title = "Label-free influence"
     Config = InfluenceLensConfig
     uses_engine = True
-
-    def applies(self, run):
-        return self.per_parameter_gradients(run)
+    needs_parameter_gradients = True
 
     def compute(self, run, cfg, ctx) -> LensResult:
         from ..data.dataset import parse_sample_ref

@@ -43,9 +43,7 @@ class KrepesLens(Lens):
     title = "Representer landmarks (KREPES)"
     Config = KrepesLensConfig
     uses_engine = True
-
-    def applies(self, run):
-        return self.per_parameter_gradients(run)
+    needs_parameter_gradients = True
 
     def compute(self, run, cfg, ctx) -> LensResult:
         from ..data.dataset import parse_sample_ref
