@@ -4,6 +4,7 @@ name them in their fields' metadata (`parse=`), so the CLI, the audit and the li
 
 from __future__ import annotations
 
+import json
 from typing import Callable
 
 from .errors import UserError
@@ -64,3 +65,17 @@ def number_list(flag: str, example: str, *, lo: float | None = None, hi: float |
         return tuple(vals)
 
     return parse
+
+
+def key_values(items, flag: str, example: str) -> dict:
+    """KEY=VALUE pairs of a repeatable option; values are read as JSON (numbers, true/false, lists) or kept as text."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"{flag} {item!r}: write KEY=VALUE, e.g. {flag} {example}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out

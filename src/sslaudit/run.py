@@ -111,6 +111,18 @@ class Run:
     def dataset(self):
         return load_data(self.config["data"], self._data_dir)
 
+    @property
+    def augment_spec(self) -> dict:
+        """The augmentation the encoder was trained with, as stored (`train.augment`; {} = the dataset's default)."""
+        return dict((self.config.get("train") or {}).get("augment") or {})
+
+    @cached_property
+    def augment(self):
+        """That augmentation, built for this run's data: every lens that draws views uses it."""
+        from .data.augment import make_augment
+
+        return make_augment(self.dataset, self.augment_spec)
+
     @cached_property
     def method(self):
         from .models.methods import build_method
@@ -260,7 +272,7 @@ def train_run(data: dict, train_cfg, out: str | Path, *, force: bool = False, de
     """Train an encoder into a run directory (resuming an interrupted run with the same config).
 
     `log`: a models.history.TensorBoardLog that also receives the per-epoch history."""
-    from .data.augment import make_augment
+    from .data.augment import make_augment, read_augment_spec
     from .models.encoders import default_arch
     from .models.methods import GENERATIVE
     from .models.trainer import train
@@ -273,6 +285,8 @@ def train_run(data: dict, train_cfg, out: str | Path, *, force: bool = False, de
         if a["arch"] != "mlp":
             a["mean"], a["std"] = image_stats(dataset.train.x)
         train_cfg.arch = a
+    train_cfg.augment = read_augment_spec(train_cfg.augment)  # a preset name or a file becomes the spec itself
+    augment = make_augment(dataset, train_cfg.augment)  # a bad option fails before anything is written
     config = {"data": data, "train": train_cfg.to_json(), "arch": train_cfg.arch, "init": init, "extra_loss": getattr(extra_loss, "config", None)}
     store = open_for_writing(out, config, force)
     with store.lock():
@@ -284,7 +298,6 @@ def train_run(data: dict, train_cfg, out: str | Path, *, force: bool = False, de
         if init is not None:
             src = load(init, device=device)
             method.load_state_dict(src.method.state_dict())
-        augment = make_augment(dataset, **train_cfg.augment)
         stats = train(method, dataset, train_cfg, store, augment=augment, device=device, extra_loss=extra_loss, log=log)
         store.write_safetensors(WEIGHTS, method.state_dict(), stage="train")
         metrics = evaluate_run(store, method.encoder, dataset, device, train_cfg.seed)
@@ -477,8 +490,9 @@ def import_run(
     output: str | None = None,
     mean=None,
     std=None,
+    augment=None,
 ) -> Path:
-    """Create a run from a user's encoder.
+    """Create a run from a user's encoder (`augment`: the spec it was trained with, see data.augment).
 
     Weights of an sslaudit architecture (.safetensors, or a torch.save state dict read with
     weights_only=True) need no trust. A torch.export program, TorchScript file or
@@ -489,7 +503,9 @@ def import_run(
     from .store import sha256_file
 
     if arch is not None:
-        return import_zoo_run(data, arch, weights, objective, out, force=force, device=device, seed=seed, prefix=prefix, cifar_stem=cifar_stem, output=output, mean=mean, std=std, encoder=encoder)
+        return import_zoo_run(
+            data, arch, weights, objective, out, force=force, device=device, seed=seed, prefix=prefix, cifar_stem=cifar_stem, output=output, mean=mean, std=std, encoder=encoder, augment=augment
+        )
     if prefix or cifar_stem or output is not None or mean is not None or std is not None:
         raise UserError("--prefix, --cifar-stem, --output, --mean and --std go with --arch NAME (a torchvision or timm:NAME builder)")
     if encoder is None:
@@ -543,7 +559,7 @@ def import_run(
         ext = {"kind": "weights", "arch": arch, "file": IMPORTED_WEIGHTS, "factory": None, "source": file.name, "converted_from": converted_from, "sha256": sha256_file(file)}
     else:
         ext = {"kind": kind, "file": f"encoder/{file.name}", "factory": encoder if kind == "factory" else None, "sha256": sha256_file(file)}
-    config = {"data": data, "external": ext, "objective": objective, "train": {"objective": objective, "seed": seed}}
+    config = {"data": data, "external": ext, "objective": objective, "train": {"objective": objective, "seed": seed, **imported_augment(dataset, augment)}}
     store = open_for_writing(out, config, force)
     with store.lock():
         store.set_config(config)
@@ -574,8 +590,17 @@ def parse_stats(text, what: str, channels: int) -> list[float]:
     return vals
 
 
+def imported_augment(dataset, augment) -> dict:
+    """{"augment": spec} for an imported run's config ({} for the dataset's default), checked against the data."""
+    from .data.augment import make_augment, read_augment_spec
+
+    spec = read_augment_spec(augment)
+    make_augment(dataset, spec)  # a bad option fails before anything is written
+    return {"augment": spec} if spec else {}
+
+
 def import_zoo_run(
-    data: dict, name: str, weights: str | None, objective: str, out, *, force=False, device="cpu", seed=0, prefix=None, cifar_stem=False, output=None, mean=None, std=None, encoder=None
+    data: dict, name: str, weights: str | None, objective: str, out, *, force=False, device="cpu", seed=0, prefix=None, cifar_stem=False, output=None, mean=None, std=None, encoder=None, augment=None
 ) -> Path:
     """A run from a torchvision/timm architecture by name plus a checkpoint's weights (data: no trust needed).
 
@@ -632,7 +657,7 @@ def import_zoo_run(
         raise UserError(f"the encoder returns {tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__} for a batch; it must return N×D embeddings (choose a part with --output KEY|INDEX)")
     full = {k: v.detach().cpu().contiguous() for k, v in enc.state_dict().items()}
     ext = {"kind": "weights", "arch": arch, "file": IMPORTED_WEIGHTS, "factory": None, "source": file.name, "prefix": prefix, "converted_from": None, "sha256": sha256_file(file)}
-    config = {"data": data, "external": ext, "objective": objective, "train": {"objective": objective, "seed": seed}}
+    config = {"data": data, "external": ext, "objective": objective, "train": {"objective": objective, "seed": seed, **imported_augment(dataset, augment)}}
     store = open_for_writing(out, config, force)
     with store.lock():
         store.set_config(config)

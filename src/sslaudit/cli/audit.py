@@ -8,12 +8,13 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
-from .options import context_from, context_params, data_options, tensorboard_log_option
+from .options import augment_options, context_from, context_params, data_options, tensorboard_log_option
 
 
 @data_options
 @click.option("--objective", type=click.Choice(["simclr", "byol", "vicreg", "barlow", "simvae", "vae", "betavae"]), default="simclr", show_default=True, help="Objective when a model must be trained.")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Training epochs [default: as `sslaudit train`: 60 up to 5,000 samples; up to 100,000, 10 for images and 15 for tables; 3 above].")
+@augment_options
 @click.option("--model", "model", type=click.Path(), default=None, help="Audit this existing run instead of training one.")
 @click.option("--out", type=click.Path(), default=None, help="Run directory (trained into if there is no model). Required without --model.")
 @click.option("--force", is_flag=True, help="Replace a different run already at --out.")
@@ -21,7 +22,7 @@ from .options import context_from, context_params, data_options, tensorboard_log
     "--quick", is_flag=True, help="A coarse first look: a sixth of the training epochs (digits: 10) and every lens on small samples with fixed settings (digits: under a minute on two cores)."
 )
 @tensorboard_log_option("Also write the training history to TensorBoard in DIR (needs the tensorboard extra).")
-def _audit(data_cfg, objective, epochs, model, out, force, quick, log, **values):
+def _audit(data_cfg, objective, epochs, augment, model, out, force, quick, log, **values):
     """Train (or load) an encoder, run every lens that applies, and write an HTML report.
 
     Lenses that do not apply are skipped with their reason (RELAX on tables, Q-Score on signed
@@ -38,6 +39,8 @@ def _audit(data_cfg, objective, epochs, model, out, force, quick, log, **values)
     if model is not None:
         if out is not None and Path(out).resolve() != Path(model).resolve():
             raise UserError("--model audits that run in place; leave out --out or give the same folder")
+        if augment:
+            raise UserError("--augment sets how a model is trained; with --model the run's stored augmentation is used (re-import it with --augment to change it)")
         path = Path(model)
     else:
         if not given_data or out is None:
@@ -51,7 +54,7 @@ def _audit(data_cfg, objective, epochs, model, out, force, quick, log, **values)
         dataset = load_data(data_cfg)
         n = len(dataset.train)
         n_epochs = epochs or (quick_epochs(default_epochs(n, dataset.kind)) if quick else default_epochs(n, dataset.kind))
-        cfg = TrainConfig(objective=objective, epochs=n_epochs, batch_size=default_batch_size(n), seed=ctx.seed)
+        cfg = TrainConfig(objective=objective, epochs=n_epochs, batch_size=default_batch_size(n), seed=ctx.seed, augment=augment)
         info(f"[audit] training the encoder ({n_epochs} epochs) …")
         path = train_run(data_cfg, cfg, out, force=force, device=ctx.device, dataset=dataset, log=parse_log(log))
     t_train = time.perf_counter() - t0

@@ -114,6 +114,35 @@ def data_options(f):
     return wrapper
 
 
+def augment_options(f):
+    """`--augment PRESET|FILE` and `--augment-set KEY=VALUE`: the augmentation, resolved to a spec stored in the run."""
+
+    @click.option(
+        "--augment",
+        "augment",
+        default=None,
+        metavar="PRESET|FILE",
+        help="The augmentation the encoder is (or was) trained with, which every lens that draws views uses: default (per dataset), simclr, byol (asymmetric views), "
+        "or a .json/.yaml file {preset, OPTION: VALUE, views: [{…}, {…}]} (see docs/augmentations.md) [default: default].",
+    )
+    @click.option(
+        "--augment-set",
+        "augment_set",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Override one augmentation option for both views (repeatable), e.g. crop_scale=[0.2,1] blur_prob=0 hue=0.05.",
+    )
+    @functools.wraps(f)
+    def wrapper(*args, augment, augment_set, **kw):
+        from ..data.augment import read_augment_spec
+        from ..parsing import key_values
+
+        spec = {**read_augment_spec(augment), **key_values(augment_set, "--augment-set", "blur_prob=0")}
+        return f(*args, augment=spec, **kw)
+
+    return wrapper
+
+
 def tensorboard_log_option(help: str):
     """`--log tensorboard DIR`: the training history also written to TensorBoard (train, audit)."""
     return click.option("--log", "log", nargs=2, type=(click.Choice(["tensorboard"]), click.Path(file_okay=False)), default=None, metavar="tensorboard DIR", help=help)

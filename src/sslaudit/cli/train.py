@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
-from .options import common, data_options, tensorboard_log_option, trust_option
+from ..parsing import key_values
+from .options import augment_options, common, data_options, tensorboard_log_option, trust_option
 
 
 @click.command("train")
@@ -30,6 +31,7 @@ from .options import common, data_options, tensorboard_log_option, trust_option
     metavar="KEY=VALUE",
     help="An objective hyper-parameter (repeatable), e.g. temperature=0.2 (simclr), lambd=0.005 (barlow), z_dim=16, J=4, sigma_x2=0.01, prior=uniform, beta=4 (simvae/vae/betavae).",
 )
+@augment_options
 @click.option("--out", required=True, type=click.Path(), help="Run directory to write (resumed if it holds the same unfinished run).")
 @click.option("--force", is_flag=True, help="Replace a different run already at --out.")
 @click.option(
@@ -38,7 +40,7 @@ from .options import common, data_options, tensorboard_log_option, trust_option
 @tensorboard_log_option("Also write the per-epoch loss and k-NN probe to TensorBoard in DIR (needs the tensorboard extra). The history is always stored in RUN/train/history.parquet.")
 @click.option("--qscore-reg", "qscore_reg", default=None, help="With --init: add the Q-Score regulariser with weights L1,L2 (e.g. 1e-4,1e-4); ε and the discriminative features come from RUN.")
 @common
-def command(data_cfg, objective, arch, epochs, batch_size, lr, params, out, force, init, log, qscore_reg, seed, device):
+def command(data_cfg, objective, arch, epochs, batch_size, lr, params, augment, out, force, init, log, qscore_reg, seed, device):
     """Train an SSL encoder and store it as a run: weights, config, metrics and a manifest.
 
     An interrupted training resumes from its last epoch when the same command is run again, and
@@ -58,7 +60,9 @@ def command(data_cfg, objective, arch, epochs, batch_size, lr, params, out, forc
     dataset = load_data(data_cfg)
     if epochs is None:
         epochs = default_epochs(len(dataset.train), dataset.kind)
-    cfg = TrainConfig(objective=objective, epochs=epochs, batch_size=batch_size or default_batch_size(len(dataset.train)), lr=lr, seed=seed, params=parse_params(params))
+    cfg = TrainConfig(
+        objective=objective, epochs=epochs, batch_size=batch_size or default_batch_size(len(dataset.train)), lr=lr, seed=seed, params=key_values(params, "--param", "temperature=0.2"), augment=augment
+    )
     from ..models.history import parse_log
 
     path = train_run(data_cfg, cfg, out, force=force, device=device, arch=arch, dataset=dataset, log=parse_log(log))
@@ -73,20 +77,6 @@ def command(data_cfg, objective, arch, epochs, batch_size, lr, params, out, forc
 for _p in command.params:  # --data may be omitted with --init (the data is RUN's)
     if _p.name == "data":
         _p.required = False
-
-
-def parse_params(items) -> dict:
-    """KEY=VALUE pairs; values are read as JSON (numbers, true/false, lists) or kept as text."""
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--param {item!r}: write KEY=VALUE, e.g. --param temperature=0.2")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
 
 
 def default_batch_size(n: int) -> int:
@@ -155,11 +145,12 @@ def print_metrics(path: Path) -> None:
     show_default=True,
     help="The objective the encoder was trained with (KREPES' Gauss–Newton step uses it).",
 )
+@augment_options
 @click.option("--out", required=True, type=click.Path(), help="Run directory to write.")
 @click.option("--force", is_flag=True, help="Replace a different run already at --out.")
 @trust_option
 @common
-def import_command(data_cfg, encoder, weights, arch, prefix, cifar_stem, output, mean, std, objective, out, force, seed, device, trust_code):
+def import_command(data_cfg, encoder, weights, arch, prefix, cifar_stem, output, mean, std, objective, augment, out, force, seed, device, trust_code):
     """Make a run from your own encoder, so that every lens can audit it.
 
     Weights need no trust. A code-carrying encoder (.pt2, TorchScript, a factory) needs
@@ -170,7 +161,22 @@ def import_command(data_cfg, encoder, weights, arch, prefix, cifar_stem, output,
     from ..run import import_run
 
     path = import_run(
-        data_cfg, encoder, weights, objective, out, force=force, device=device, seed=seed, trust_code=trust_code, arch=arch, prefix=prefix, cifar_stem=cifar_stem, output=output, mean=mean, std=std
+        data_cfg,
+        encoder,
+        weights,
+        objective,
+        out,
+        force=force,
+        device=device,
+        seed=seed,
+        trust_code=trust_code,
+        arch=arch,
+        prefix=prefix,
+        cifar_stem=cifar_stem,
+        output=output,
+        mean=mean,
+        std=std,
+        augment=augment,
     )
     print_metrics(path)
 

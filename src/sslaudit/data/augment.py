@@ -31,7 +31,9 @@ device. No Python loop runs over samples.
 from __future__ import annotations
 
 import inspect
+import json
 import math
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -52,6 +54,10 @@ class Augment:
 
     def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         return self.apply(x, self.sample(len(x), g))
+
+    def view(self, i: int) -> "Augment":
+        """The augmentation of view i (0 or 1) of a pair: the same for both unless asymmetric."""
+        return self
 
     def config(self) -> dict:
         """The constructor's parameters (for provenance), excluding data tensors."""
@@ -103,6 +109,12 @@ class ImageAugment(Augment):
         noise: float = 0.05,
         blur_prob: float = 0.0,
         blur_sigma: Sequence[float] = (0.1, 1.0),
+        saturation: float = 0.0,
+        hue: float = 0.0,
+        jitter_prob: float = 1.0,
+        grayscale: float = 0.0,
+        solarize: float = 0.0,
+        solarize_threshold: float = 0.5,
     ):
         shape = tuple(int(s) for s in image_shape)
         if len(shape) != 3:
@@ -117,6 +129,17 @@ class ImageAugment(Augment):
         self.noise = _unit(noise, "noise", hi=10.0)
         self.blur_prob = _unit(blur_prob, "blur_prob")
         self.blur_sigma = _pair(blur_sigma, "blur_sigma", 1e-3, 10.0)
+        self.saturation = _unit(saturation, "saturation")
+        self.hue = _unit(hue, "hue", hi=0.5)
+        self.jitter_prob = _unit(jitter_prob, "jitter_prob")
+        self.grayscale = _unit(grayscale, "grayscale")
+        self.solarize = _unit(solarize, "solarize")
+        self.solarize_threshold = _unit(solarize_threshold, "solarize_threshold")
+        rgb = shape[0] == 3
+        self._colour = rgb and (self.saturation > 0 or self.hue > 0 or self.grayscale > 0)  # no-ops on grey images
+        # the extra uniforms are drawn only when an option that needs them is on, so the draws of the
+        # earlier options (and every stored run trained with them) stay the same
+        self._extra = self._colour or self.solarize > 0 or self.jitter_prob < 1
         self._crop = self.crop_scale != (1.0, 1.0)  # crop_scale None or (1, 1): no crop (ratio unused)
         self._geometric = self._crop or self.hflip > 0 or self.vflip > 0
         # kernel of 2·⌈2σ_max⌉+1 taps, at most the image side (odd)
@@ -137,6 +160,12 @@ class ImageAugment(Augment):
             noise=self.noise,
             blur_prob=self.blur_prob,
             blur_sigma=list(self.blur_sigma),
+            saturation=self.saturation,
+            hue=self.hue,
+            jitter_prob=self.jitter_prob,
+            grayscale=self.grayscale,
+            solarize=self.solarize,
+            solarize_threshold=self.solarize_threshold,
         )
 
     def sample(self, n: int, g: torch.Generator) -> dict[str, torch.Tensor]:
@@ -156,12 +185,19 @@ class ImageAugment(Augment):
         theta[:, 1, 1] = h * np.where(u[:, 5] < self.vflip, -1.0, 1.0)
         theta[:, 1, 2] = (1 - h) * (2 * u[:, 3] - 1)
         sigma = np.where(u[:, 8] < self.blur_prob, self.blur_sigma[0] + (self.blur_sigma[1] - self.blur_sigma[0]) * u[:, 9], 0.0)
-        params = {
-            "theta": torch.from_numpy(theta.astype(np.float32)),
-            "brightness": torch.from_numpy((1 + self.brightness * (2 * u[:, 6] - 1)).astype(np.float32)),
-            "contrast": torch.from_numpy((1 + self.contrast * (2 * u[:, 7] - 1)).astype(np.float32)),
-            "blur_sigma": torch.from_numpy(sigma.astype(np.float32)),
-        }
+        brightness = 1 + self.brightness * (2 * u[:, 6] - 1)
+        contrast = 1 + self.contrast * (2 * u[:, 7] - 1)
+        params = {"theta": torch.from_numpy(theta.astype(np.float32)), "blur_sigma": torch.from_numpy(sigma.astype(np.float32))}
+        if self._extra:
+            v = torch.rand(n, 6, generator=g, dtype=torch.float64).numpy()
+            jitter = v[:, 0] < self.jitter_prob  # colour jitter as a whole, with probability jitter_prob
+            brightness, contrast = np.where(jitter, brightness, 1.0), np.where(jitter, contrast, 1.0)
+            params["saturation"] = torch.from_numpy(np.where(jitter, 1 + self.saturation * (2 * v[:, 1] - 1), 1.0).astype(np.float32))
+            params["hue"] = torch.from_numpy(np.where(jitter, self.hue * (2 * v[:, 2] - 1), 0.0).astype(np.float32))
+            params["grayscale"] = torch.from_numpy(v[:, 3] < self.grayscale)
+            params["solarize"] = torch.from_numpy(v[:, 4] < self.solarize)
+        params["brightness"] = torch.from_numpy(brightness.astype(np.float32))
+        params["contrast"] = torch.from_numpy(contrast.astype(np.float32))
         if self.noise > 0:
             params["noise"] = torch.randn(n, *self.image_shape, generator=g).mul_(self.noise)
         return params
@@ -192,13 +228,22 @@ class ImageAugment(Augment):
             theta = _rows(params["theta"].to(dev, dt), b)
             grid = F.affine_grid(theta, list(x.shape), align_corners=False)
             x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        # colour jitter in torchvision's per-operation semantics (each op clamps to [0, 1]), in a fixed
+        # order: brightness, contrast, saturation, hue (torchvision draws the order per call)
         if self.brightness > 0:
-            x = x * params["brightness"].to(dev, dt).view(-1, 1, 1, 1)
+            x = (x * _rows(params["brightness"].to(dev, dt), b).view(-1, 1, 1, 1)).clamp(0.0, 1.0)
         if self.contrast > 0:
-            c = params["contrast"].to(dev, dt).view(-1, 1, 1, 1)
-            x = c * x + (1 - c) * x.mean(dim=(1, 2, 3), keepdim=True)
-        if self.brightness > 0 or self.contrast > 0:
-            x = x.clamp(0.0, 1.0)
+            c = _rows(params["contrast"].to(dev, dt), b).view(-1, 1, 1, 1)
+            x = (c * x + (1 - c) * luma(x).mean(dim=(1, 2, 3), keepdim=True)).clamp(0.0, 1.0)
+        if self._colour:
+            if self.saturation > 0:
+                f = _rows(params["saturation"].to(dev, dt), b).view(-1, 1, 1, 1)
+                x = (f * x + (1 - f) * luma(x)).clamp(0.0, 1.0)
+            if self.hue > 0:
+                x = shift_hue(x, _rows(params["hue"].to(dev, dt), b))
+            if self.grayscale > 0:
+                grey = _rows(params["grayscale"].to(dev), b).view(-1, 1, 1, 1)
+                x = torch.where(grey, luma(x).expand_as(x), x)
         if self.blur_prob > 0:
             x = self._blur(x, _rows(params["blur_sigma"].to(dev, dt), b))
         if "noise" in params:
@@ -206,7 +251,36 @@ class ImageAugment(Augment):
             if nz.shape[1:] != x.shape[1:]:
                 raise ValueError(f"noise parameters are for images {tuple(nz.shape[1:])} but the batch holds {tuple(x.shape[1:])}")
             x = x + nz
-        return x.clamp(0.0, 1.0)
+        x = x.clamp(0.0, 1.0)
+        if self.solarize > 0:  # after blur and noise, as in BYOL's pipeline (solarisation comes last)
+            sol = _rows(params["solarize"].to(dev), b).view(-1, 1, 1, 1)
+            x = torch.where(sol & (x >= self.solarize_threshold), 1.0 - x, x)
+        return x
+
+
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """The ITU-R 601 luma (0.299 R + 0.587 G + 0.114 B) of N×3×H×W images as N×1×H×W; grey images as they are."""
+    if x.shape[1] != 3:
+        return x
+    w = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x * w).sum(dim=1, keepdim=True)
+
+
+def shift_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Rotate the hue of N×3×H×W RGB images in [0, 1] by `shift` (N,) turns, through HSV."""
+    mx, imax = x.max(dim=1)
+    mn = x.min(dim=1).values
+    chroma = mx - mn
+    safe = torch.where(chroma > 0, chroma, torch.ones_like(chroma))
+    r, g, b = x.unbind(1)
+    # hue in sixths of a turn, by the channel that holds the maximum (ties go to the first channel)
+    h = torch.where(imax == 0, ((g - b) / safe) % 6, torch.where(imax == 1, (b - r) / safe + 2, (r - g) / safe + 4))
+    h = torch.where(chroma > 0, h, torch.zeros_like(h)) / 6
+    s = torch.where(mx > 0, chroma / torch.where(mx > 0, mx, torch.ones_like(mx)), torch.zeros_like(mx))
+    h = (h + shift.view(-1, 1, 1)) % 1.0
+    # HSV back to RGB: each channel is v − v·s·clamp(min(k, 4 − k), 0, 1) with k = (n + 6h) mod 6
+    out = [mx - mx * s * torch.clamp(torch.minimum((n + 6 * h) % 6, 4 - (n + 6 * h) % 6), 0, 1) for n in (5.0, 3.0, 1.0)]
+    return torch.stack(out, dim=1).clamp(0.0, 1.0)
 
 
 class TabularAugment(Augment):
@@ -281,6 +355,81 @@ class TabularAugment(Augment):
         return out
 
 
+class AsymmetricAugment(Augment):
+    """Different augmentations for the first and the second view (BYOL: blur always on view 1, solarise view 2).
+
+    Consumers that draw views ask for `view(i)`; drawing from the pair itself is an error, because
+    it would silently pick one of the two.
+    """
+
+    def __init__(self, views: Sequence[Augment]):
+        self.views = list(views)
+        if len(self.views) != 2:
+            raise UserError(f"an asymmetric augmentation has exactly 2 views, got {len(self.views)}: give one option set per view")
+
+    def view(self, i: int) -> Augment:
+        return self.views[i % 2]
+
+    def sample(self, n: int, g: torch.Generator) -> dict[str, torch.Tensor]:
+        raise TypeError("an asymmetric augmentation has one augmentation per view: call .view(i).sample(n, g)")
+
+    def apply(self, x: torch.Tensor, params: dict) -> torch.Tensor:
+        raise TypeError("an asymmetric augmentation has one augmentation per view: call .view(i).apply(x, params)")
+
+    def config(self) -> dict:
+        return dict(kind="asymmetric", views=[v.config() for v in self.views])
+
+
+class CallableAugment(Augment):
+    """A user's `fn(x, generator) -> x` as an `Augment`: each row is augmented by its own seeded generator.
+
+    `sample` draws one 63-bit seed per row from `g`; `apply` calls `fn(x[i:i+1], Generator(seed_i))`
+    row by row (a Python loop: slower than the built-in augmentations), so a row's view does not
+    depend on the batch it is in and the views stay reproducible. A parameter batch of one seed (CRN)
+    gives every row the same generator state.
+    """
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def sample(self, n: int, g: torch.Generator) -> dict[str, torch.Tensor]:
+        return {"seed": torch.randint(0, 2**62, (n,), generator=g, dtype=torch.int64)}
+
+    def apply(self, x: torch.Tensor, params: dict) -> torch.Tensor:
+        seeds = _rows(params["seed"], x.shape[0]).tolist()
+        out = []
+        for i, seed in enumerate(seeds):
+            gen = torch.Generator(device="cpu").manual_seed(int(seed))
+            y = self.fn(x[i : i + 1], gen)
+            if not isinstance(y, torch.Tensor) or y.shape != x[i : i + 1].shape:
+                got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+                raise UserError(f"the augmentation {_name(self.fn)} returned {got} for an input of shape {tuple(x[i : i + 1].shape)}: it must return a tensor of the input's shape")
+            out.append(y)
+        return torch.cat(out).to(x.device)
+
+    def config(self) -> dict:
+        return dict(kind="callable", name=_name(self.fn))
+
+
+def _name(fn) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+
+
+def as_augment(obj) -> Augment:
+    """An `Augment` as it is; a callable `fn(x, generator)` wrapped in `CallableAugment`."""
+    if isinstance(obj, Augment):
+        return obj
+    if callable(obj):
+        try:
+            params = [p for p in inspect.signature(obj).parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+        except (TypeError, ValueError):
+            params = None
+        if params is not None and len(params) < 2 and not any(p.kind == p.VAR_POSITIONAL for p in params):
+            raise UserError(f"the augmentation {_name(obj)} takes {len(params)} argument(s): it must accept (x, generator) and draw all its randomness from the generator, so views are reproducible")
+        return CallableAugment(obj)
+    raise UserError(f"augment={type(obj).__name__} is not an augmentation: pass an sslaudit.data.augment.Augment or a function fn(x, generator)")
+
+
 DEFAULTS: dict[str, dict] = {
     "digits": dict(crop_scale=(0.6, 1.0), ratio=(0.8, 1.25), hflip=0.0, vflip=0.0, brightness=0.3, contrast=0.3, noise=0.05, blur_prob=0.0),
     "fashion-mnist": dict(crop_scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3), hflip=0.5, vflip=0.0, brightness=0.4, contrast=0.4, noise=0.05, blur_prob=0.0),
@@ -289,13 +438,68 @@ DEFAULTS: dict[str, dict] = {
     "tabular": dict(corruption=0.6, noise=0.1),
 }
 
+# The SSL libraries' image pipelines (lightly's SimCLRTransform with cj_strength 0.5 and BYOLTransform;
+# solo-learn's and the BYOL paper's settings): random resized crop 0.08–1, flip 0.5, colour jitter
+# with probability 0.8, grayscale 0.2, Gaussian blur σ ∈ [0.1, 2]; no additive noise.
+_SSL_IMAGE = dict(crop_scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), hflip=0.5, vflip=0.0, jitter_prob=0.8, brightness=0.4, contrast=0.4, grayscale=0.2, blur_sigma=(0.1, 2.0), noise=0.0)
+PRESETS: dict[str, dict] = {
+    "default": {},  # the per-dataset DEFAULTS
+    "simclr": dict(_SSL_IMAGE, saturation=0.4, hue=0.1, blur_prob=0.5),
+    "byol": dict(_SSL_IMAGE, saturation=0.2, hue=0.1, views=[dict(blur_prob=1.0, solarize=0.0), dict(blur_prob=0.1, solarize=0.2)]),
+}
 
-def make_augment(dataset, **overrides) -> Augment:
-    """The default augmentation for `dataset` (see `DEFAULTS`), with `overrides` of its options."""
+
+def read_augment_spec(value) -> dict:
+    """An augmentation spec from a preset name, a JSON/YAML file's path, or a mapping.
+
+    A spec is `{"preset": NAME, OPTION: VALUE, ..., "views": [{...}, {...}]}`: options apply to both
+    views, `views` (two mappings) to one view each; everything is optional. A file is read here, so
+    a run stores the spec itself, never a path.
+    """
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        spec = dict(value)
+    else:
+        text = str(value)
+        if text in PRESETS:
+            return {} if text == "default" else {"preset": text}
+        path = Path(text).expanduser()
+        if path.suffix.lower() not in (".json", ".yaml", ".yml"):
+            raise UserError(f"--augment {text!r} is neither a preset ({', '.join(PRESETS)}) nor a .json/.yaml file")
+        if not path.is_file():
+            raise UserError(f"--augment {text}: no such file; give a preset ({', '.join(PRESETS)}) or an existing .json/.yaml file")
+        try:
+            if path.suffix.lower() == ".json":
+                spec = json.loads(path.read_text())
+            else:
+                import yaml
+
+                spec = yaml.safe_load(path.read_text())
+        except Exception as e:  # a user file: say which and why, in one line
+            raise UserError(f"--augment {text} cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}): fix the file's syntax") from None
+        if not isinstance(spec, dict):
+            raise UserError(f"--augment {text} holds a {type(spec).__name__}, not a mapping of augmentation options")
+    preset = spec.get("preset", "default")
+    if preset not in PRESETS:
+        raise UserError(f"augmentation preset {preset!r} is unknown: choose from {', '.join(PRESETS)}")
+    views = spec.get("views")
+    if views is not None and (not isinstance(views, list) or len(views) != 2 or not all(isinstance(v, dict) for v in views)):
+        raise UserError("augmentation 'views' must be a list of two mappings of options (view 1, view 2)")
+    return spec
+
+
+def make_augment(dataset, spec=None, **overrides) -> Augment:
+    """The augmentation for `dataset`: a preset (default: the per-dataset `DEFAULTS`), the spec's options, then `overrides`."""
+    spec = read_augment_spec(spec)
+    preset = spec.get("preset", "default")
+    options = {k: v for k, v in spec.items() if k not in ("preset", "views")}
     if dataset.kind == "image":
         cls = ImageAugment
         shape = tuple(dataset.input_shape)
-        if dataset.name in DEFAULTS:
+        if preset != "default":
+            base = {k: v for k, v in PRESETS[preset].items() if k != "views"}
+        elif dataset.name in DEFAULTS:
             base = DEFAULTS[dataset.name]
         elif len(shape) == 3 and min(shape[1], shape[2]) <= 16:
             base = DEFAULTS["small-image"]
@@ -303,6 +507,8 @@ def make_augment(dataset, **overrides) -> Augment:
             base = DEFAULTS["image"]
         fixed = {"image_shape": shape}
     elif dataset.kind == "tabular":
+        if preset != "default":
+            raise UserError(f"the augmentation preset {preset!r} is for images; tables use SCARF (preset 'default'), whose options are corruption and noise")
         cls = TabularAugment
         base = DEFAULTS["tabular"]
         schema = dataset.schema
@@ -316,7 +522,13 @@ def make_augment(dataset, **overrides) -> Augment:
     else:
         raise UserError(f"no augmentation for data of kind {dataset.kind!r}: expected 'image' or 'tabular'")
     allowed = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", *fixed)]
-    bad = [k for k in overrides if k not in allowed]
+    preset_views = PRESETS[preset].get("views") or [{}, {}]
+    spec_views = spec.get("views") or [{}, {}]
+    merged = {**base, **options, **overrides}
+    per_view = [{**merged, **pv, **sv} for pv, sv in zip(preset_views, spec_views)]
+    bad = sorted({k for opts in per_view for k in opts if k not in allowed})
     if bad:
         raise UserError(f"unknown augmentation option(s) {bad} for {dataset.kind} data: choose from {', '.join(allowed)}")
-    return cls(**fixed, **{**base, **overrides})
+    if per_view[0] == per_view[1]:
+        return cls(**fixed, **per_view[0])
+    return AsymmetricAugment([cls(**fixed, **opts) for opts in per_view])

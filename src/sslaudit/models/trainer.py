@@ -76,6 +76,9 @@ def train(method: Method, dataset: Dataset, cfg: TrainConfig, store: RunStore, *
     `log` (a models.history.TensorBoardLog) also receives each epoch's history row.
     Returns timing statistics. Must be called inside `with store.lock()`.
     """
+    from ..data.augment import as_augment
+
+    augment = as_augment(augment)
     x_all = dataset.train.x
     if isinstance(x_all, np.ndarray):  # in memory; an image folder (FolderImages) is decoded batch by batch
         x_all = torch.as_tensor(x_all, dtype=torch.float32)
@@ -119,7 +122,7 @@ def train(method: Method, dataset: Dataset, cfg: TrainConfig, store: RunStore, *
         g = torch_generator(cfg.seed, "augment", epoch)
         for b in range(steps_per_epoch):
             xb = batch_rows(x_all, order[b * cfg.batch_size : (b + 1) * cfg.batch_size]).to(device)
-            views = [augment(xb, g) for _ in range(method.n_views)]
+            views = [augment.view(i)(xb, g) for i in range(method.n_views)]
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total, cfg.lr, warmup)
             loss = method.loss(views)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...data.augment import as_augment
 from ...errors import UserError
 from ...seeding import torch_generator
 
@@ -45,13 +46,14 @@ class AugmentationStability:
             raise UserError(f"draws={self.draws}: the augmentation-stability loss needs at least 1 pair of draws")
         self.draws = int(self.draws)
         g = torch_generator(self.seed, "influence", "draws")
-        self.params = [(self.augment.sample(1, g), self.augment.sample(1, g)) for _ in range(self.draws)]
+        self.augment = as_augment(self.augment)
+        self.params = [(self.augment.view(0).sample(1, g), self.augment.view(1).sample(1, g)) for _ in range(self.draws)]
 
     def views(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The 2K augmented views of a batch, ordered t_1(x), t′_1(x), t_2(x), …"""
         out = []
         for p, q in self.params:
-            out += [self.augment.apply(x, p), self.augment.apply(x, q)]
+            out += [self.augment.view(0).apply(x, p), self.augment.view(1).apply(x, q)]
         return out
 
     def from_views(self, encoder: nn.Module, views: list[torch.Tensor]) -> torch.Tensor:

@@ -96,15 +96,13 @@ def run_influence(
     run, cfg: InfluenceConfig, *, pairs: int = 100, queries=(), subsample: int | None = None, check: int = 200, device: str = "cpu", engine: str = "local", knn: int = 10, neighbours: int = 5
 ) -> InfluenceResult:
     """Self-influence, duplicates, query pairwise scores, fairness and baselines for a run."""
-    from ...data.augment import make_augment
-
     t0 = time.perf_counter()
     ds = run.dataset
     refs, xq = resolve_queries(ds, queries)  # validate before any heavy work
     rows = subsample_rows(len(ds.train), subsample, cfg.seed)
     x = ds.train.x[rows]
     index = ds.train.index[rows]
-    augment = make_augment(ds, **(run.config.get("train", {}).get("augment") or {}))
+    augment = run.augment
     opts = {k: v for k, v in cfg.to_json().items() if k not in ("strategy", "damping")}
     ia = InfluenceAnalyzer(run.encoder, augment, cfg.strategy, cfg.damping, device=device, engine=engine, **opts)
     store = run.store

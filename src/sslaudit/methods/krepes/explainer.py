@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...data.augment import as_augment
 from ...errors import UserError
 from ...progress import info, warn
 from ...seeding import numpy_rng, torch_generator
@@ -228,7 +229,7 @@ class Krepes:
         n = len(train_x)
         if cfg.exact and n > EXACT_MAX:
             raise UserError(f"--exact builds the full {n}×{n} kernel by per-sample gradients; it is limited to n ≤ {EXACT_MAX}: drop --exact (Nyström) or subsample")
-        self.augment, self.train_embeddings = augment, train_embeddings
+        self.augment, self.train_embeddings = (None if augment is None else as_augment(augment)), train_embeddings
         with torch.no_grad():
             d = int(self.encoder(torch.as_tensor(train_x[:2], device=cfg.device)).shape[1])
         self.kernel = (
@@ -440,7 +441,7 @@ class Krepes:
 
         def draw():
             g = torch_generator(cfg.seed, "krepes", "views")
-            return [self.augment.sample(len(rows), g), self.augment.sample(len(rows), g)]
+            return [self.augment.view(0).sample(len(rows), g), self.augment.view(1).sample(len(rows), g)]
 
         if self.kernel is not None and self.cache is not None:
             return self._views_on_disk(rows, key, draw)
@@ -454,7 +455,7 @@ class Krepes:
             from ...kernels import exact_kernel
 
             xb = torch.as_tensor(self.train_x[rows])
-            ks = [exact_kernel(self.encoder, self.augment.apply(xb, p).numpy(), self.train_x[self.landmarks], kind=cfg.kernel, normalize=cfg.normalize) for p in params]
+            ks = [exact_kernel(self.encoder, self.augment.view(i).apply(xb, p).numpy(), self.train_x[self.landmarks], kind=cfg.kernel, normalize=cfg.normalize) for i, p in enumerate(params)]
             return {"k1": ks[0], "k2": ks[1], "rows": rows}
         k1 = np.empty((len(rows), len(self.landmarks)), dtype=np.float32)
         k2 = np.empty_like(k1)
@@ -510,7 +511,7 @@ class Krepes:
 
         def compute():
             g = torch_generator(cfg.seed, "krepes", "heldout-views")
-            return self._view_kernels(rows, [self.augment.sample(len(rows), g), self.augment.sample(len(rows), g)])
+            return self._view_kernels(rows, [self.augment.view(0).sample(len(rows), g), self.augment.view(1).sample(len(rows), g)])
 
         return self._stage("kernel_heldout", key, compute)
 

@@ -82,7 +82,6 @@ class SurrogateRows:
 def explain_run(
     run, *, test_points: int = 1000, refs=(), concepts=(), both_modes: bool = False, lambda_curve: bool = False, engine=None, probe_sample: int | None = 65536, **options
 ) -> KrepesRunOutput:
-    from ...data.augment import make_augment
     from . import fidelity as fid
     from .alignment import alignment_gap, group_anchoring
     from .concepts import parse_concept
@@ -95,7 +94,7 @@ def explain_run(
     k = Krepes(run.encoder, objective=run.objective, objective_params=params, engine=engine, cache=run.store, encoder_id=run.encoder_id, **options)
     needs_fit = both_modes or options.get("mode", "step") == "fit"
     net_train = run.embeddings("train") if needs_fit else NetworkRows(run.encoder, ds.train.x, options.get("device", "cpu"))
-    k.fit(ds.train.x, augment=make_augment(ds), train_embeddings=net_train if needs_fit else None)
+    k.fit(ds.train.x, augment=run.augment, train_embeddings=net_train if needs_fit else None)
     net_mean = np.asarray(net_train, dtype=np.float64).mean(0) if needs_fit else None
 
     n_sample = min(test_points, len(ds.test))

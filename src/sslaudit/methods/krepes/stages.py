@@ -45,8 +45,8 @@ def view_kernel_block(rng, *, kernel, x, rows, augment, params, landmark_factors
     xb = torch.as_tensor(np.asarray(x[rows[s:e]]), dtype=torch.float32)
     lf = landmark_factors.to(kernel.device)
     out = []
-    for p in params:
-        v = augment.apply(xb, _slice_params(p, s, e, len(rows)))
+    for i, p in enumerate(params):
+        v = augment.view(i).apply(xb, _slice_params(p, s, e, len(rows)))
         out.append(kernel.between(kernel.factors(v), lf).cpu().numpy())
     return out
 

@@ -111,7 +111,7 @@ def view_means(method, augment, x: np.ndarray, seed: int = 0, device: str = "cpu
     J = max(int(method.n_views), 2)
     g = torch_generator(seed, "simvae-views")
     xt = torch.as_tensor(x)
-    views = [augment(xt, g).to(device) for _ in range(J)]
+    views = [augment.view(j)(xt, g).to(device) for j in range(J)]
     mus = [method.encoder(v) for v in views]
     zbar = torch.stack(mus).mean(0)
     rows, labels = [], []
@@ -124,7 +124,6 @@ def view_means(method, augment, x: np.ndarray, seed: int = 0, device: str = "cpu
 
 def write_explanations(run, *, tasks=None, n_examples: int = 10, n_directions: int = 2000, seed: int = 0) -> list[str]:
     """Write the explanation figures and latent_directions.json of a generative run into RUN/simvae/."""
-    from ...data.augment import make_augment
     from ...models.simvae import GenerativeMethod
 
     if "external" in run.config or run.objective not in ("simvae", "vae", "betavae"):
@@ -140,7 +139,7 @@ def write_explanations(run, *, tasks=None, n_examples: int = 10, n_directions: i
         rows = subsample(len(ds.test), n_examples, seed, "figures")
         x = ds.test.x[rows]
         written["simvae/figures/reconstructions.png"] = reconstructions(method, x, dev)
-        written["simvae/figures/view_means.png"] = view_means(method, make_augment(ds), x[:4], seed, dev)
+        written["simvae/figures/view_means.png"] = view_means(method, run.augment, x[:4], seed, dev)
         if dirs is not None:
             written["simvae/figures/traversals.png"] = traversals(method, x[:2], dirs, dev)
     if dirs is not None:
