@@ -61,7 +61,7 @@ def naive_vicreg(z1, z2, s, v, c, eps=1e-4):
                     tot += cjk**2
         return tot / d
 
-    return s * inv + v * (var(z1) + var(z2)) + c * (cov(z1) + cov(z2))
+    return s * inv + v * (var(z1) + var(z2)) / 2 + c * (cov(z1) + cov(z2))  # variance terms averaged, as the authors' code
 
 
 def test_vicreg_matches_naive():
@@ -78,8 +78,8 @@ def naive_barlow(z1, z2, lambd, eps=1e-5):
         for j in range(d):
             col = [float(z[i, j]) for i in range(b)]
             m = sum(col) / b
-            s = math.sqrt(sum((x - m) ** 2 for x in col) / b)
-            out.append([(x - m) / (s + eps) for x in col])
+            s = math.sqrt(sum((x - m) ** 2 for x in col) / b + eps)  # BatchNorm1d(affine=False): eps inside the root
+            out.append([(x - m) / s for x in col])
         return out  # d lists of b
 
     n1, n2 = std(z1), std(z2)

@@ -33,14 +33,15 @@ def byol_loss(p1: torch.Tensor, t2: torch.Tensor) -> torch.Tensor:
     return (2 - 2 * F.cosine_similarity(p1, t2.detach(), dim=1)).mean()
 
 
+def variance_hinge(z: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """VICReg's v(Z): mean over dimensions of relu(1 − sqrt(unbiased var + eps))."""
+    return F.relu(1 - torch.sqrt(z.var(dim=0) + eps)).mean()
+
+
 def vicreg_loss(z1, z2, sim_weight: float = 25.0, var_weight: float = 25.0, cov_weight: float = 1.0, eps: float = 1e-4):
-    """VICReg: invariance (MSE) + variance hinge on per-dimension std + off-diagonal covariance."""
+    """VICReg: λ·MSE + μ·(v(z1) + v(z2))/2 + ν·(c(z1) + c(z2)); the variance terms averaged as in the authors' code (which tuned 25/25/1), not summed as in the paper's eq. 6."""
     b, d = z1.shape
     inv = F.mse_loss(z1, z2)
-
-    def var(z):
-        std = torch.sqrt(z.var(dim=0) + eps)
-        return F.relu(1 - std).mean()
 
     def cov(z):
         zc = z - z.mean(dim=0)
@@ -48,15 +49,18 @@ def vicreg_loss(z1, z2, sim_weight: float = 25.0, var_weight: float = 25.0, cov_
         off = c - torch.diag(torch.diagonal(c))
         return off.pow(2).sum() / d
 
-    return sim_weight * inv + var_weight * (var(z1) + var(z2)) + cov_weight * (cov(z1) + cov(z2))
+    return sim_weight * inv + var_weight * (variance_hinge(z1, eps) + variance_hinge(z2, eps)) / 2 + cov_weight * (cov(z1) + cov(z2))
+
+
+def batch_standardise(z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """(z − mean)/sqrt(biased var + eps) per dimension: BatchNorm1d(affine=False) in training mode, as Barlow Twins' code."""
+    return (z - z.mean(0)) / torch.sqrt(z.var(0, unbiased=False) + eps)
 
 
 def barlow_loss(z1, z2, lambd: float = 5e-3, eps: float = 1e-5):
     """Barlow Twins: Σ_i (1 − C_ii)² + λ Σ_{i≠j} C_ij², C = cross-correlation of batch-standardised z."""
     b = z1.shape[0]
-    n1 = (z1 - z1.mean(0)) / (z1.std(0, unbiased=False) + eps)
-    n2 = (z2 - z2.mean(0)) / (z2.std(0, unbiased=False) + eps)
-    c = n1.T @ n2 / b
+    c = batch_standardise(z1, eps).T @ batch_standardise(z2, eps) / b
     on = (torch.diagonal(c) - 1).pow(2).sum()
     off = (c - torch.diag(torch.diagonal(c))).pow(2).sum()
     return on + lambd * off

@@ -11,7 +11,7 @@ gives Q·u analytically (what the fast CG path uses); the dense reference instea
   over the 2B rows); Q = (diag(p) − ppᵀ)/(2B) per row.
 - barlow: h = W ⊙ (C − I) with W = 1 on the diagonal and √λ_BT off it; outer = Σh²; Q = 2I.
 - vicreg: h = (√(s/(BD))·(z1 − z2), √(c/D)·offdiag(cov z1), √(c/D)·offdiag(cov z2)); Q = 2I;
-  rest = the variance hinge.
+  rest = the variance hinge (μ/2)·(v(z1) + v(z2)), as models.objectives.vicreg_loss.
 - byol: predictor = identity, targets t = the stop-gradient PC-point embeddings of the other
   view; h = (n(z1) − n(t2), n(z2) − n(t1))/√B; outer = Σh²; Q = 2I.
 """
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch.func import jvp, vjp
 
 from ...errors import UserError
-from ...models.objectives import DEFAULTS, OBJECTIVES
+from ...models.objectives import DEFAULTS, OBJECTIVES, batch_standardise, variance_hinge
 
 Tensors = tuple[torch.Tensor, ...]
 _MASKED = -1e4  # self-similarity logit: exp underflows to exactly 0 in float32/64, and its tangent is 0
@@ -50,10 +50,7 @@ class KernelSSLLoss:
             eye = torch.eye(2 * b, dtype=torch.bool, device=z.device)
             return (logits.masked_fill(eye, _MASKED),)
         if self.objective == "barlow":
-            eps = 1e-5
-            n1 = (z1 - z1.mean(0)) / (z1.std(0, unbiased=False) + eps)
-            n2 = (z2 - z2.mean(0)) / (z2.std(0, unbiased=False) + eps)
-            c = n1.T @ n2 / b
+            c = batch_standardise(z1).T @ batch_standardise(z2) / b
             eye = torch.eye(d, dtype=z1.dtype, device=z1.device)
             w = eye + math.sqrt(float(self.params["lambd"])) * (1 - eye)
             return (w * (c - eye),)
@@ -85,12 +82,7 @@ class KernelSSLLoss:
     def rest(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         if self.objective != "vicreg":
             return z1.new_zeros(())
-        eps = 1e-4
-
-        def var(z):
-            return F.relu(1 - torch.sqrt(z.var(dim=0) + eps)).mean()
-
-        return float(self.params["var_weight"]) * (var(z1) + var(z2))
+        return float(self.params["var_weight"]) * (variance_hinge(z1) + variance_hinge(z2)) / 2
 
     def q_apply(self, h: Tensors, u: Tensors) -> Tensors:
         """Q·u, Q = ∇²outer(h) (analytic, PSD)."""
