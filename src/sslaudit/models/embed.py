@@ -6,10 +6,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.inputs import as_rows
+
 
 @torch.no_grad()
-def embed(module: nn.Module, x: np.ndarray | torch.Tensor, batch_size: int = 1024, device: str | torch.device = "cpu") -> np.ndarray:
-    """module(x) for every row of x as a float32 numpy array (module put in eval mode)."""
+def embed(module: nn.Module, x, batch_size: int = 1024, device: str | torch.device = "cpu") -> np.ndarray:
+    """module(x) for every row of x as a float32 numpy array (module put in eval mode).
+
+    x: an array, a tensor, a map-style torch Dataset (read `batch_size` items at a time) or a
+    DataLoader with shuffle=False (read once); see `sslaudit.data.inputs.as_rows`."""
+    x = as_rows(x, "x")
     was_training = module.training
     module.eval()
     out = []

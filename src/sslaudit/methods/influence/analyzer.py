@@ -8,6 +8,10 @@
 Per-sample loss: ℓ_aug (see `loss.py`); curvature: EK-FAC / K-FAC fitted by kronfluence on the
 training rows, or `identity` (gradient dot products). An encoder without Linear/Conv2d layers
 falls back to `identity` over all its parameters, and says so.
+
+Inputs (x_train, x, x_query): arrays, tensors, map-style torch Datasets or DataLoaders with
+shuffle=False (`sslaudit.data.inputs.as_rows`); a row's position is its index in the results.
+The training rows are held in memory; other inputs are read block by block.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import torch
 from torch import nn
 
 from ...compute.memory import available_budget, format_size, parse_size, rss_bytes
+from ...data.inputs import DatasetRows, as_rows
 from ...errors import UserError
 from ...parsing import number
 from ...progress import enabled as progress_enabled
@@ -151,7 +156,7 @@ class InfluenceAnalyzer:
 
     def fit(self, x_train, factors: dict[str, np.ndarray] | None = None) -> "InfluenceAnalyzer":
         """Fit the curvature on the training inputs (or reuse `factors` from `factor_arrays()`)."""
-        x_train = np.asarray(x_train, dtype=np.float32)
+        x_train = np.asarray(as_rows(x_train, "x_train"), dtype=np.float32)
         if len(x_train) < 2:
             raise UserError(f"influence needs at least 2 training examples, got {len(x_train)}")
         self.x_train = x_train
@@ -222,8 +227,8 @@ class InfluenceAnalyzer:
         return CountSketch(self.n_parameters, self.config.sketch_dim, self.config.seed)
 
     def scores(self, x=None, queries=None, sketch: bool = True) -> BlockScores:
-        """One streaming pass: self-influence, sketches and (optionally) query scores of `x`."""
-        x = self._require_fit() if x is None else np.asarray(x, dtype=np.float32)
+        """One streaming pass: self-influence, sketches and (optionally) query scores of `x` (default: train)."""
+        x = self._require_fit() if x is None else block_rows(x, "x")
         q = None if queries is None else self.whiten(queries)
         return stream_scores(
             self.encoder,
@@ -250,7 +255,7 @@ class InfluenceAnalyzer:
 
     def whiten(self, x) -> torch.Tensor:
         """(n, D) whitened gradients of a few inputs: w_iᵀ w_j = g_iᵀ P g_j."""
-        return whitened(self.encoder, self.loss, self.layers, self._require_prec(), np.asarray(x, dtype=np.float32), batch_size=self.config.batch_size, device=self.device)
+        return whitened(self.encoder, self.loss, self.layers, self._require_prec(), block_rows(x, "x"), batch_size=self.config.batch_size, device=self.device)
 
     def self_influence(self, x=None) -> np.ndarray:
         """s(x) = g(x)ᵀ P g(x) for the training rows (default) or the given inputs."""
@@ -258,6 +263,7 @@ class InfluenceAnalyzer:
 
     def pairwise(self, x_query, x_train=None) -> tuple[np.ndarray, np.ndarray]:
         """(raw, normalised) influence I(query, train) = g_trainᵀ P g_query, shapes (q, n)."""
+        x_query = block_rows(x_query, "x_query")  # read once (a DataLoader), used twice
         wq = self.whiten(x_query)
         sq = wq.double().pow(2).sum(1).numpy()
         if x_train is None:
@@ -269,7 +275,7 @@ class InfluenceAnalyzer:
 
     def pair_scores(self, i: np.ndarray, j: np.ndarray, x=None) -> tuple[np.ndarray, np.ndarray]:
         """Exact (raw, normalised) influence of the row pairs (i[k], j[k]) of `x` (default: train)."""
-        x = self._require_fit() if x is None else x
+        x = self._require_fit() if x is None else as_rows(x, "x")
         rows = np.unique(np.concatenate([i, j]))
         if rows.size == 0:
             return np.zeros(0), np.zeros(0)
@@ -349,3 +355,9 @@ class InfluenceAnalyzer:
         if self._kron is not None:
             self._kron.close()
             self._kron = None
+
+
+def block_rows(x, name: str):
+    """Inputs read block by block: a Dataset stays lazy (`DatasetRows`), anything else becomes a float32 array."""
+    x = as_rows(x, name)
+    return x if isinstance(x, DatasetRows) else np.asarray(x, dtype=np.float32)

@@ -3,6 +3,9 @@
     k = Krepes(encoder, objective="simclr").fit(train_x, augment=make_augment(dataset))
     result = k.explain(test_x)        # top-K landmarks per test point, IS, attract/repel sign
 
+train_x / test_x: arrays, tensors, map-style torch Datasets or DataLoaders with shuffle=False
+(`sslaudit.data.inputs.as_rows`); both are held in memory as float32.
+
 Pipeline: eNTK of the encoder (sslaudit.kernels) → landmarks → K_mm, K(train, landmarks) →
 Nyström basis and PC point Ã0, centring γ → `step` mode: one Gauss–Newton step on the SSL loss
 of the kernel model over two seeded augmented views per (sub-sampled) training sample; `fit`
@@ -20,6 +23,7 @@ import torch
 from torch import nn
 
 from ...data.augment import as_augment
+from ...data.inputs import as_rows
 from ...errors import UserError
 from ...progress import info, warn
 from ...seeding import numpy_rng, torch_generator
@@ -221,11 +225,14 @@ class Krepes:
 
     # ---- fitting ----------------------------------------------------------------------------------
     def fit(self, train_x, augment=None, train_embeddings: np.ndarray | None = None) -> "Krepes":
-        """Kernel, landmarks, Nyström basis, PC point and the surrogate of the configured mode."""
+        """Kernel, landmarks, Nyström basis, PC point and the surrogate of the configured mode.
+
+        train_x: an array, a tensor, a map-style torch Dataset or a DataLoader with shuffle=False
+        (`sslaudit.data.inputs.as_rows`), held in memory as float32; landmark positions are rows of it."""
         from ...kernels import EntkKernel, fit_nystrom, resolve_landmark_count, select_landmarks
 
         cfg = self.config
-        self.train_x = train_x = np.asarray(train_x, dtype=np.float32)
+        self.train_x = train_x = np.asarray(as_rows(train_x, "train_x"), dtype=np.float32)
         n = len(train_x)
         if cfg.exact and n > EXACT_MAX:
             raise UserError(f"--exact builds the full {n}×{n} kernel by per-sample gradients; it is limited to n ≤ {EXACT_MAX}: drop --exact (Nyström) or subsample")
@@ -410,8 +417,10 @@ class Krepes:
         return out
 
     def kernel_rows(self, x, name: str | None = None) -> np.ndarray:
-        """K(x, landmarks) (T×m), cached as stage krepes/kernel_<name> when a name and a cache are given."""
-        x = np.asarray(x, dtype=np.float32)
+        """K(x, landmarks) (T×m), cached as stage krepes/kernel_<name> when a name and a cache are given.
+
+        x: an array, a tensor, a map-style torch Dataset or a DataLoader with shuffle=False."""
+        x = np.asarray(as_rows(x, name or "test_x"), dtype=np.float32)
         compute = lambda: {"k": self._rows_to_landmarks(x, f"K({name or 'test'}, landmarks)")}  # noqa: E731
         if name is None:
             return check_kernel_values(compute()["k"], "K(test, landmarks)")
@@ -618,7 +627,9 @@ class Krepes:
 
     # ---- explaining -----------------------------------------------------------------------------------
     def explain(self, test_x=None, *, k_test: np.ndarray | None = None, mode: str | None = None, model: KernelModel | None = None, top_k: int | None = None) -> KrepesResult:
-        """Representer landmarks of test inputs (give `test_x`, or their kernel rows `k_test`)."""
+        """Representer landmarks of test inputs (give `test_x`, or their kernel rows `k_test`).
+
+        test_x: an array, a tensor, a map-style torch Dataset or a DataLoader with shuffle=False."""
         if not hasattr(self, "model"):
             raise UserError("call fit(train_x, ...) before explain()")
         if k_test is None:

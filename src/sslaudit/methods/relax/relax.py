@@ -1,7 +1,7 @@
 """`Relax`: Captum-style attribution of a representation, with uncertainty and U-RELAX.
 
     from sslaudit.methods.relax import Relax
-    res = Relax(encoder).attribute(x, n_masks=3000, seed=0)      # x: N×C×H×W
+    res = Relax(encoder).attribute(x, n_masks=3000, seed=0)      # x: N×C×H×W, a Dataset or a DataLoader
     res.importance, res.uncertainty, res.u_relax, res.n_masks, res.std_error
 
 For every input x with h = f(x), masked copies x ⊙ M + fill ⊙ (1 − M) are scored by
@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...data.inputs import as_rows
 from ...errors import UserError
 from .estimator import estimate
 from .masks import MaskFamily, SpatialMasks, default_cells
@@ -169,6 +170,7 @@ class Relax:
             raise UserError(f"a fill tensor of shape {tuple(torch.as_tensor(f).shape)} does not broadcast to inputs of shape {tuple(x.shape)}") from None
 
     def _prepare(self, inputs) -> torch.Tensor:
+        inputs = as_rows(inputs, "inputs")
         x = torch.as_tensor(np.asarray(inputs) if not torch.is_tensor(inputs) else inputs)
         if not torch.is_floating_point(x):
             x = x.float()
@@ -196,6 +198,9 @@ class Relax:
         control_variate: bool | None = None,
     ) -> RelaxResult:
         """RELAX maps of a batch of inputs. n_masks: an integer N, or "auto" (needs `tolerance`).
+
+        inputs: an array or tensor, a map-style torch Dataset or a DataLoader with shuffle=False
+        (`sslaudit.data.inputs.as_rows`); all are held in memory, map i is input i.
 
         control_variate: subtract each score's linear prediction from the coarse mask pattern and add
         its exact expectation back (same map in expectation, a smaller standard error, so "auto" stops
