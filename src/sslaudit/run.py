@@ -323,7 +323,8 @@ def load_external_encoder(ext: dict, store: RunStore, *, trust_code: bool = Fals
     where = str(store.root / ext["file"]) if kind != "factory" else f"{ext.get('factory')!r} named in {store.root / 'config.json'}"
     require_trust(kind, where, trust_code)
     if kind == "factory":
-        return load_code_encoder(kind, b"", factory=ext["factory"], state=read_state_dict(store.read_bytes(ext["file"]), store.root / ext["file"]), trust_code=trust_code, file=where)
+        state = read_state_dict(store.read_bytes(ext["file"]), store.root / ext["file"])
+        return load_code_encoder(kind, b"", factory=ext["factory"], state=state, trust_code=trust_code, file=where, prefix=ext.get("prefix"))
     return load_code_encoder(kind, store.read_bytes(ext["file"]), factory=None, state=None, trust_code=trust_code, file=where)
 
 
@@ -506,8 +507,10 @@ def import_run(
         return import_zoo_run(
             data, arch, weights, objective, out, force=force, device=device, seed=seed, prefix=prefix, cifar_stem=cifar_stem, output=output, mean=mean, std=std, encoder=encoder, augment=augment
         )
-    if prefix or cifar_stem or output is not None or mean is not None or std is not None:
-        raise UserError("--prefix, --cifar-stem, --output, --mean and --std go with --arch NAME (a torchvision or timm:NAME builder)")
+    if cifar_stem or output is not None or mean is not None or std is not None:
+        raise UserError("--cifar-stem, --output, --mean and --std go with --arch NAME (a torchvision or timm:NAME builder)")
+    if prefix and (encoder is None or ":" not in str(encoder) or Path(str(encoder)).exists()):
+        raise UserError("--prefix goes with --arch NAME or with a factory (--encoder package.module:factory --weights FILE)")
     if encoder is None:
         raise UserError("give --encoder FILE|package.module:factory, or --arch NAME --weights FILE")
     kind, file = classify_encoder(encoder, weights)
@@ -526,7 +529,7 @@ def import_run(
             enc = build_encoder(arch)
             enc.load_state_dict(state)
         elif kind == "factory":
-            enc = load_code_encoder(kind, b"", factory=encoder, state=read_state_dict(raw, file), trust_code=trust_code, file=encoder)
+            enc = load_code_encoder(kind, b"", factory=encoder, state=read_state_dict(raw, file), trust_code=trust_code, file=encoder, prefix=prefix)
         else:
             enc = load_code_encoder(kind, raw, factory=None, state=None, trust_code=trust_code, file=str(file))
         enc = enc.to(device).eval()
@@ -558,7 +561,7 @@ def import_run(
     if kind == "weights":
         ext = {"kind": "weights", "arch": arch, "file": IMPORTED_WEIGHTS, "factory": None, "source": file.name, "converted_from": converted_from, "sha256": sha256_file(file)}
     else:
-        ext = {"kind": kind, "file": f"encoder/{file.name}", "factory": encoder if kind == "factory" else None, "sha256": sha256_file(file)}
+        ext = {"kind": kind, "file": f"encoder/{file.name}", "factory": encoder if kind == "factory" else None, "prefix": prefix, "sha256": sha256_file(file)}
     config = {"data": data, "external": ext, "objective": objective, "train": {"objective": objective, "seed": seed, **imported_augment(dataset, augment)}}
     store = open_for_writing(out, config, force)
     with store.lock():

@@ -32,8 +32,9 @@ def require_trust(kind: str, file: str, trust_code: bool) -> None:
         )
 
 
-def load_code_encoder(kind: str, data: bytes, *, factory: str | None, state: dict | None, trust_code: bool, file: str):
-    """Rebuild an encoder from a code-carrying format (after the trust check)."""
+def load_code_encoder(kind: str, data: bytes, *, factory: str | None, state: dict | None, trust_code: bool, file: str, prefix: str | None = None):
+    """Rebuild an encoder from a code-carrying format (after the trust check); a factory's state dict
+    has `prefix` stripped and must then match the module exactly (every missing/unexpected key is listed)."""
     require_trust(kind, file, trust_code)
     import torch
 
@@ -45,8 +46,10 @@ def load_code_encoder(kind: str, data: bytes, *, factory: str | None, state: dic
     if kind == "torchscript":
         return torch.jit.load(io.BytesIO(data), map_location="cpu")  # trust_code checked by require_trust above
     if kind == "factory":
+        from .models.zoo import fit_state
+
         module = resolve_factory(factory, trust_code=trust_code)()
-        module.load_state_dict(state)
+        module.load_state_dict(fit_state(module, state, prefix, file))
         return module
     raise UserError(f"unknown encoder kind {kind!r} in the run's config")
 

@@ -96,6 +96,25 @@ def test_factory_with_state_dict_and_pickle_refusal(tmp_path, capsys, monkeypatc
     assert "weights_only" in capsys.readouterr().err
 
 
+def test_factory_weights_with_a_prefix_are_listed_in_full_or_stripped(tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(os.path.dirname(__file__))
+    m = TinyEncoder()
+    torch.save({f"backbone.{k}": v for k, v in m.state_dict().items()}, tmp_path / "ckpt.pt")  # as Lightning saves a module's backbone
+    args = ["import", "--data", "digits", "--encoder", "test_import:factory", "--weights", str(tmp_path / "ckpt.pt"), "--trust-code", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and not (tmp_path / "run").exists()
+    for key in ("net.1.weight", "net.1.bias", "backbone.net.1.weight", "backbone.net.1.bias"):  # every key, nothing cut off
+        assert key in err
+    assert "try --prefix backbone." in err
+    assert main([*args, "--prefix", "backbone.", "--out", str(tmp_path / "run")]) == 0
+    run = load(tmp_path / "run", trust_code=True)  # reopened: the prefix is stored with the run
+    x = torch.as_tensor(run.dataset.test.x[:2])
+    assert torch.allclose(run.encoder(x), m(x))
+    assert main(["import", "--data", "digits", "--encoder", "enc.pt2", "--prefix", "backbone.", "--out", str(tmp_path / "r2"), "--quiet"]) == 2
+    assert "--prefix goes with --arch NAME or with a factory" in capsys.readouterr().err
+
+
 def test_foreign_file_as_encoder(tmp_path, capsys):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a model at all")

@@ -17,8 +17,11 @@ def test_train_then_lenses_and_report_on_a_folder(tmp_path):
     data = tmp_path / "images"
     write_folder(data, n_train=40, n_test=20, formats=("png", "webp"))
     run_dir = tmp_path / "run"
-    assert main(["train", "--data", str(data), "--image-size", "20", "--epochs", "1", "--batch-size", "16", "--out", str(run_dir), "--quiet"]) == 0
+    argv = ["train", "--data", str(data), "--image-size", "20", "--epochs", "1", "--batch-size", "16", "--augment", "simclr", "--augment-set", "blur_prob=0", "--out", str(run_dir), "--quiet"]
+    assert main(argv) == 0
     run = load(run_dir)
+    assert run.config["train"]["augment"] == {"preset": "simclr", "blur_prob": 0}  # the spec itself, used by every lens
+    assert run.augment.config()["saturation"] == 0.4 and run.augment.config()["blur_prob"] == 0.0
     assert run.config["data"]["spec"] == str(data.resolve()) and run.config["data"]["image_size"] == [20, 20]
     assert run.dataset.input_shape == (3, 20, 20) and run.dataset.test.paths[0].startswith("test/")
     assert main(["qscore", str(run_dir), "--quiet"]) == 0
@@ -29,8 +32,13 @@ def test_train_then_lenses_and_report_on_a_folder(tmp_path):
         s = run.dataset.split(split)
         assert part["path"].tolist() == [s.paths[list(s.index).index(i)] for i in part["index"]]
     assert main(["relax", str(run_dir), "--index", "test:3", "--masks", "200", "--no-sanity", "--quiet"]) == 0
+    # the kernel lenses read the folder block by block (tests/data/test_lazy_rows.py checks it is never decoded whole)
+    assert main(["krepes", str(run_dir), "--landmarks", "8", "--test-points", "5", "--step-sample", "16", "--ssl-batch-size", "8", "--probe-sample", "40", "--quiet"]) == 0
+    assert main(["influence", str(run_dir), "--subsample", "24", "--pairs", "5", "--check", "0", "--draws", "1", "--quiet"]) == 0
     assert main(["report", str(run_dir)]) == 0
     assert (run_dir / "report.html").stat().st_size > 10_000
+    landmarks = load(run_dir).store.read_parquet("krepes/landmarks.parquet")
+    assert "train_path" in landmarks.columns and landmarks["train_path"].str.startswith("train/").all()
     assert (run_dir / "qscore").is_dir() and any((run_dir / "relax").iterdir())
 
 

@@ -25,6 +25,17 @@ INPUT_KEYS = ("image", "pixel_values", "x", "input", "inputs", "img")
 SHUFFLING_SAMPLERS = (RandomSampler, SubsetRandomSampler, WeightedRandomSampler)
 
 
+def is_lazy(rows) -> bool:
+    """Rows that decode on demand (an image folder's `FolderImages`, a Dataset's `DatasetRows`), not an array in memory."""
+    return not isinstance(rows, (np.ndarray, torch.Tensor, list, tuple)) and hasattr(rows, "__getitem__") and hasattr(rows, "__len__")
+
+
+def float32_rows(data, name: str = "inputs"):
+    """`as_rows(data)` as float32: arrays in memory as a numpy array, rows that decode on demand kept lazy."""
+    rows = as_rows(data, name)
+    return rows if is_lazy(rows) else np.asarray(rows, dtype=np.float32)
+
+
 def as_rows(data, name: str = "inputs"):
     """`data` as rows indexed by position (see the module docstring); `name` is used in errors."""
     if isinstance(data, (np.ndarray, torch.Tensor, list, tuple)) or hasattr(data, "__array__"):

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ...compute.memory import available_budget, format_size, parse_size, rss_bytes
-from ...data.inputs import DatasetRows, as_rows
+from ...data.inputs import as_rows, float32_rows
 from ...errors import UserError
 from ...parsing import number
 from ...progress import enabled as progress_enabled
@@ -151,12 +151,12 @@ class InfluenceAnalyzer:
                 module_partitions=parts,
                 covariance_dtype=cfg.covariance_dtype,
             )
-            self._kron.fit(torch.as_tensor(self._require_fit()))
+            self._kron.fit(self._require_fit())
         return self._kron
 
     def fit(self, x_train, factors: dict[str, np.ndarray] | None = None) -> "InfluenceAnalyzer":
         """Fit the curvature on the training inputs (or reuse `factors` from `factor_arrays()`)."""
-        x_train = np.asarray(as_rows(x_train, "x_train"), dtype=np.float32)
+        x_train = float32_rows(x_train, "x_train")  # an image folder stays on disk
         if len(x_train) < 2:
             raise UserError(f"influence needs at least 2 training examples, got {len(x_train)}")
         self.x_train = x_train
@@ -228,7 +228,7 @@ class InfluenceAnalyzer:
 
     def scores(self, x=None, queries=None, sketch: bool = True) -> BlockScores:
         """One streaming pass: self-influence, sketches and (optionally) query scores of `x` (default: train)."""
-        x = self._require_fit() if x is None else block_rows(x, "x")
+        x = self._require_fit() if x is None else float32_rows(x, "x")
         q = None if queries is None else self.whiten(queries)
         return stream_scores(
             self.encoder,
@@ -255,7 +255,7 @@ class InfluenceAnalyzer:
 
     def whiten(self, x) -> torch.Tensor:
         """(n, D) whitened gradients of a few inputs: w_iᵀ w_j = g_iᵀ P g_j."""
-        return whitened(self.encoder, self.loss, self.layers, self._require_prec(), block_rows(x, "x"), batch_size=self.config.batch_size, device=self.device)
+        return whitened(self.encoder, self.loss, self.layers, self._require_prec(), float32_rows(x, "x"), batch_size=self.config.batch_size, device=self.device)
 
     def self_influence(self, x=None) -> np.ndarray:
         """s(x) = g(x)ᵀ P g(x) for the training rows (default) or the given inputs."""
@@ -263,7 +263,7 @@ class InfluenceAnalyzer:
 
     def pairwise(self, x_query, x_train=None) -> tuple[np.ndarray, np.ndarray]:
         """(raw, normalised) influence I(query, train) = g_trainᵀ P g_query, shapes (q, n)."""
-        x_query = block_rows(x_query, "x_query")  # read once (a DataLoader), used twice
+        x_query = float32_rows(x_query, "x_query")  # read once (a DataLoader), used twice
         wq = self.whiten(x_query)
         sq = wq.double().pow(2).sum(1).numpy()
         if x_train is None:
@@ -355,9 +355,3 @@ class InfluenceAnalyzer:
         if self._kron is not None:
             self._kron.close()
             self._kron = None
-
-
-def block_rows(x, name: str):
-    """Inputs read block by block: a Dataset stays lazy (`DatasetRows`), anything else becomes a float32 array."""
-    x = as_rows(x, name)
-    return x if isinstance(x, DatasetRows) else np.asarray(x, dtype=np.float32)

@@ -100,7 +100,7 @@ def run_influence(
     ds = run.dataset
     refs, xq = resolve_queries(ds, queries)  # validate before any heavy work
     rows = subsample_rows(len(ds.train), subsample, cfg.seed)
-    x = ds.train.x[rows]
+    x = ds.train.x.subset(rows) if hasattr(ds.train.x, "subset") else ds.train.x[rows]  # an image folder stays on disk
     index = ds.train.index[rows]
     augment = run.augment
     opts = {k: v for k, v in cfg.to_json().items() if k not in ("strategy", "damping")}

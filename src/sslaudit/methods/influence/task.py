@@ -22,9 +22,10 @@ import logging
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import TensorDataset
+from torch.utils.data import Dataset, TensorDataset
 
 from .loss import AugmentationStability
 
@@ -124,9 +125,9 @@ class KronfluenceAnalysis:
 
         return ScoreArguments(damping_factor=damping, module_partitions=self.module_partitions, per_sample_gradient_dtype=self.dtype)
 
-    def fit(self, x: torch.Tensor) -> "KronfluenceAnalysis":
+    def fit(self, x) -> "KronfluenceAnalysis":
         """Covariances, eigendecomposition and (EK-FAC) corrected eigenvalues on the rows of x."""
-        self.analyzer.fit_all_factors(FACTORS, TensorDataset(torch.as_tensor(x)), per_device_batch_size=self.batch_size, factor_args=self.factor_args(), overwrite_output_dir=True)
+        self.analyzer.fit_all_factors(FACTORS, rows_dataset(x), per_device_batch_size=self.batch_size, factor_args=self.factor_args(), overwrite_output_dir=True)
         self._fitted = True
         return self
 
@@ -140,9 +141,7 @@ class KronfluenceAnalysis:
         return out
 
     def self_scores(self, x: torch.Tensor, damping: float | None) -> torch.Tensor:
-        self.analyzer.compute_self_scores(
-            "self", FACTORS, TensorDataset(torch.as_tensor(x)), per_device_train_batch_size=self.batch_size, score_args=self.score_args(damping), overwrite_output_dir=True
-        )
+        self.analyzer.compute_self_scores("self", FACTORS, rows_dataset(x), per_device_train_batch_size=self.batch_size, score_args=self.score_args(damping), overwrite_output_dir=True)
         return self.analyzer.load_self_scores("self")["all_modules"].double()
 
     def pairwise_scores(self, xq: torch.Tensor, xt: torch.Tensor, damping: float | None) -> torch.Tensor:
@@ -150,8 +149,8 @@ class KronfluenceAnalysis:
         self.analyzer.compute_pairwise_scores(
             "pairwise",
             FACTORS,
-            TensorDataset(torch.as_tensor(xq)),
-            TensorDataset(torch.as_tensor(xt)),
+            rows_dataset(xq),
+            rows_dataset(xt),
             per_device_query_batch_size=self.batch_size,
             per_device_train_batch_size=self.batch_size,
             score_args=self.score_args(damping),
@@ -165,3 +164,23 @@ class KronfluenceAnalysis:
 
     def close(self) -> None:
         self._tmp.cleanup()
+
+
+class _RowsDataset(Dataset):
+    """Rows that decode on demand (an image folder) as a Dataset of 1-tuples, read item by item."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        return (torch.as_tensor(np.asarray(self.rows[int(i)], dtype=np.float32)),)
+
+
+def rows_dataset(x) -> Dataset:
+    """kronfluence's input: a TensorDataset of arrays in memory; lazy rows stay lazy."""
+    if isinstance(x, (np.ndarray, torch.Tensor)):
+        return TensorDataset(torch.as_tensor(x))
+    return _RowsDataset(x)

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ...data.augment import as_augment
-from ...data.inputs import as_rows
+from ...data.inputs import as_rows, float32_rows
 from ...errors import UserError
 from ...progress import info, warn
 from ...seeding import numpy_rng, torch_generator
@@ -232,7 +232,7 @@ class Krepes:
         from ...kernels import EntkKernel, fit_nystrom, resolve_landmark_count, select_landmarks
 
         cfg = self.config
-        self.train_x = train_x = np.asarray(as_rows(train_x, "train_x"), dtype=np.float32)
+        self.train_x = train_x = float32_rows(train_x, "train_x")  # an image folder stays on disk, decoded block by block
         n = len(train_x)
         if cfg.exact and n > EXACT_MAX:
             raise UserError(f"--exact builds the full {n}×{n} kernel by per-sample gradients; it is limited to n ≤ {EXACT_MAX}: drop --exact (Nyström) or subsample")
@@ -325,7 +325,8 @@ class Krepes:
         if self.kernel is None:
             from ...kernels import exact_kernel
 
-            return exact_kernel(self.encoder, self.train_x, self.train_x, kind=self.config.kernel, normalize=self.config.normalize)
+            x = np.asarray(self.train_x, dtype=np.float32)  # --exact: n ≤ EXACT_MAX rows
+            return exact_kernel(self.encoder, x, x, kind=self.config.kernel, normalize=self.config.normalize)
         lf = self._landmark_factors()
         return self.kernel.between(lf, lf).cpu().numpy()
 
