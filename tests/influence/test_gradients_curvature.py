@@ -122,3 +122,15 @@ def test_same_seed_same_scores(digits_x, tiny_encoder, augment):
     c = InfluenceAnalyzer(tiny_encoder, augment, "kfac", draws=2, seed=4).fit(x).self_influence()
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
+
+
+def test_kronfluence_fit_prints_no_gradscaler_warning(digits_x, tiny_encoder, augment):
+    """kronfluence builds the deprecated torch.cuda.amp.GradScaler; the CLI must not show that FutureWarning."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        ia = InfluenceAnalyzer(tiny_encoder, augment, "ekfac", draws=2, batch_size=24).fit(digits_x[:24])
+        ia.kronfluence()
+    assert not [w for w in seen if "GradScaler" in str(w.message)], [str(w.message) for w in seen]
+    ia.close()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import logging
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -127,7 +128,9 @@ class KronfluenceAnalysis:
 
     def fit(self, x) -> "KronfluenceAnalysis":
         """Covariances, eigendecomposition and (EK-FAC) corrected eigenvalues on the rows of x."""
-        self.analyzer.fit_all_factors(FACTORS, rows_dataset(x), per_device_batch_size=self.batch_size, factor_args=self.factor_args(), overwrite_output_dir=True)
+        with warnings.catch_warnings():  # kronfluence 1.0 builds torch.cuda.amp.GradScaler, which torch 2.4+ deprecates (a FutureWarning on every CLI run)
+            warnings.filterwarnings("ignore", message=r".*torch\.cuda\.amp\.GradScaler.*", category=FutureWarning)
+            self.analyzer.fit_all_factors(FACTORS, rows_dataset(x), per_device_batch_size=self.batch_size, factor_args=self.factor_args(), overwrite_output_dir=True)
         self._fitted = True
         return self
 
