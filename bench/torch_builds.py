@@ -93,7 +93,15 @@ def compare(files: list[str]) -> None:
         row["ratio_vs_first"] = {b: row[b] / row[builds[0]] for b in builds}
         table[k] = row
     loads = [r["machine"]["loadavg_start"][0] for r in runs]
-    write("torch_builds", {"files": [Path(f).name for f in files], "best_seconds": table, "loadavg_1min_range": [min(loads), max(loads)], "note": "best over every round of each build; ratio < 1: faster than the first build"})
+    write(
+        "torch_builds",
+        {
+            "files": [Path(f).name for f in files],
+            "best_seconds": table,
+            "loadavg_1min_range": [min(loads), max(loads)],
+            "note": "best over every round of each build; ratio < 1: faster than the first build",
+        },
+    )
 
 
 def main() -> None:
