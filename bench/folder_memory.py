@@ -80,6 +80,7 @@ def main() -> None:
     a = ap.parse_args()
     n = 5_000 if a.quick else a.images
     folder = Path(a.folder) if a.folder else Path(tempfile.mkdtemp(prefix="sslaudit-folder-")) / "images"
+    m = machine()  # before the work, so loadavg_start is the load the commands started under
     built = build_folder(folder, n, a.size)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "SSLAUDIT_QUIET": "1"}
     out = Path(tempfile.mkdtemp(prefix="sslaudit-run-")) / "run"
@@ -90,7 +91,7 @@ def main() -> None:
     n_train = sum(1 for _ in (folder / "train").rglob("*.png"))
     decoded_gb = n * 3 * a.size * a.size * 4 / 2**30
     payload = {
-        "machine": machine(),
+        "machine": m,
         "images": n,
         "image_shape": [3, a.size, a.size],
         "n_train": n_train,

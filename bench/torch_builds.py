@@ -1,7 +1,7 @@
 """Benchmark: the same training run and eNTK kernel blocks on two torch builds, in one session.
 
     PYTHONPATH=src python bench/torch_builds.py --tag r1   # per build and round, alternating builds
-    python bench/torch_builds.py --compare results/torch_builds_*_r*.json   # → torch_builds.json
+    python bench/torch_builds.py --compare bench/results/torch_builds_*_r*.json   # → torch_builds.json
 
 Measured per build (the fastest of --repeats runs, 2 torch threads):
 1. train: `train_run` of the default digits ConvNet (SimCLR, --epochs 24, batch 128), the
@@ -11,7 +11,7 @@ Measured per build (the fastest of --repeats runs, 2 torch threads):
 3. entk_convnet_general: K(A, B) of the digits ConvNet through the general (vmap) path,
    A = 2,048, B = 64, float32.
 Each measurement takes seconds (not milliseconds), so the comparison is not timer noise.
-JSON → bench/results/torch_builds_<torch version>.json; --compare writes torch_builds.json.
+JSON → bench/results/torch_builds_<torch version>[_<tag>].json; --compare writes torch_builds.json.
 """
 
 from __future__ import annotations
