@@ -34,11 +34,9 @@ PROBE_ROWS = 65_536  # training rows (seeded subsample above this) for the evalu
 
 def data_config(spec: str, *, label=None, protected=(), exclude=(), categorical=None, test_fraction=0.2, seed=0, data_dir=None, image_size=None) -> dict:
     """The data section of a run's config: what `load_data` reloads (file and folder paths made absolute)."""
-    from .data import DATASET_NAMES
+    from .data import DATASET_NAMES, FILE_EXTENSIONS
 
-    if spec is not None and (
-        str(spec).endswith((".csv", ".npz")) or (str(spec).strip().lower() not in DATASET_NAMES and Path(spec).expanduser().is_dir() and not str(spec).endswith((".csv", ".npz")))
-    ):
+    if spec is not None and (str(spec).lower().endswith(FILE_EXTENSIONS) or (str(spec).strip().lower() not in DATASET_NAMES and Path(spec).expanduser().is_dir())):
         spec = str(Path(spec).expanduser().resolve())
     cfg = {
         "spec": str(spec),

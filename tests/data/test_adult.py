@@ -95,7 +95,7 @@ def test_protected_and_exclude():
         load_dataset("adult", data_dir=AD, exclude=["income"])
     with pytest.raises(UserError, match="every Adult attribute"):
         load_dataset("adult", data_dir=AD, exclude=COLUMNS)
-    with pytest.raises(UserError, match="only to CSV"):
+    with pytest.raises(UserError, match="only to tables"):
         load_dataset("adult", data_dir=AD, label="income")
 
 

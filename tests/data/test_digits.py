@@ -57,5 +57,5 @@ def test_bad_test_fraction(frac):
 def test_table_options_rejected():
     with pytest.raises(UserError, match="--protected and --exclude"):
         load_dataset("digits", protected=["sex"])
-    with pytest.raises(UserError, match="--label applies only to CSV"):
+    with pytest.raises(UserError, match="--label applies only to tables"):
         load_dataset("digits", label="y")

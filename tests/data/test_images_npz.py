@@ -85,7 +85,7 @@ def test_not_an_npz(tmp_path):
 
 def test_table_options_rejected(tmp_path):
     p = _npz(tmp_path, x=np.zeros((4, 4, 4)))
-    with pytest.raises(UserError, match="only to CSV"):
+    with pytest.raises(UserError, match="only to tables"):
         load_dataset(p, label="y")
     with pytest.raises(UserError, match="holds images"):
         load_dataset(p, protected=["sex"])

@@ -177,8 +177,8 @@ def test_spec_errors(tmp_path):
         load_dataset("mnist")
     for n in DATASET_NAMES:
         assert n in str(e.value)
-    with pytest.raises(UserError, match=".csv table or a .npz"):
-        load_dataset(str(_csv(tmp_path, "a\n1\n", "t.parquet")))
+    with pytest.raises(UserError, match=".csv or .parquet table, a .npz or .npy"):
+        load_dataset(str(_csv(tmp_path, "a\n1\n", "t.feather")))
     (tmp_path / "d.csv").mkdir()
     with pytest.raises(UserError, match="not a file"):
         load_dataset(str(tmp_path / "d.csv"))

@@ -84,15 +84,22 @@ def data_options(f):
         "--data",
         "data",
         required=True,
-        help="digits, fashion-mnist, adult, adult-1m, a path to a .csv or .npz file, or a folder of images "
-        "(PNG/JPEG/WebP: train/<class>/… and test/<class>/…, <class>/…, or just images; decoded per batch from disk).",
+        help="digits, fashion-mnist, adult, adult-1m; a .csv or .parquet table; a .npz (x, y, x_test, y_test) or .npy of images "
+        "(N×H×W or N×C×H×W, uint8 or float in [0, 1]; a 2-D .npy is a table); a folder saved by Hugging Face save_to_disk; "
+        "or a folder of images (PNG/JPEG/WebP: train/<class>/… and test/<class>/…, <class>/…, or just images). Images from files are read per batch from disk.",
     )
     @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Folder with the dataset files (else $SSLAUDIT_DATA, then system locations).")
-    @click.option("--label", default=None, help="CSV: the label column (used only for evaluation).")
-    @click.option("--protected", multiple=True, help="CSV: a protected attribute column for group analyses (repeatable).")
-    @click.option("--exclude", multiple=True, help="CSV: a column kept out of the encoder's inputs (repeatable).")
-    @click.option("--categorical", multiple=True, help="CSV: declare a column categorical (repeatable; default: inferred).")
-    @click.option("--image-size", "image_size", default=None, metavar="N|HxW", help="Image folders: resize every image to N×N (or H×W) pixels [default: the images' own size, which must then be one].")
+    @click.option("--label", default=None, help="Tables (CSV, Parquet) and saved Hugging Face datasets: the label column (used only for evaluation; a HF ClassLabel column is found by itself).")
+    @click.option("--protected", multiple=True, help="Tables: a protected attribute column for group analyses (repeatable).")
+    @click.option("--exclude", multiple=True, help="Tables: a column kept out of the encoder's inputs (repeatable).")
+    @click.option("--categorical", multiple=True, help="Tables: declare a column categorical (repeatable; default: inferred).")
+    @click.option(
+        "--image-size",
+        "image_size",
+        default=None,
+        metavar="N|HxW",
+        help="Image folders and saved HF image datasets: resize every image to N×N (or H×W) pixels [default: the images' own size, which must then be one].",
+    )
     @click.option("--test-fraction", type=click.FloatRange(0.01, 0.9), default=0.2, show_default=True, help="Held-out share when the data has no test split.")
     @functools.wraps(f)
     def wrapper(*args, data, data_dir, label, protected, exclude, categorical, image_size, test_fraction, **kw):

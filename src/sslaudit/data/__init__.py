@@ -1,8 +1,10 @@
 """Data loading: built-in datasets, user files, and the checks every loader shares.
 
 `load_dataset(spec, ...)` is the single entry point. `spec` is a built-in name (see
-`DATASET_NAMES`), a path to a `.csv` table or a `.npz` of images, or a folder of image files
-(`image_folder.py`: decoded per batch from disk). Every loader returns a
+`DATASET_NAMES`), a path to a `.csv` or `.parquet` table (`table.py`), a `.npz` or `.npy` of
+images (`images_npz.py`; a 2-D `.npy` is a table), a folder written by Hugging Face
+`save_to_disk` (`hf_saved.py`) or a folder of image files (`image_folder.py`); images from
+files are read per batch (`lazy_images.py`), never all held in memory. Every loader returns a
 `Dataset` (see `dataset.py`) whose splits have been validated by `validate_dataset`.
 
 The loaders are imported lazily (inside `load_dataset`) so that importing `sslaudit.data` stays
@@ -33,7 +35,8 @@ __all__ = [
 ]
 
 DATASET_NAMES: tuple[str, ...] = ("digits", "fashion-mnist", "adult", "adult-1m")
-FILE_EXTENSIONS: tuple[str, ...] = (".csv", ".npz")
+FILE_EXTENSIONS: tuple[str, ...] = (".csv", ".parquet", ".npz", ".npy")
+TABLE_EXTENSIONS: tuple[str, ...] = (".csv", ".parquet")
 
 
 def load_dataset(
@@ -48,19 +51,22 @@ def load_dataset(
     seed: int = 0,
     image_size=None,
 ) -> Dataset:
-    """Load a built-in dataset by name, a user's `.csv` / `.npz` file or a folder of images.
+    """Load a built-in dataset by name, a user's file (`.csv`, `.parquet`, `.npz`, `.npy`), a saved
+    Hugging Face dataset or a folder of images.
 
     Deterministic: the same arguments give the same splits, encodings and values.
 
     - `data_dir`: where to look for the files of `fashion-mnist`, `adult`, `adult-1m` (see
       `locate.find_data_file` for the other places searched).
-    - `label`, `categorical`: CSV only (the label column; columns forced to be categorical).
+    - `label`: tables (CSV, Parquet, a saved HF table) and saved HF datasets: the label column;
+      `categorical`: tables only, columns forced to be categorical.
     - `protected`: attributes for group analyses (tables; adult defaults to sex and race).
     - `exclude`: table columns kept out of the encoder's inputs (still in `Split.meta`).
     - `test_fraction`, `seed`: the seeded held-out split used when the data has no test split
-      (digits, CSV, npz without `x_test`, an image folder without train/ and test/); `seed`
-      also seeds the adult-1m build.
-    - `image_size`: image folders only: N or (H, W) or "HxW", every image resized to it.
+      (digits, tables, `.npy`, npz without `x_test`, an image folder without train/ and test/,
+      a saved HF dataset without a test split); `seed` also seeds the adult-1m build.
+    - `image_size`: image folders and saved HF image datasets: N or (H, W) or "HxW", every
+      image resized to it.
     """
     protected = _as_names(protected, "protected")
     exclude = _as_names(exclude, "exclude")
@@ -76,9 +82,9 @@ def load_dataset(
         raise UserError(f"--image-size applies to folders of image files; {name!r} is not one: drop it")
     if key in DATASET_NAMES:
         if label is not None:
-            raise UserError(f"--label applies only to CSV files; the built-in dataset {key!r} has its own labels: drop --label")
+            raise UserError(f"--label applies only to tables (CSV, Parquet) and saved Hugging Face datasets; the built-in dataset {key!r} has its own labels: drop --label")
         if categorical is not None:
-            raise UserError(f"--categorical applies only to CSV files; the built-in dataset {key!r} declares its own: drop it")
+            raise UserError(f"--categorical applies only to tables (CSV, Parquet); the built-in dataset {key!r} declares its own: drop it")
         if key in ("digits", "fashion-mnist"):
             _no_table_options(key, protected, exclude)
             if key == "digits":
@@ -97,26 +103,34 @@ def load_dataset(
         return validate_dataset(ds)
 
     path = Path(name).expanduser()
+    from .hf_saved import is_saved_hf_dataset
+
+    if is_saved_hf_dataset(path):
+        from .hf_saved import load_hf_saved
+
+        return validate_dataset(load_hf_saved(path, label=label, protected=protected, exclude=exclude, categorical=categorical, image_size=image_size, test_fraction=test_fraction, seed=seed))
     if path.is_dir() and path.suffix.lower() not in FILE_EXTENSIONS:
         if label is not None or categorical is not None:
-            raise UserError(f"--label and --categorical apply only to CSV files; the images of {name!r} take their labels from class folders: drop them")
+            raise UserError(f"--label and --categorical apply only to tables and saved Hugging Face datasets; the images of {name!r} take their labels from class folders: drop them")
         _no_table_options(path.name, protected, exclude)
         from .image_folder import load_image_folder
 
         return validate_dataset(load_image_folder(path, image_size=image_size, test_fraction=test_fraction, seed=seed))
     suffix = path.suffix.lower()
     if suffix not in FILE_EXTENSIONS and not path.exists() and ("/" in name or name.startswith(".")):
-        raise UserError(f"no folder or file {str(path)!r}: check the path (a dataset is a built-in name, a .csv, a .npz, or a folder of images)")
+        raise UserError(f"no folder or file {str(path)!r}: check the path (a dataset is a built-in name, a .csv, .parquet, .npz or .npy file, a saved Hugging Face dataset, or a folder of images)")
     if suffix not in FILE_EXTENSIONS:
-        raise UserError(f"unknown dataset {name!r}: give one of {', '.join(DATASET_NAMES)}, a path to a .csv table or a .npz of images, or a folder of images (PNG, JPEG, WebP)")
+        raise UserError(
+            f"unknown dataset {name!r}: give one of {', '.join(DATASET_NAMES)}, a path to a .csv or .parquet table, a .npz or .npy of images, a folder saved by Hugging Face save_to_disk, or a folder of images (PNG, JPEG, WebP)"
+        )
     if not path.exists():
         raise UserError(f"data file or folder {str(path)!r} does not exist: check the path (or use a built-in dataset: {', '.join(DATASET_NAMES)})")
     if not path.is_file():
         raise UserError(f"{str(path)!r} is not a file: give the path of a {suffix} file")
-    if suffix == ".csv":
-        from .table import load_csv
+    if suffix in TABLE_EXTENSIONS:
+        from .table import load_csv, load_parquet
 
-        ds = load_csv(
+        ds = (load_csv if suffix == ".csv" else load_parquet)(
             path,
             label=label,
             protected=protected,
@@ -125,13 +139,20 @@ def load_dataset(
             test_fraction=test_fraction,
             seed=seed,
         )
-    else:
+    elif suffix == ".npz":
         if label is not None or categorical is not None:
-            raise UserError("--label and --categorical apply only to CSV files; a .npz holds its labels in 'y' and 'y_test': drop them")
+            raise UserError("--label and --categorical apply only to tables; a .npz holds its labels in 'y' and 'y_test': drop them")
         _no_table_options(path.name, protected, exclude)
         from .images_npz import load_images_npz
 
         ds = load_images_npz(path, test_fraction=test_fraction, seed=seed)
+    else:
+        if label is not None or categorical is not None:
+            raise UserError("--label and --categorical do not apply to a .npy: it holds one unlabelled array (for labelled images, a .npz with x and y; for a labelled table, a .csv or .parquet)")
+        _no_table_options(path.name, protected, exclude)
+        from .images_npz import load_npy
+
+        ds = load_npy(path, test_fraction=test_fraction, seed=seed)
     return validate_dataset(ds)
 
 

@@ -30,20 +30,14 @@ import numpy as np
 
 from ..errors import UserError
 from .dataset import Dataset, Split
+from .lazy_images import LazyImages, fit_image
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
 
 
-class FolderImages:
-    """N×C×H×W float32 images in [0, 1], decoded from files on demand; indexes like a numpy array.
-
-    `x[i]` → one C×H×W array; `x[a:b]`, `x[rows]` → a stacked array of those images;
-    `x.subset(rows)` → a FolderImages over those rows (no decoding); `np.asarray(x)` decodes all.
-    """
-
-    ndim = 4
-    dtype = np.dtype(np.float32)
+class FolderImages(LazyImages):
+    """The images of an image folder, decoded from their files per batch (see LazyImages)."""
 
     def __init__(self, root: Path, paths: np.ndarray, channels: int, size: tuple[int, int], resize: bool):
         self.root = Path(root)
@@ -52,31 +46,11 @@ class FolderImages:
         self.size = (int(size[0]), int(size[1]))
         self.resize = bool(resize)
 
-    @property
-    def shape(self) -> tuple[int, int, int, int]:
-        return (len(self.paths), self.channels, *self.size)
-
     def __len__(self) -> int:
         return len(self.paths)
 
     def subset(self, rows) -> "FolderImages":
         return FolderImages(self.root, self.paths[np.asarray(rows, dtype=np.int64)], self.channels, self.size, self.resize)
-
-    def __getitem__(self, key) -> np.ndarray:
-        if isinstance(key, (int, np.integer)):
-            return self.uint8([int(key)])[0].astype(np.float32) / np.float32(255.0)
-        if isinstance(key, slice):
-            rows = np.arange(len(self))[key]
-        else:
-            rows = np.asarray(key)
-            if rows.dtype == bool:
-                rows = np.nonzero(rows)[0]
-            rows = rows.astype(np.int64).reshape(-1)
-        return self.uint8(rows).astype(np.float32) / np.float32(255.0)
-
-    def __array__(self, dtype=None, copy=None):
-        out = self[:]
-        return out if dtype is None else out.astype(dtype)
 
     def uint8(self, rows) -> np.ndarray:
         """The images at positions `rows` as an N×C×H×W uint8 array, decoded from their files."""
@@ -88,7 +62,6 @@ class FolderImages:
         return out
 
     def decode(self, rel: str) -> np.ndarray:
-        import torch
         from torchvision.io import ImageReadMode, decode_image
 
         path = self.root / rel
@@ -97,27 +70,7 @@ class FolderImages:
             img = decode_image(str(path), mode=mode)
         except Exception as e:  # torchvision raises RuntimeError for damaged data
             raise UserError(f"cannot decode the image {path} ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else 'no detail'}): repair or remove it") from None
-        if img.dtype != torch.uint8:  # 16-bit PNG
-            img = (img.to(torch.int32) >> 8).to(torch.uint8) if img.dtype == torch.uint16 else img.clamp(0, 255).to(torch.uint8)
-        if tuple(img.shape[1:]) != self.size:
-            if not self.resize:
-                raise UserError(f"{path} is {img.shape[2]}×{img.shape[1]} but the folder's images are {self.size[1]}×{self.size[0]}: give --image-size to resize all")
-            from torchvision.transforms.v2.functional import resize
-
-            img = resize(img, list(self.size), antialias=True)
-        return img.numpy()
-
-    def channel_stats(self, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
-        """Per-channel mean and std over every image, in one streaming pass (float64 sums)."""
-        s = np.zeros(self.channels)
-        ss = np.zeros(self.channels)
-        for a in range(0, len(self), batch):
-            xb = self[a : a + batch].astype(np.float64)
-            s += xb.sum(axis=(0, 2, 3))
-            ss += (xb**2).sum(axis=(0, 2, 3))
-        n = len(self) * self.size[0] * self.size[1]
-        mean = s / n
-        return mean, np.sqrt(np.maximum(ss / n - mean**2, 0.0))
+        return fit_image(img, self.size, self.resize, str(path))
 
 
 def is_image_file(p: Path) -> bool:

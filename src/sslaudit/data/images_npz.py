@@ -1,4 +1,4 @@
-"""Images from a `.npz` file (numpy's `np.savez`).
+"""Images from numpy files: a `.npz` archive (`np.savez`, below) or a single `.npy` array (`load_npy`).
 
 Arrays:
 - `x` (required): N×H×W (grey) or N×C×H×W with C = 1 or 3 (channels first), dtype uint8
@@ -22,6 +22,7 @@ import numpy as np
 from ..errors import UserError
 from . import holdout_split
 from .dataset import Dataset, Split
+from .lazy_images import LazyImages
 
 KEYS = ("x", "y", "x_test", "y_test")
 
@@ -155,7 +156,7 @@ def load_images_npz(path: str | Path, *, test_fraction: float = 0.2, seed: int =
             try:
                 arrays[k] = npz[k]
             except ValueError as e:
-                if "pickle" in str(e) or "bject arrays" in str(e):
+                if "pickle" in str(e) or "bject arrays" in str(e) or "Python objects" in str(e):
                     raise UserError(f"{path.name}: array {k!r} holds Python objects (loading them needs pickle, refused for safety): store numeric arrays") from None
                 raise UserError(f"cannot read array {k!r} of {path.name} ({e}): save the file again with np.savez") from None
             except (OSError, EOFError, zipfile.BadZipFile) as e:
@@ -206,4 +207,104 @@ def load_images_npz(path: str | Path, *, test_fraction: float = 0.2, seed: int =
             "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
             "held_out": held_out,
         },
+    )
+
+
+class ArrayImages(LazyImages):
+    """Images of a memory-mapped N×C×H×W (or N×H×W) `.npy`, uint8 or float in [0, 1], read per
+    batch. Pickles as its path and rows (a Ray worker maps the file again; nothing is copied)."""
+
+    def __init__(self, path: str | Path, rows: np.ndarray):
+        self.path, self.rows = str(path), np.asarray(rows, dtype=np.int64)
+        arr = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        self.array = arr[:, None] if arr.ndim == 3 else arr
+        self.channels, self.size = int(self.array.shape[1]), (int(self.array.shape[2]), int(self.array.shape[3]))
+
+    def __reduce__(self):
+        return (ArrayImages, (self.path, self.rows))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def subset(self, rows) -> "ArrayImages":
+        return ArrayImages(self.path, self.rows[np.asarray(rows, dtype=np.int64)])
+
+    def _read(self, rows) -> np.ndarray:
+        """The rows in the array's own dtype, read from the memory map in file order."""
+        picked = self.rows[np.asarray(rows, dtype=np.int64).reshape(-1)]
+        order = np.argsort(picked, kind="stable")
+        block = np.empty((len(picked), *self.shape[1:]), dtype=self.array.dtype)
+        block[order] = self.array[picked[order]]
+        return block
+
+    def uint8(self, rows) -> np.ndarray:
+        block = self._read(rows)
+        return block if block.dtype == np.uint8 else np.round(block.astype(np.float32) * 255).astype(np.uint8)
+
+    def floats(self, rows) -> np.ndarray:
+        block = self._read(rows)
+        return block.astype(np.float32) / np.float32(255.0) if block.dtype == np.uint8 else block.astype(np.float32)
+
+
+def _check_float_images(path: Path, arr: np.ndarray, block: int = 4096) -> None:
+    """NaN/inf and the [0, 1] range of a float image array, checked block by block (never all in memory)."""
+    for s in range(0, len(arr), block):
+        x = np.asarray(arr[s : s + block], dtype=np.float32)
+        if not np.isfinite(x).all():
+            bad = s + int(np.nonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))[0][0])
+            raise UserError(f"{path.name}: image {bad} has NaN or infinite values: remove or repair it")
+        if x.min() < 0.0 or x.max() > 1.0:
+            raise UserError(f"{path.name}: values in [{float(x.min()):g}, {float(x.max()):g}] near image {s}, outside [0, 1]: rescale to [0, 1] (e.g. divide 0..255 values by 255) or store uint8")
+
+
+def load_npy(path: str | Path, *, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
+    """A `.npy` array: N×H×W or N×C×H×W images (uint8, or float in [0, 1]; memory-mapped, read per
+    batch), or an N×F numeric table (columns `0` … `F−1`, standardised like a CSV's). No labels;
+    a seeded held-out test split; `index` = row in the array."""
+    from ..store import sha256_file
+    from .table import table_dataset
+
+    path = Path(path)
+    with open(path, "rb") as fh:
+        if fh.read(6) != b"\x93NUMPY":  # np.load would take any other file for a pickle
+            raise UserError(f"{path.name} is not a .npy file (no numpy header): save the array with np.save(path, array)")
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as e:
+        if "pickle" in str(e) or "bject arrays" in str(e) or "Python objects" in str(e):
+            raise UserError(f"{path.name} holds Python objects (loading them needs pickle, refused for safety): store a numeric array") from None
+        raise UserError(f"cannot read {path.name} as a .npy array ({' '.join(str(e).split())}): save it with np.save(path, array)") from None
+    except (OSError, EOFError) as e:
+        raise UserError(f"cannot read {path.name} as a .npy array ({' '.join(str(e).split())}): save it with np.save(path, array)") from None
+    if not isinstance(arr, np.ndarray):
+        raise UserError(f"{path.name} is not a single .npy array: give an array saved with np.save (for images with labels, a .npz with x and y)")
+    if arr.dtype == object or arr.dtype.kind not in "uifb":
+        raise UserError(f"{path.name} has dtype {arr.dtype}: store a numeric array (uint8 or float images, or a numeric table)")
+    if arr.ndim == 2:
+        import pandas as pd
+
+        if arr.shape[0] == 0 or arr.shape[1] == 0:
+            raise UserError(f"{path.name} has shape {arr.shape}: a table needs at least one row and one column")
+        df = pd.DataFrame(np.asarray(arr, dtype=np.float64), columns=[str(j) for j in range(arr.shape[1])])
+        return table_dataset(df, path, test_fraction=test_fraction, seed=seed, split_key="npy")
+    if arr.ndim == 3:
+        arr = arr[:, None]  # grey N×H×W
+    if arr.ndim != 4:
+        raise UserError(f"{path.name} has shape {arr.shape}: expected N×H×W or N×C×H×W images (C = 1 or 3), or an N×F table")
+    if arr.shape[0] == 0:
+        raise UserError(f"{path.name} holds no images: give at least one")
+    if arr.shape[1] not in (1, 3):
+        hint = " (channels last? use np.transpose(x, (0, 3, 1, 2)))" if arr.shape[-1] in (1, 3) else ""
+        raise UserError(f"{path.name} has shape {arr.shape}, so C = {arr.shape[1]}: expected N×C×H×W with C = 1 or 3{hint}")
+    if arr.dtype != np.uint8:
+        if not np.issubdtype(arr.dtype, np.floating):
+            raise UserError(f"{path.name} has dtype {arr.dtype}: store images as uint8 (0..255) or float in [0, 1]")
+        _check_float_images(path, arr)
+    tr, te = holdout_split(len(arr), None, test_fraction, seed, "npy")
+    return Dataset(
+        name=path.stem,
+        kind="image",
+        train=Split(ArrayImages(path, tr), None, tr),
+        test=Split(ArrayImages(path, te), None, te),
+        source={"path": str(path), "sha256": sha256_file(path), "held_out": {"test_fraction": float(test_fraction), "seed": int(seed), "stratified": False}},
     )

@@ -25,7 +25,6 @@ CSV rules (`load_csv`):
 from __future__ import annotations
 
 import csv
-import hashlib
 from pathlib import Path
 from typing import Sequence
 
@@ -130,8 +129,63 @@ def load_csv(
     test_fraction: float = 0.2,
     seed: int = 0,
 ) -> Dataset:
+    """A CSV table (rules: the module docstring)."""
     path = Path(path)
-    df = _read_csv(path)
+    return table_dataset(_read_csv(path), path, label=label, protected=protected, exclude=exclude, categorical=categorical, test_fraction=test_fraction, seed=seed, split_key="csv")
+
+
+def load_parquet(
+    path: str | Path,
+    *,
+    label: str | None = None,
+    protected: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    categorical: Sequence[str] | None = None,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> Dataset:
+    """A Parquet table (pyarrow), with the CSV rules; columns of numbers, text, booleans or
+    categories (nested and binary columns are refused with the reason); `index` = row in the file."""
+    path = Path(path)
+    try:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+    except Exception as e:  # pyarrow raises ArrowInvalid / OSError for a file that is not Parquet
+        raise UserError(f"cannot read {path} as Parquet ({type(e).__name__}: {' '.join(str(e).split())[:200]}): give a file written by pandas.to_parquet or pyarrow") from None
+    import pyarrow as pa
+
+    odd = [f.name for f in table.schema if pa.types.is_nested(f.type) or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+    if odd:
+        raise UserError(
+            f"{path.name}: the column(s) {_show(odd)} hold nested or binary values (images?); a Parquet input is a table of numbers and text: drop them, or give images as a folder, a .npy or a Hugging Face dataset saved with save_to_disk"
+        )
+    df = table.to_pandas()
+    df.columns = [str(c) for c in df.columns]
+    dup = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
+    if dup:
+        raise UserError(f"{path} names the column(s) {_show(dup)} more than once: give every column a unique name")
+    return table_dataset(df.reset_index(drop=True), path, label=label, protected=protected, exclude=exclude, categorical=categorical, test_fraction=test_fraction, seed=seed, split_key="parquet")
+
+
+def table_dataset(
+    df: pd.DataFrame,
+    path: Path,
+    *,
+    label: str | None = None,
+    protected: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    categorical: Sequence[str] | None = None,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    split_key: str = "csv",
+    sha256: str | None = None,
+) -> Dataset:
+    """A Dataset from the rows of a table read from `path` (the CSV rules: module docstring).
+
+    `split_key` seeds the held-out split per input kind (a CSV and a Parquet file of the same
+    rows get different, each reproducible, splits); `path` names the file in errors and provenance;
+    `sha256` is its digest (computed from the file when not given)."""
     if len(df) < MIN_ROWS:
         raise UserError(f"{path.name} has {len(df)} data row(s): at least {MIN_ROWS} are needed (train and test splits)")
     protected, exclude = list(protected), list(exclude)
@@ -174,7 +228,7 @@ def load_csv(
         tr, te = np.nonzero(~is_test)[0].astype(np.int64), np.nonzero(is_test)[0].astype(np.int64)
         held_out = {"split_column": split_col}
     else:
-        tr, te = holdout_split(len(df), y, test_fraction, seed, "csv")
+        tr, te = holdout_split(len(df), y, test_fraction, seed, split_key)
         held_out = {"test_fraction": float(test_fraction), "seed": int(seed), "stratified": y is not None}
 
     feats = df[feature_cols]
@@ -194,7 +248,9 @@ def load_csv(
             meta.iloc[rows].reset_index(drop=True),
         )
 
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    from ..store import sha256_file
+
+    digest = sha256 or sha256_file(path)
     return Dataset(
         name=path.stem,
         kind="tabular",
