@@ -266,10 +266,25 @@ def build_seeded_method(train_cfg):
         return build_method(train_cfg.objective, train_cfg.arch, train_cfg.params)
 
 
-def train_run(data: dict, train_cfg, out: str | Path, *, force: bool = False, device: str = "cpu", arch: str | None = None, dataset=None, init: str | None = None, extra_loss=None, log=None) -> Path:
+def train_run(
+    data: dict,
+    train_cfg,
+    out: str | Path,
+    *,
+    force: bool = False,
+    device: str = "cpu",
+    arch: str | None = None,
+    cifar_stem: bool = False,
+    dataset=None,
+    init: str | None = None,
+    extra_loss=None,
+    log=None,
+) -> Path:
     """Train an encoder into a run directory (resuming an interrupted run with the same config).
 
-    `log`: a models.history.TensorBoardLog that also receives the per-epoch history."""
+    `arch`: auto, mlp, convnet, resnet, or a torchvision / `timm:` builder name (`cifar_stem`:
+    solo-learn's CIFAR stem for a torchvision ResNet); `log`: a models.history.TensorBoardLog
+    that also receives the per-epoch history."""
     from .data.augment import make_augment, read_augment_spec
     from .models.encoders import default_arch
     from .models.methods import GENERATIVE
@@ -279,7 +294,7 @@ def train_run(data: dict, train_cfg, out: str | Path, *, force: bool = False, de
     if train_cfg.objective in GENERATIVE:
         train_cfg.params = {"seed": train_cfg.seed, **train_cfg.params}
     if not train_cfg.arch:
-        a = default_arch(dataset.kind, dataset.input_shape, arch)
+        a = default_arch(dataset.kind, dataset.input_shape, arch, cifar_stem=cifar_stem)
         if a["arch"] != "mlp":
             a["mean"], a["std"] = image_stats(dataset.train.x)
         train_cfg.arch = a

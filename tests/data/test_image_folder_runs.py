@@ -85,3 +85,31 @@ def test_imported_resnet18_on_a_folder_equals_torchvision(tmp_path):
     assert got.shape == (10, 512)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     assert main(["qscore", str(tmp_path / "run"), "--quiet"]) == 0
+
+
+def test_train_a_torchvision_resnet18_with_the_cifar_stem(tmp_path, capsys):
+    """`train --arch resnet18 --cifar-stem`: torchvision's module, trained from scratch, reloaded from
+    plain weights; its embeddings equal a torchvision ResNet-18 built here with the same weights."""
+    data = tmp_path / "images"
+    write_folder(data, n_train=24, n_test=8)
+    run_dir = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--image-size", "8", "--arch", "resnet18", "--cifar-stem", "--epochs", "1", "--batch-size", "8", "--out", str(run_dir), "--quiet"]
+    assert main(argv) == 0
+    run = load(run_dir)
+    arch = run.config["arch"]
+    assert arch["arch"] == "zoo" and arch["name"] == "resnet18" and arch["cifar_stem"] and arch["proj_dim"] == 256
+    assert (run_dir / "model.safetensors").is_file() and not run.config.get("import")  # weights, no code
+    net = torchvision.models.resnet18(weights=None)
+    net.conv1, net.maxpool, net.fc = nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.Identity(), nn.Identity()
+    net.load_state_dict({k[len("backbone.") :]: v for k, v in run.encoder.state_dict().items() if k.startswith("backbone.")})
+    net.eval()
+    x = torch.as_tensor(run.dataset.test.x[:4])
+    mean, std = torch.tensor(arch["mean"]).view(1, -1, 1, 1), torch.tensor(arch["std"]).view(1, -1, 1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(run.encoder.eval()(x), net((x - mean) / std), rtol=1e-5, atol=1e-5)
+    assert run.encoder(x).shape == (4, 512) and run.method.model.projector[-1].out_features == 256
+    assert main(["train", "--data", str(data), "--image-size", "16", "--arch", "nosuchnet", "--epochs", "1", "--out", str(tmp_path / "r2"), "--quiet"]) == 2
+    assert main(["train", "--data", str(data), "--image-size", "16", "--arch", "convnet", "--cifar-stem", "--epochs", "1", "--out", str(tmp_path / "r3"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "torchvision has no model 'nosuchnet'" in err and "--cifar-stem applies to a torchvision ResNet" in err
+    assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()

@@ -15,7 +15,15 @@ from .options import augment_options, common, data_options, tensorboard_log_opti
 @click.command("train")
 @data_options
 @click.option("--objective", type=click.Choice(["simclr", "byol", "vicreg", "barlow", "simvae", "vae", "betavae"]), default="simclr", show_default=True, help="The SSL objective.")
-@click.option("--arch", type=click.Choice(["auto", "mlp", "convnet", "resnet"]), default="auto", show_default=True, help="Encoder: auto = MLP for tables, small ConvNet for images.")
+@click.option(
+    "--arch",
+    default="auto",
+    show_default=True,
+    metavar="auto|mlp|convnet|resnet|NAME|timm:NAME",
+    help="Encoder: auto = MLP for tables, small ConvNet for images; resnet = sslaudit's small ResNet; NAME = a torchvision builder (resnet18, resnet50, …) "
+    "and timm:NAME a timm one, built without downloaded weights, head removed, with a 2048-256 projector as solo-learn's.",
+)
+@click.option("--cifar-stem", "cifar_stem", is_flag=True, help="With --arch resnet18/resnet50/…: solo-learn's CIFAR stem (3×3 stride-1 conv1, no max-pool), for small images.")
 @click.option(
     "--epochs",
     type=click.IntRange(1),
@@ -40,7 +48,7 @@ from .options import augment_options, common, data_options, tensorboard_log_opti
 @tensorboard_log_option("Also write the per-epoch loss and k-NN probe to TensorBoard in DIR (needs the tensorboard extra). The history is always stored in RUN/train/history.parquet.")
 @click.option("--qscore-reg", "qscore_reg", default=None, help="With --init: add the Q-Score regulariser with weights L1,L2 (e.g. 1e-4,1e-4); ε and the discriminative features come from RUN.")
 @common
-def command(data_cfg, objective, arch, epochs, batch_size, lr, params, augment, out, force, init, log, qscore_reg, seed, device):
+def command(data_cfg, objective, arch, cifar_stem, epochs, batch_size, lr, params, augment, out, force, init, log, qscore_reg, seed, device):
     """Train an SSL encoder and store it as a run: weights, config, metrics and a manifest.
 
     An interrupted training resumes from its last epoch when the same command is run again, and
@@ -65,7 +73,7 @@ def command(data_cfg, objective, arch, epochs, batch_size, lr, params, augment, 
     )
     from ..models.history import parse_log
 
-    path = train_run(data_cfg, cfg, out, force=force, device=device, arch=arch, dataset=dataset, log=parse_log(log))
+    path = train_run(data_cfg, cfg, out, force=force, device=device, arch=arch, cifar_stem=cifar_stem, dataset=dataset, log=parse_log(log))
     if objective in GENERATIVE:  # a generative run comes with its explanation views (the SimVAE lens's figures)
         from ..methods.simvae import write_explanations
         from ..run import load

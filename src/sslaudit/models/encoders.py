@@ -127,12 +127,21 @@ def mlp_head(in_dim: int, hidden: int, out_dim: int, batchnorm: bool = True) -> 
     return nn.Sequential(*layers)
 
 
-def default_arch(kind: str, input_shape: tuple[int, ...], arch: str | None = None) -> dict:
-    """The default architecture description for a dataset kind and input shape."""
+def default_arch(kind: str, input_shape: tuple[int, ...], arch: str | None = None, cifar_stem: bool = False) -> dict:
+    """The default architecture description for a dataset kind and input shape; `arch` outside
+    ARCHS is a torchvision builder name or `timm:NAME` (models/zoo.py), trained from scratch with
+    solo-learn's projector size (2048 hidden, 256 out)."""
     if arch is None or arch == "auto":
         arch = "mlp" if kind == "tabular" else "convnet"
+    if cifar_stem and arch in ARCHS:
+        raise UserError(f"--cifar-stem applies to a torchvision ResNet (--arch resnet18, resnet50, …), not to --arch {arch}")
     if arch not in ARCHS:
-        raise UserError(f"unknown architecture {arch!r}: use one of {', '.join(ARCHS)}")
+        if len(input_shape) != 3:
+            raise UserError(f"--arch {arch} needs images (C×H×W inputs), got inputs of shape {tuple(input_shape)}; use --arch mlp")
+        from .zoo import build_backbone
+
+        build_backbone(arch, cifar_stem)  # an unknown name or a stem it cannot take fails here, before anything is written
+        return {"arch": "zoo", "name": arch, "cifar_stem": bool(cifar_stem), "input_shape": list(input_shape), "output": None, "proj_hidden": 2048, "proj_dim": 256}
     if arch == "mlp":
         return {"arch": "mlp", "input_shape": list(input_shape), "hidden": [256, 256], "proj_hidden": 256, "proj_dim": 64}
     if len(input_shape) != 3:

@@ -42,12 +42,30 @@ class SelectOutput(nn.Module):
 class ZooEncoder(nn.Module):
     """Images in [0, 1] → normalise (stored mean/std) → library backbone → chosen output."""
 
-    def __init__(self, backbone: nn.Module, mean, std, in_channels: int, net_channels: int, output=None):
+    def __init__(self, backbone: nn.Module, mean, std, in_channels: int, net_channels: int, output=None, input_shape=None):
         super().__init__()
         self.normalize = Normalize(list(mean), list(std))
         self.repeat = net_channels if in_channels == 1 and net_channels != 1 else 1
         self.backbone = backbone
         self.select = SelectOutput(output)
+        self.input_shape = None if input_shape is None else tuple(int(v) for v in input_shape)
+        self._out_dim: int | None = None
+
+    @property
+    def out_dim(self) -> int:
+        """The representation's width (the projector's input), measured once with a forward pass of
+        two blank inputs in eval mode: a library backbone does not state it."""
+        if self._out_dim is None:
+            if self.input_shape is None:
+                raise UserError("the encoder's input shape is unknown, so its output width cannot be measured")
+            mode = self.training
+            self.eval()
+            p = next(self.parameters(), None)
+            with torch.no_grad():
+                z = self(torch.zeros(2, *self.input_shape, device=None if p is None else p.device))
+            self.train(mode)
+            self._out_dim = int(z.reshape(2, -1).shape[1])
+        return self._out_dim
 
     def forward(self, x):
         x = self.normalize(x)
@@ -105,7 +123,7 @@ def first_conv_channels(net: nn.Module) -> int:
 def build_zoo_encoder(arch: dict) -> ZooEncoder:
     net = build_backbone(arch["name"], bool(arch.get("cifar_stem")))
     c = int(arch["input_shape"][0])
-    return ZooEncoder(net, arch["mean"], arch["std"], c, first_conv_channels(net), arch.get("output"))
+    return ZooEncoder(net, arch["mean"], arch["std"], c, first_conv_channels(net), arch.get("output"), arch["input_shape"])
 
 
 def checkpoint_state(obj, where) -> dict:
