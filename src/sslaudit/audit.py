@@ -3,7 +3,7 @@
 Each lens runs through `run_lens` (the same path as `sslaudit <lens> RUN` and as the library),
 with the configuration its `audit_config` sizes to the data; a lens that does not apply, or that
 its `audit_config` leaves out, is recorded as skipped with its reason. RUN/audit/status.json holds
-each lens's state, configuration, time and note, and a rerun reuses every lens whose stored
+each lens's state, configuration, time, peak resident memory (`compute.memory.PeakRSS`) and note, and a rerun reuses every lens whose stored
 results match. The lowest-Q-Score test samples ("focus") are passed to every lens that explains
 chosen inputs (KREPES, RELAX), so the report can link each to its landmarks and its map.
 """
@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from . import lenses
+from .compute.memory import PeakRSS
 from .errors import UserError
 from .lenses import config as lens_config
 from .lenses.context import Context
@@ -59,14 +60,23 @@ class Audit:
         info(f"[audit] {name} …")
         t = time.perf_counter()
         try:
-            lenses.run_lens(lens, self.run, cfg, self.ctx)
+            with PeakRSS() as mem:
+                lenses.run_lens(lens, self.run, cfg, self.ctx)
         except Exception as e:  # noqa: BLE001 — one lens's failure must not lose the others' results
             msg = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
             self.status["lenses"][name] = {"state": "failed", "reason": msg, "command": command, "seconds": round(time.perf_counter() - t, 2)}
             info(f"[audit] {name}: failed — {msg}")
             self.save()
             return
-        self.status["lenses"][name] = {"state": "done", "config": lens_config.to_json(cfg), "command": command, "seconds": round(time.perf_counter() - t, 2), "note": note}
+        self.status["lenses"][name] = {
+            "state": "done",
+            "config": lens_config.to_json(cfg),
+            "command": command,
+            "seconds": round(time.perf_counter() - t, 2),
+            "peak_rss_gb": round(mem.peak / 2**30, 3),
+            "peak_rss_exact": mem.exact,
+            "note": note,
+        }
         self.save()
 
     def failed(self) -> list[str]:

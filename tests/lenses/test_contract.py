@@ -53,6 +53,7 @@ def test_toy_lens_in_the_audit_and_the_report(digits_run, toy_lens, tmp_path):
     store = RunStore(run)
     status = store.read_json("audit/status.json")["lenses"]
     assert status["norms"]["state"] == "done" and status["norms"]["command"].startswith(f"sslaudit norms {run}")
+    assert status["norms"]["peak_rss_gb"] > 0.05 and isinstance(status["norms"]["peak_rss_exact"], bool)  # the audit records each lens's peak memory
     html = (run / "report.html").read_text()
     assert "Embedding norms (a toy lens)" in html and "<td>mean norm</td>" in html
 

@@ -39,3 +39,44 @@ def format_size(n: float) -> str:
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{int(n)} B"
+
+
+class PeakRSS:
+    """The largest resident memory of this process while a `with` block runs, in bytes (`.peak`).
+
+    Exact when the block sets a new high-water mark for the process (the kernel's ru_maxrss rose);
+    otherwise the largest of RSS samples taken every `interval` seconds by a daemon thread (a
+    short spike between two samples can be missed: it is a lower bound then)."""
+
+    def __init__(self, interval: float = 0.1):
+        self.interval = float(interval)
+        self.peak = 0
+        self.exact = False
+
+    @staticmethod
+    def _maxrss() -> int:
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, rss_bytes())
+
+    def __enter__(self) -> "PeakRSS":
+        import threading
+
+        self._before = self._maxrss()
+        self.peak = rss_bytes()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="sslaudit-peak-rss", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_bytes())
+        after = self._maxrss()
+        if after > self._before:  # this block raised the process's high-water mark: the kernel's figure is its peak
+            self.peak, self.exact = after, True
