@@ -37,11 +37,20 @@ def no_whole_decode(monkeypatch):
     monkeypatch.setattr(FolderImages, "__array__", refuse)
 
 
-def test_fingerprint_of_lazy_rows_equals_the_decoded_array(folder):
-    ds, _, _ = folder
-    decoded = np.asarray(ds.train.x)  # the reference: the whole split in memory
-    assert fingerprint(ds.train.x, block=7) == fingerprint(decoded)
-    assert fingerprint(ds.train.x.subset(np.arange(10))) != fingerprint(decoded)
+def test_fingerprint_of_a_folder_hashes_its_files_without_decoding(tmp_path, monkeypatch):
+    write_folder(tmp_path / "images", n_train=12, n_test=4, rgb=True)
+    x = load_dataset(str(tmp_path / "images")).train.x
+    assert fingerprint(x) == fingerprint(load_dataset(str(tmp_path / "images")).train.x)  # stable across loads
+    base = fingerprint(x)
+    assert fingerprint(x.subset(np.arange(len(x)))) == base and fingerprint(x.subset(np.arange(10))) != base
+    assert fingerprint(x.subset(np.arange(len(x))[::-1])) != base  # row order is part of the content
+    monkeypatch.setattr(FolderImages, "decode", lambda self, rel: (_ for _ in ()).throw(AssertionError("decoded")))
+    assert fingerprint(x) == base  # the files' bytes, never decoded
+    path = x.root / x.paths[3]
+    raw = bytearray(path.read_bytes())
+    raw[-20] ^= 1  # one byte of the last chunk: a different file
+    path.write_bytes(bytes(raw))
+    assert fingerprint(x) != base
 
 
 def test_krepes_on_a_folder_decodes_block_by_block_and_matches_the_array(folder, no_whole_decode):

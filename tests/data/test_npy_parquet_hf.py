@@ -12,6 +12,7 @@ from PIL import Image
 from sslaudit.cli.main import main
 from sslaudit.data import load_dataset
 from sslaudit.errors import UserError
+from sslaudit.methods.krepes.stages import fingerprint
 from sslaudit.run import load
 
 from .conftest import FIXTURES
@@ -59,6 +60,9 @@ def test_npy_grey_uint8_is_memory_mapped_and_exact(tmp_path):
     assert np.array_equal(again.test.index, ds.test.index)  # the seeded split is reproducible
     worker = pickle.loads(pickle.dumps(ds.test.x))  # a Ray worker maps the file again
     assert np.array_equal(worker[:5], ds.test.x[:5]) and len(pickle.dumps(ds.test.x)) < 2000
+    assert fingerprint(again.train.x) == fingerprint(ds.train.x) != fingerprint(ds.train.x.subset(np.arange(5)))  # the cache key: file bytes and rows
+    np.save(tmp_path / "shifted.npy", xtr[1:101])
+    assert fingerprint(load_dataset(tmp_path / "shifted.npy").train.x) != fingerprint(ds.train.x)
 
 
 def test_npy_float_rgb_and_table(tmp_path):
@@ -166,6 +170,7 @@ def test_hf_image_dataset_dict_pixels_labels_classes(tmp_path):
     assert np.array_equal(worker[:4], ds.train.x[:4]) and len(pickle.dumps(ds.train.x)) < 5000
     small = load_dataset(tmp_path / "hf", image_size=16)
     assert small.input_shape == (3, 16, 16)
+    assert fingerprint(load_dataset(tmp_path / "hf").train.x) == fingerprint(ds.train.x) not in (fingerprint(small.train.x), fingerprint(ds.test.x))
 
 
 def test_hf_single_dataset_gets_a_seeded_stratified_holdout(tmp_path):

@@ -79,6 +79,13 @@ class HFImages(LazyImages):
     def subset(self, rows) -> "HFImages":
         return HFImages(self.root, self.split, self.column, self.rows[np.asarray(rows, dtype=np.int64)], self.channels, self.size, self.resize, self.table)
 
+    def digest(self) -> str:
+        """sha256 of the saved folder's files, the split, the column, the size and the rows."""
+        import hashlib
+
+        head = f"hf {folder_sha256(Path(self.root))} {self.split} {self.column} {self.shape} {self.resize}"
+        return hashlib.sha256(head.encode() + self.rows.tobytes()).hexdigest()
+
     def uint8(self, rows) -> np.ndarray:
         picked = self.rows[np.asarray(rows, dtype=np.int64).reshape(-1)]
         out = np.empty((len(picked), *self.shape[1:]), dtype=np.uint8)

@@ -52,6 +52,16 @@ class FolderImages(LazyImages):
     def subset(self, rows) -> "FolderImages":
         return FolderImages(self.root, self.paths[np.asarray(rows, dtype=np.int64)], self.channels, self.size, self.resize)
 
+    def digest(self) -> str:
+        """sha256 of the shape, the resize flag and every file's relative path and bytes, in row
+        order: reading the files is far cheaper than decoding them, and any edit changes it."""
+        import hashlib
+
+        h = hashlib.sha256(str(("folder", self.shape, self.resize)).encode())
+        for rel in self.paths:
+            h.update(rel.encode() + b"\0" + hashlib.sha256((self.root / rel).read_bytes()).digest())
+        return h.hexdigest()
+
     def uint8(self, rows) -> np.ndarray:
         """The images at positions `rows` as an N×C×H×W uint8 array, decoded from their files."""
         out = np.empty((len(rows), *self.shape[1:]), dtype=np.uint8)

@@ -229,6 +229,14 @@ class ArrayImages(LazyImages):
     def subset(self, rows) -> "ArrayImages":
         return ArrayImages(self.path, self.rows[np.asarray(rows, dtype=np.int64)])
 
+    def digest(self) -> str:
+        """sha256 of the file's bytes and the rows taken from it."""
+        import hashlib
+
+        from ..store import sha256_file
+
+        return hashlib.sha256(f"npy {sha256_file(self.path)} {self.shape}".encode() + self.rows.tobytes()).hexdigest()
+
     def _read(self, rows) -> np.ndarray:
         """The rows in the array's own dtype, read from the memory map in file order."""
         picked = self.rows[np.asarray(rows, dtype=np.int64).reshape(-1)]

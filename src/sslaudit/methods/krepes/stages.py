@@ -13,10 +13,15 @@ from torch import nn
 
 
 def fingerprint(*arrays, block: int = 4096) -> str:
-    """A content hash of arrays; rows that decode on demand (an image folder) are hashed block by
-    block, so the whole split is never in memory (same digest as the decoded float32 array)."""
+    """A content hash of arrays. Images read from files (`LazyImages`: a folder, a `.npy`, a saved
+    HF dataset) are hashed by their encoded sources (`digest()`: no decoding); other rows that
+    decode on demand are hashed block by block (same digest as the decoded float32 array), so the
+    whole split is never in memory."""
     h = hashlib.sha256()
     for a in arrays:
+        if callable(getattr(a, "digest", None)) and not isinstance(a, np.ndarray):
+            h.update(b"digest:" + a.digest().encode())
+            continue
         if isinstance(a, np.ndarray) or not hasattr(a, "__len__") or not hasattr(a, "shape"):
             a = np.ascontiguousarray(a)
             h.update(str((a.dtype, a.shape)).encode())
