@@ -23,6 +23,12 @@ class KrepesLensConfig:
     concept: tuple[str, ...] = opt((), "Concept-conditioned scores: NAME=COLUMN==VALUE, NAME=label==VALUE or NAME=@FILE (one split:index per line). Repeatable.", multiple=True, metavar="SPEC")
     both_modes: bool = opt(False, "Also compute the other mode and report both modes' fidelity side by side, with the one to trust.", flag="--both-modes")
     lambda_curve: bool = opt(False, "Also compute the fidelity of every λ tried by --lambda auto (uses labels; a diagnostic, never a selection).", flag="--lambda-curve")
+    linearise: str = opt(
+        "backbone",
+        "What the eNTK linearises and the Gauss–Newton step's SSL loss is applied to: backbone (the representation every lens explains) or projector "
+        "(projector∘backbone, the output the loss was applied to in training; needs a run sslaudit trained).",
+        choices=("backbone", "projector"),
+    )
     probe_sample: int = opt(65536, "Training rows (seeded subsample) the Δ-accuracy linear probes are fitted on.", parse=number(int, "--probe-sample", "65536", minimum=2))
 
     def __post_init__(self):
@@ -59,6 +65,7 @@ class KrepesLens(Lens):
             lambda_curve=cfg.lambda_curve,
             engine=ctx.backend,
             probe_sample=cfg.probe_sample,
+            linearise=cfg.linearise,
             **options,
         )
         documents = dict(out.documents)

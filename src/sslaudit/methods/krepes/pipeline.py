@@ -41,6 +41,43 @@ def choose_test_points(dataset, n_points: int, refs, seed: int) -> list[tuple[st
     return points
 
 
+LINEARISE = ("backbone", "projector")
+
+
+class ExplainedNetwork:
+    """What KREPES linearises: the run's backbone (the default; the representation every lens
+    uses) or projector∘backbone (`linearise="projector"`: the output the SSL loss was applied to
+    in training, so the Gauss–Newton step optimises the loss the network saw). `module`,
+    `encoder_id` (the cache identity) and `embeddings(split)` (for the fidelity diagnostics)."""
+
+    def __init__(self, run, linearise: str = "backbone"):
+        if linearise not in LINEARISE:
+            raise UserError(f"--linearise must be one of {', '.join(LINEARISE)}, got {linearise!r}")
+        self.run, self.linearise = run, linearise
+        if linearise == "backbone":
+            self.module, self.encoder_id = run.encoder, run.encoder_id
+            return
+        if "external" in run.config:
+            raise UserError(f"--linearise projector needs the run's projector, but {run.path} holds an imported encoder (no projector): use --linearise backbone")
+        from torch import nn
+
+        projector = run.method.model.projector
+        self.module = nn.Sequential(run.encoder, projector).to(run.device).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(True)
+        self.encoder_id = f"{run.encoder_id}+projector"
+        self._cache: dict = {}
+
+    def embeddings(self, split: str) -> np.ndarray:
+        if self.linearise == "backbone":
+            return self.run.embeddings(split)
+        if split not in self._cache:
+            from ...models.embed import embed
+
+            self._cache[split] = embed(self.module, self.run.dataset.split(split).x, device=self.run.device)
+        return self._cache[split]
+
+
 class NetworkRows:
     """The network's training embeddings computed on demand for the rows a diagnostic needs
     (at 1M rows the full n×d array is GBs); `mean()` streams all rows in blocks."""
@@ -80,7 +117,17 @@ class SurrogateRows:
 
 
 def explain_run(
-    run, *, test_points: int = 1000, refs=(), concepts=(), both_modes: bool = False, lambda_curve: bool = False, engine=None, probe_sample: int | None = 65536, **options
+    run,
+    *,
+    test_points: int = 1000,
+    refs=(),
+    concepts=(),
+    both_modes: bool = False,
+    lambda_curve: bool = False,
+    engine=None,
+    probe_sample: int | None = 65536,
+    linearise: str = "backbone",
+    **options,
 ) -> KrepesRunOutput:
     from . import fidelity as fid
     from .alignment import alignment_gap, group_anchoring
@@ -91,9 +138,10 @@ def explain_run(
     concept_specs = [parse_concept(c) for c in concepts]  # fail early on a malformed spec
     points = choose_test_points(ds, test_points, refs, seed)
     params = (run.config.get("train") or {}).get("params") or {}
-    k = Krepes(run.encoder, objective=run.objective, objective_params=params, engine=engine, cache=run.store, encoder_id=run.encoder_id, **options)
+    net = ExplainedNetwork(run, linearise)
+    k = Krepes(net.module, objective=run.objective, objective_params=params, engine=engine, cache=run.store, encoder_id=net.encoder_id, **options)
     needs_fit = both_modes or options.get("mode", "step") == "fit"
-    net_train = run.embeddings("train") if needs_fit else NetworkRows(run.encoder, ds.train.x, options.get("device", "cpu"))
+    net_train = net.embeddings("train") if needs_fit else NetworkRows(net.module, ds.train.x, options.get("device", "cpu"))
     k.fit(ds.train.x, augment=run.augment, train_embeddings=net_train if needs_fit else None)
     net_mean = np.asarray(net_train, dtype=np.float64).mean(0) if needs_fit else None
 
@@ -117,7 +165,7 @@ def explain_run(
     out.tables["landmarks"] = res.landmark_table(index_col, ds.train.index, split_col)
     out.tables["landmark_norms"] = res.norm_table(ds.train.index)
 
-    summary = {"mode": k.config.mode, **_run_facts(k, res)}
+    summary = {"mode": k.config.mode, "linearised": linearise, **_run_facts(k, res)}
     if ds.has_labels and is_test.any():
         modes = {k.config.mode: (k.model, res)}
         if both_modes:
@@ -130,7 +178,7 @@ def explain_run(
             reports[name] = {
                 **fid.fidelity_report(
                     net_train=net_train,
-                    net_test=run.embeddings("test")[test_pos],
+                    net_test=net.embeddings("test")[test_pos],
                     sur_train=SurrogateRows(k, model),
                     sur_test=r.embeddings[is_test],
                     y_train=ds.train.y,
@@ -160,7 +208,7 @@ def explain_run(
                 r = k.explain(k_test=k_all[is_test], model=model)
                 f = fid.fidelity_report(
                     net_train=net_train,
-                    net_test=run.embeddings("test")[test_pos],
+                    net_test=net.embeddings("test")[test_pos],
                     sur_train=SurrogateRows(k, model),
                     sur_test=r.embeddings,
                     y_train=ds.train.y,
@@ -187,7 +235,7 @@ def explain_run(
     if k.kernel is not None and int(k.config.kernel_fidelity_sample) > 0:
         from ...kernels.approximation import kernel_approximation_report
 
-        summary["kernel_fidelity"] = kernel_approximation_report(k.kernel, run.encoder, ds.train.x, ds.train.y if ds.has_labels else None, sample=int(k.config.kernel_fidelity_sample), seed=seed)
+        summary["kernel_fidelity"] = kernel_approximation_report(k.kernel, net.module, ds.train.x, ds.train.y if ds.has_labels else None, sample=int(k.config.kernel_fidelity_sample), seed=seed)
     summary["hyperparameters_tuned_with_labels"] = False
     out.documents["fidelity"] = summary
 
