@@ -229,10 +229,12 @@ def test_every_diagnostic_name_has_a_glossary_tooltip():
         "kernel_parameters": {"spec": "last-stage", "n_parameters": 8_000_000, "n_parameters_total": 11_000_000},
         "layer_projection_dim": 16,
         "kernel_fidelity": {"sample": 64, "relative_frobenius_error": 0.2, "top": 10, "top10_landmark_agreement": 0.75},
+        "linearised": "projector",
     }
     table = Collector.fidelity_table(None, {k: 0.5 for k in keys} | big)
     names = [r[0] for r in table.rows if r[0] != "mode"]
-    assert len(names) == len(keys) - 1 + 4  # the subset, the projection and the kernel fidelity are stated
+    assert len(names) == len(keys) - 1 + 5  # the linearised output, the subset, the projection and the kernel fidelity are stated
+    assert len([r for r in Collector.fidelity_table(None, {k: 0.5 for k in keys} | {"linearised": "backbone"}).rows if r[0] != "mode"]) == len(keys) - 1  # the default goes unsaid
     assert ["per-layer gradient projection", "16×16 per layer"] in table.rows
     assert [n for n in names if n not in GLOSSARY] == []
     for name in (

@@ -350,6 +350,8 @@ class Collector:
             ("n_step_samples", "training samples in the step"),
         ]
         rows = [[label, fmt(fid.get(k))] for k, label in names if k in fid and not isinstance(fid.get(k), (dict, list))]
+        if fid.get("linearised", "backbone") != "backbone":
+            rows.append(["linearised output", "projector∘backbone (--linearise projector): landmarks explain the projector's output"])
         kp = fid.get("kernel_parameters") or {}
         if isinstance(kp, dict) and kp.get("spec", "all") != "all":
             rows.append(["eNTK parameters", f"{kp.get('spec')}: {fmt(kp.get('n_parameters'))} of {fmt(kp.get('n_parameters_total'))}"])

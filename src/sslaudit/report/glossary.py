@@ -67,6 +67,7 @@ GLOSSARY.update(
         "SSL loss after the step": "The SSL loss after the Gauss–Newton step: lower means the step moved the kernel model the way training would.",
         "landmarks (m)": "How many training samples serve as landmarks of the Nyström kernel approximation.",
         "Nyström rank": "Rank r of the Nyström approximation of the kernel.",
+        "linearised output": "What the eNTK linearises and the Gauss–Newton step applies the SSL loss to: the backbone representation (default) or, with --linearise projector, the projector's output the loss was applied to in training.",
         "eNTK parameters": "The parameters whose gradients form the kernel when it is restricted to a subset (--kernel-params): the preset or module names, and how many of the encoder's parameters they hold.",
         "per-layer gradient projection": "Each Conv2d / Linear layer's weight gradient projected to k×k by seeded per-layer matrices on its inputs and output gradients (--layer-projection-dim), so a big backbone's kernel fits in memory.",
         "kernel error against the full eNTK": "‖K_approx − K_full‖ / ‖K_full‖ on a seeded sample, where K_full uses every parameter without projection (--kernel-fidelity-sample). 0 = the same kernel.",
