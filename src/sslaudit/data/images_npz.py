@@ -27,20 +27,27 @@ from .lazy_images import LazyImages
 KEYS = ("x", "y", "x_test", "y_test")
 
 
-def _images(path: Path, arr: np.ndarray, key: str) -> np.ndarray:
-    if arr.dtype == object:
-        raise UserError(f"{path.name}: array {key!r} holds Python objects: store a numeric uint8 or float array")
+def image_array_shape(arr, where: str, also: str = ""):
+    """`arr` as N×C×H×W (a grey N×H×W gets C = 1), refused in one line unless C is 1 or 3 and N, H,
+    W ≥ 1; `where` names the array in the message, `also` adds what else the file may hold."""
     if arr.ndim == 3:
         arr = arr[:, None]
     elif arr.ndim != 4:
-        raise UserError(f"{path.name}: array {key!r} has shape {arr.shape}: expected N×H×W (grey) or N×C×H×W with C = 1 or 3")
+        raise UserError(f"{where} has shape {arr.shape}: expected N×H×W (grey) or N×C×H×W images with C = 1 or 3{also}")
     if arr.shape[0] == 0:
-        raise UserError(f"{path.name}: array {key!r} holds no images: give at least one")
+        raise UserError(f"{where} holds no images: give at least one")
     if arr.shape[1] not in (1, 3):
         hint = " (channels last? use np.transpose(x, (0, 3, 1, 2)))" if arr.shape[-1] in (1, 3) else ""
-        raise UserError(f"{path.name}: array {key!r} has shape {arr.shape}, so C = {arr.shape[1]}: expected N×C×H×W with C = 1 or 3{hint}")
+        raise UserError(f"{where} has shape {arr.shape}, so C = {arr.shape[1]}: expected N×C×H×W with C = 1 or 3{hint}")
     if arr.shape[2] < 1 or arr.shape[3] < 1:
-        raise UserError(f"{path.name}: array {key!r} has shape {arr.shape}: images need a height and width ≥ 1")
+        raise UserError(f"{where} has shape {arr.shape}: images need a height and width ≥ 1")
+    return arr
+
+
+def _images(path: Path, arr: np.ndarray, key: str) -> np.ndarray:
+    if arr.dtype == object:
+        raise UserError(f"{path.name}: array {key!r} holds Python objects: store a numeric uint8 or float array")
+    arr = image_array_shape(arr, f"{path.name}: array {key!r}")
     if arr.dtype == np.uint8:
         return arr.astype(np.float32) / np.float32(255.0)
     if np.issubdtype(arr.dtype, np.floating):
@@ -295,15 +302,7 @@ def load_npy(path: str | Path, *, test_fraction: float = 0.2, seed: int = 0) -> 
             raise UserError(f"{path.name} has shape {arr.shape}: a table needs at least one row and one column")
         df = pd.DataFrame(np.asarray(arr, dtype=np.float64), columns=[str(j) for j in range(arr.shape[1])])
         return table_dataset(df, path, test_fraction=test_fraction, seed=seed, split_key="npy")
-    if arr.ndim == 3:
-        arr = arr[:, None]  # grey N×H×W
-    if arr.ndim != 4:
-        raise UserError(f"{path.name} has shape {arr.shape}: expected N×H×W or N×C×H×W images (C = 1 or 3), or an N×F table")
-    if arr.shape[0] == 0:
-        raise UserError(f"{path.name} holds no images: give at least one")
-    if arr.shape[1] not in (1, 3):
-        hint = " (channels last? use np.transpose(x, (0, 3, 1, 2)))" if arr.shape[-1] in (1, 3) else ""
-        raise UserError(f"{path.name} has shape {arr.shape}, so C = {arr.shape[1]}: expected N×C×H×W with C = 1 or 3{hint}")
+    arr = image_array_shape(arr, path.name, ", or an N×F table")
     if arr.dtype != np.uint8:
         if not np.issubdtype(arr.dtype, np.floating):
             raise UserError(f"{path.name} has dtype {arr.dtype}: store images as uint8 (0..255) or float in [0, 1]")
