@@ -191,3 +191,42 @@ def test_removal_experiment_end_to_end(tiny_run):
     assert set(out["arms"]) == {"top", "random"} and out["removed"] == round(0.05 * len(idx))
     for arm in out["arms"].values():
         assert arm["n_train"] == len(idx) - out["removed"] and 0 < arm["linear_probe_accuracy"] <= 1
+
+
+def test_paired_difference_matches_scipy_and_rejects_bad_input():
+    from scipy import stats
+
+    from sslaudit.experiments.removal import paired_difference
+
+    rng = np.random.default_rng(0)
+    b = rng.normal(0.9, 0.01, 12)
+    a = b + rng.normal(0.004, 0.003, 12)
+    out = paired_difference(a, b)
+    d = a - b
+    half = stats.t.ppf(0.975, 11) * d.std(ddof=1) / np.sqrt(12)
+    np.testing.assert_allclose(out["ci"], [d.mean() - half, d.mean() + half])
+    assert out["ci"][0] > 0  # a true +0.4-point shift with 0.3-point noise is detected by 12 pairs
+    np.testing.assert_allclose(out["t_test_p"], stats.ttest_rel(a, b).pvalue)
+    np.testing.assert_allclose(out["wilcoxon_p"], stats.wilcoxon(d).pvalue)
+    # 80% power at α = 0.05: a shift of exactly `detectable_80` is rejected in ~80% of simulated studies
+    shift, sd = out["detectable_80"], d.std(ddof=1)
+    hits = [stats.ttest_1samp(rng.normal(shift, sd, 12), 0).pvalue < 0.05 for _ in range(4000)]
+    assert 0.75 < np.mean(hits) < 0.85
+    with pytest.raises(UserError, match="equally long"):
+        paired_difference(a, b[:5])
+
+
+def test_removal_with_a_retraining_seed(tiny_run):
+    import sslaudit
+    from sslaudit.experiments.removal import removal_experiment, removal_sets
+
+    run = sslaudit.load(tiny_run)
+    idx = run.dataset.train.index
+    score = np.arange(len(idx), dtype=float)
+    out = removal_experiment(run, idx, score, 0.05, arms=("top", "random"), seed=7, full=False)
+    assert out["train_config"]["seed"] == 7 and "full" not in out
+    assert out["arms"]["random"]["removed_index"] == removal_sets(idx, score, 0.05, 7)["random"].tolist()
+    assert "/top-s7-" in out["arms"]["top"]["run"]
+    assert sslaudit.load(out["arms"]["top"]["run"]).config["train"]["seed"] == 7
+    with pytest.raises(UserError, match="removal arms"):
+        removal_experiment(run, idx, score, 0.05, arms=("middle",))

@@ -7,6 +7,10 @@ The probe is fitted on the full labelled training split and evaluated on the tes
 downstream task is the same for every arm; only the encoder's pre-training data differ). The
 retrained runs are ordinary run directories under RUN/influence/removal/<arm>-<hash>/, named by a
 hash of the removed indices, so a rerun reuses them.
+
+With `seed`, an arm is retrained under that seed instead of the run's (and the random arm draws its
+own set from it), so one set of influence scores can be compared across many retraining seeds;
+`paired_difference` summarises such a study (the difference of two arms, paired by seed).
 """
 
 from __future__ import annotations
@@ -57,8 +61,11 @@ def probe_accuracy(encoder, dataset, device: str, seed: int) -> float:
     return linear_probe(tr, dataset.train.y, te, dataset.test.y, seed=seed).accuracy
 
 
-def removal_experiment(run, index: np.ndarray, score: np.ndarray, fraction: float, *, device: str = "cpu", arms=ARMS) -> dict:
-    """Retrain without each arm's examples and return linear-probe accuracies (and the full run's)."""
+def removal_experiment(run, index: np.ndarray, score: np.ndarray, fraction: float, *, device: str = "cpu", arms=ARMS, seed: int | None = None, full: bool = True) -> dict:
+    """Retrain without each arm's examples and return linear-probe accuracies (and the full run's).
+
+    `seed`: retrain (and draw the random arm, and fit the probe) under this seed rather than the
+    run's; `full=False` skips re-probing the original run."""
     from ..data.dataset import Dataset
     from ..models.trainer import TrainConfig
     from ..run import load, train_run
@@ -69,14 +76,22 @@ def removal_experiment(run, index: np.ndarray, score: np.ndarray, fraction: floa
     if "external" in run.config:
         raise UserError("the removal experiment retrains the encoder; an imported encoder has no training recipe")
     tcfg = TrainConfig(**run.config["train"])
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        raise UserError(f"removal arms {', '.join(map(str, unknown))}: choose from {', '.join(ARMS)}")
+    tag = ""
+    if seed is not None:
+        tcfg = replace(tcfg, seed=int(seed))
+        tag = f"s{int(seed)}-"
     sets = removal_sets(np.asarray(index), np.asarray(score), fraction, tcfg.seed)
     out = {"fraction": fraction, "removed": int(len(sets["top"])), "n_train": int(len(ds.train)), "train_config": tcfg.to_json(), "arms": {}}
-    out["full"] = {"linear_probe_accuracy": probe_accuracy(run.encoder, ds, device, tcfg.seed), "n_train": int(len(ds.train))}
+    if full:
+        out["full"] = {"linear_probe_accuracy": probe_accuracy(run.encoder, ds, device, tcfg.seed), "n_train": int(len(ds.train))}
     for arm in arms:
         removed = sets[arm]
         keep = np.nonzero(~np.isin(ds.train.index, removed))[0]
         reduced = Dataset(ds.name, ds.kind, ds.train.take(keep), ds.test, ds.classes, ds.schema, ds.protected, dict(ds.source))
-        path = Path(run.path) / "influence" / "removal" / f"{arm}-{config_hash(removed.tolist())[:10]}"
+        path = Path(run.path) / "influence" / "removal" / f"{arm}-{tag}{config_hash(removed.tolist())[:10]}"
         t = time.perf_counter()
         train_run(run.config["data"], replace(tcfg), path, dataset=reduced, device=device)
         enc = load(path, device=device).encoder
@@ -89,9 +104,31 @@ def removal_experiment(run, index: np.ndarray, score: np.ndarray, fraction: floa
         }
     accs = {a: r["linear_probe_accuracy"] for a, r in out["arms"].items()}
     out["summary"] = {
-        "accuracy": {**accs, "full": out["full"]["linear_probe_accuracy"]},
+        "accuracy": {**accs, **({"full": out["full"]["linear_probe_accuracy"]} if full else {})},
         "top_minus_random": accs.get("top", np.nan) - accs.get("random", np.nan) if "top" in accs and "random" in accs else None,
     }
+    return out
+
+
+def paired_difference(a, b, level: float = 0.95) -> dict:
+    """Mean of a − b paired by seed: t confidence interval, paired t-test and Wilcoxon signed-rank
+    p-values, and the difference a study of this size and spread detects with 80% power (two-sided,
+    at 1 − level): (t_{1−α/2} + t_{0.8}) × the standard error."""
+    from scipy import stats
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
+        raise UserError(f"paired_difference needs two equally long 1-D series of at least 2 values, got shapes {a.shape} and {b.shape}")
+    d = a - b
+    n = len(d)
+    sd = float(d.std(ddof=1))
+    se = sd / np.sqrt(n)
+    t = float(stats.t.ppf(0.5 + level / 2, n - 1))
+    mean = float(d.mean())
+    out = {"n": n, "mean": mean, "sd": sd, "se": se, "ci": [mean - t * se, mean + t * se], "level": level}
+    out["t_test_p"] = float(stats.ttest_rel(a, b).pvalue) if sd > 0 else (1.0 if mean == 0 else 0.0)
+    out["wilcoxon_p"] = float(stats.wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
+    out["detectable_80"] = (t + float(stats.t.ppf(0.8, n - 1))) * se
     return out
 
 
