@@ -87,7 +87,7 @@ def test_bad_values_are_one_line_user_errors():
     for kw in ({"floor": -0.1}, {"floor": 1.0}, {"variance": 0.0}, {"variance": 1.5}):
         with pytest.raises(UserError):
             fit_nystrom(k, **kw)
-    for kw in ({"nystrom_floor": 1.0}, {"nystrom_variance": 0.0}):
+    for kw in ({"nystrom_floor": 1.0}, {"nystrom_variance": 0.0}, {"sign": "sideways"}):
         with pytest.raises(UserError):
             KrepesConfig(**kw).check()
 

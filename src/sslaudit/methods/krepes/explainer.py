@@ -77,6 +77,13 @@ class KrepesConfig:
         },
     )
     centre_kmm: bool = field(default=False, metadata={"flag": "--centre-kmm", "help": "Eigendecompose the centred landmark kernel H K_mm H (kernel PCA about the landmarks' mean) instead of K_mm."})
+    sign: str = field(
+        default="radial",
+        metadata={
+            "choices": ("contrastive", "radial"),
+            "help": "Attract/repel sign: contrastive (does the landmark's contribution move the test point's embedding towards the landmark's, to first order in cosine) or radial (⟨c_l, f(x_t)⟩, the older sign).",
+        },
+    )
     lam: float | str = field(
         default="auto",
         metadata={
@@ -189,6 +196,8 @@ class KrepesConfig:
             raise UserError(f"lambda_grid needs one or more positive multiples, got {self.lambda_grid}")
         if self.rank is not None and int(self.rank) < 1:
             raise UserError(f"rank must be ≥ 1, got {self.rank}")
+        if self.sign not in ("contrastive", "radial"):
+            raise UserError(f"sign must be contrastive or radial, got {self.sign!r}")
         if not 0 <= float(self.nystrom_floor) < 1:
             raise UserError(f"nystrom_floor must be in [0, 1) (a share of the largest eigenvalue, e.g. 1e-3), got {self.nystrom_floor}")
         if self.nystrom_variance is not None and not 0 < float(self.nystrom_variance) <= 1:
@@ -675,7 +684,9 @@ class Krepes:
         if kk < 1:
             raise UserError(f"--top-k must be ≥ 1, got {kk}")
         ranges = block_ranges(len(k_test), 1024) if len(k_test) else []
-        parts = list(engine.map(score_block, ranges, shared={"k_test": k_test, "a": model.a, "gamma": model.gamma, "weights": model.weights, "top_k": kk}, desc="krepes scores"))
+        shared = {"k_test": k_test, "a": model.a, "gamma": model.gamma, "weights": model.weights, "top_k": kk, "sign": self.config.sign}
+        shared["f_landmarks"] = self.landmark_embeddings(model) if self.config.sign == "contrastive" else None
+        parts = list(engine.map(score_block, ranges, shared=shared, desc="krepes scores"))
         if parts:
             f, top, scores, signs = (np.concatenate([p[i] for p in parts]) for i in range(4))
         else:
@@ -693,6 +704,10 @@ class Krepes:
             n_distinct_top1=n_distinct_top1(top),
             model=model,
         )
+
+    def landmark_embeddings(self, model: KernelModel | None = None) -> np.ndarray:
+        """Surrogate embeddings f(x̃_l) of the landmarks (m×r, from K_mm), which the contrastive sign compares with."""
+        return (model or self.model).embed(self.k_mm)
 
     def train_surrogate(self, model: KernelModel | None = None, rows=None) -> np.ndarray:
         """Surrogate representations of the training samples at `rows` (default: all n, n×r — small n only)."""
