@@ -313,14 +313,15 @@ def levers(args, settings, work) -> int:
     return 0
 
 
+HYGIENE_OFF = {"nystrom_floor": 0.0, "nystrom_variance": None, "centre_kmm": False}  # the pre-#18 basis, whatever the library's defaults
 HYGIENE_VARIANTS = {
-    "baseline": {},
-    "floor 1e-4": {"nystrom_floor": 1e-4},
-    "floor 1e-3": {"nystrom_floor": 1e-3},
-    "floor 1e-2": {"nystrom_floor": 1e-2},
-    "variance 0.99": {"nystrom_variance": 0.99},
-    "centred": {"centre_kmm": True},
-    "centred + floor 1e-3": {"centre_kmm": True, "nystrom_floor": 1e-3},
+    "baseline": HYGIENE_OFF,
+    "floor 1e-4": {**HYGIENE_OFF, "nystrom_floor": 1e-4},
+    "floor 1e-3": {**HYGIENE_OFF, "nystrom_floor": 1e-3},
+    "floor 1e-2": {**HYGIENE_OFF, "nystrom_floor": 1e-2},
+    "variance 0.99": {**HYGIENE_OFF, "nystrom_variance": 0.99},
+    "centred": {**HYGIENE_OFF, "centre_kmm": True},
+    "centred + floor 1e-3": {**HYGIENE_OFF, "centre_kmm": True, "nystrom_floor": 1e-3},
 }
 HYGIENE_KEYS = (
     "network_accuracy",
