@@ -66,6 +66,7 @@ class KrepesConfig:
         default=0.0,
         metadata={
             "parse": number(float, "--nystrom-floor", "1e-3", minimum=0, maximum=0.999),
+            "metavar": "SHARE",
             "help": "Keep only Nyström eigenvalues ≥ this share of the largest (near-null ones make the PC point and fit weights tail noise); 0 = off.",
         },
     )
@@ -73,6 +74,7 @@ class KrepesConfig:
         default=None,
         metadata={
             "parse": number(float, "--nystrom-variance", "0.99", positive=True, maximum=1),
+            "metavar": "SHARE",
             "help": "Keep the fewest Nyström eigenpairs whose eigenvalues sum to this share of K_mm's trace [default: off].",
         },
     )
