@@ -112,8 +112,9 @@ def test_a_cached_step_is_not_reused_across_nystrom_options(tiny, tmp_path):
     opts = dict(landmarks=20, step_sample=40, ssl_batch_size=20, lam=10.0)
     first = Krepes(enc, cache=store, **opts).fit(x, augment=aug)
     again = Krepes(enc, cache=store, **opts).fit(x, augment=aug)
+    assert first.step_result["accepted"] and np.abs(first.model.weights).max() > 0  # a real step, so reuse is checked on non-zero weights
     assert again.stages["step"] == "reused" and np.array_equal(again.model.weights, first.model.weights)
-    for change in ({"centre_kmm": True}, {"nystrom_floor": 0.5}):
+    for change in ({"centre_kmm": True}, {"nystrom_floor": 0.5}):  # (the rank-1 basis of floor 0.5 may find no step that lowers the loss: a warning, not a failure)
         other = Krepes(enc, cache=store, **opts, **change).fit(x, augment=aug)
         assert other.stages["kernel_mm"] == "reused" and other.stages["step"] == "computed"
     cut = Krepes(enc, cache=store, **opts, nystrom_floor=0.5)
