@@ -14,6 +14,12 @@ draw (label-free), the step in the Nyström eigenbasis (float32 products), 1,000
 Baselines measured in the same run: the network's own linear probe (Δ accuracy), the
 cosine-nearest landmark in the network's embedding (precision@1), 10 random landmarks
 (confidence drop). Writes bench/results/krepes_fidelity.json.
+
+`--hygiene` (issue #18, items 4 and 5): for each --datasets × --objectives encoder (trained as
+above), the same KREPES run under each Nyström variant of `HYGIENE_VARIANTS` (or --variants:
+eigenvalue floor, explained-variance rank, centred K_mm), both modes; every row also carries the
+label agreement of both attract/repel signs (contrastive, radial), so one run compares both.
+Writes --out (default bench/results/krepes_hygiene.json; refuses to overwrite an existing file).
 """
 
 from __future__ import annotations
@@ -54,6 +60,8 @@ def main() -> int:
     ap.add_argument("--objectives", default="simclr,vicreg,barlow")
     ap.add_argument("--datasets", default="adult,digits,fashion-mnist")
     ap.add_argument("--levers", action="store_true", help="Adult/SimCLR only: the fidelity under the levers (raw kernel, m, selection, r) at step_sample 2048")
+    ap.add_argument("--hygiene", action="store_true", help="Nyström variants × attract/repel signs (issue #18 items 4, 5); writes bench/results/krepes_hygiene.json")
+    ap.add_argument("--variants", default=None, help="--hygiene: comma-separated names of HYGIENE_VARIANTS to run [default: all]")
     ap.add_argument("--merge", nargs="+", help="combine result files of runs split by --datasets into --out, then stop")
     args = ap.parse_args()
     if args.merge:
@@ -106,6 +114,8 @@ def main() -> int:
     work = Path(args.work)
     if args.levers:
         return levers(args, settings, work)
+    if args.hygiene:
+        return hygiene(args, settings, work, objectives)
     for dname in args.datasets.split(","):
         sub = settings["fashion_train_subset"] if dname == "fashion-mnist" else settings["adult_train_subset"]
         for obj in objectives:
@@ -300,6 +310,117 @@ def levers(args, settings, work) -> int:
     }
     Path(args.out).write_text(json.dumps(doc, indent=1, default=float))
     print(f"wrote {args.out}")
+    return 0
+
+
+HYGIENE_OFF = {"nystrom_floor": 0.0, "nystrom_variance": None, "centre_kmm": False}  # the pre-#18 basis, whatever the library's defaults
+HYGIENE_VARIANTS = {
+    "baseline": HYGIENE_OFF,
+    "floor 1e-4": {**HYGIENE_OFF, "nystrom_floor": 1e-4},
+    "floor 1e-3": {**HYGIENE_OFF, "nystrom_floor": 1e-3},
+    "floor 1e-2": {**HYGIENE_OFF, "nystrom_floor": 1e-2},
+    "variance 0.99": {**HYGIENE_OFF, "nystrom_variance": 0.99},
+    "centred": {**HYGIENE_OFF, "centre_kmm": True},
+    "centred + floor 1e-3": {**HYGIENE_OFF, "centre_kmm": True, "nystrom_floor": 1e-3},
+}
+HYGIENE_KEYS = (
+    "network_accuracy",
+    "surrogate_accuracy",
+    "delta_accuracy",
+    "kendall_tau",
+    "kendall_tau_raw",
+    "kendall_tau_ceiling",
+    "linear_cka",
+    "precision_at_1",
+    "precision_at_1_baseline",
+    "precision_at_1_kernel",
+    "confidence_drop_top",
+    "confidence_drop_random",
+    "confidence_drop_fraction_top",
+    "confidence_drop_fraction_random",
+    "class_coverage",
+    "n_distinct_top1",
+    "sign_contrastive",
+    "sign_radial",
+)
+
+
+def hygiene(args, settings, work, objectives) -> int:
+    """Issue #18 items 4 and 5: Nyström variants (floor, explained variance, centred K_mm) on one trained encoder each, both modes, both signs."""
+    import sslaudit
+    from sslaudit.data import load_dataset
+    from sslaudit.engine import get_engine
+    from sslaudit.methods.krepes.pipeline import explain_run
+    from sslaudit.models.trainer import TrainConfig
+    from sslaudit.run import data_config, train_run
+
+    out_path = Path(args.out if args.out != str(ROOT / "bench" / "results" / "krepes_fidelity.json") else ROOT / "bench" / "results" / "krepes_hygiene.json")
+    if out_path.exists():
+        raise SystemExit(f"{out_path} exists; choose another --out (result files are never overwritten)")
+    names = list(HYGIENE_VARIANTS) if args.variants is None else [v.strip() for v in args.variants.split(",")]
+    t0, load0 = time.time(), os.getloadavg()
+    base = dict(
+        mode="step",
+        landmarks="auto",
+        selection="uniform",
+        kernel="pntk",
+        normalize=True,
+        lam="auto",
+        lambda_grid=tuple(settings["lambda_grid"]),
+        lambda_rule=settings["lambda_rule"],
+        step_sample=settings["step_sample"],
+        ssl_batch_size=settings["ssl_batch_size"],
+        cg_max_iter=settings["cg_max_iter"],
+        seed=0,
+    )
+    rows, timings = [], {}
+    for dname in args.datasets.split(","):
+        sub = settings["fashion_train_subset"] if dname == "fashion-mnist" else settings["adult_train_subset"]
+        for obj in objectives:
+            ds = subset_dataset(load_dataset(dname), sub, 0)
+            out = work / f"{dname}-{obj}-{settings['epochs']}ep-{sub}"
+            t1 = time.time()
+            train_run(data_config(dname), TrainConfig(objective=obj, epochs=settings["epochs"], batch_size=256), out, dataset=ds, arch="mlp")
+            timings[f"{dname}/{obj}/train"] = time.time() - t1
+            for name in names:
+                run = sslaudit.load(out)
+                run.__dict__["dataset"] = ds
+                t1 = time.time()
+                res = explain_run(run, test_points=settings["test_points"], both_modes=True, engine=get_engine("local"), **{**base, **HYGIENE_VARIANTS[name]})
+                fid = res.documents["fidelity"]
+                nys = res.documents["config"]["summary"]["nystrom"]
+                timings[f"{dname}/{obj}/{name}"] = time.time() - t1
+                for mode, rep in fid["modes"].items():
+                    row = {"dataset": dname, "objective": obj, "variant": name, "options": HYGIENE_VARIANTS[name], "mode": mode, "n_train": len(ds.train), "nystrom": nys}
+                    row.update({k: rep.get(k) for k in HYGIENE_KEYS})
+                    if mode == "step":
+                        row["step"] = {
+                            k: fid.get(k) for k in ("lambda_multiple", "loss_before", "loss_after", "heldout_loss_before", "heldout_loss_after", "step_accepted", "cg_iterations", "hub_warning")
+                        }
+                    rows.append(row)
+                    brief = {
+                        k: row[k] for k in ("dataset", "variant", "mode", "kendall_tau", "delta_accuracy", "precision_at_1", "precision_at_1_baseline", "confidence_drop_top", "confidence_drop_random")
+                    }
+                    brief["rank"], brief["sign_p1_attract"] = nys["rank"], {s: row[f"sign_{s}"]["precision_at_1_attract"] for s in ("contrastive", "radial")}
+                    print(json.dumps(brief, default=float), file=sys.stderr, flush=True)
+    doc = {
+        "benchmark": "krepes_hygiene",
+        "compared": "Nyström rank rules (relative eigenvalue floor, explained variance) and centred K_mm, each against the baseline (numerical rank capped at d, uncentred K_mm), "
+        "on the same trained encoder, kernel and landmarks; and the attract/repel signs contrastive (first-order change of cos(f_t, f_l)) vs radial (sign ⟨c_l, f_t⟩) "
+        "by the label agreement of their attractive and repulsive rankings (IS·sign)",
+        "machine": machine(),
+        "load_start": load0,
+        "load_end": os.getloadavg(),
+        "seconds": time.time() - t0,
+        "note": "wall times are inflated by a background benchmark on the same two cores: not speed figures",
+        "settings": {**settings, "objectives": objectives, "datasets": args.datasets.split(","), "krepes": {k: (list(v) if isinstance(v, tuple) else v) for k, v in base.items()}},
+        "variants": {n: HYGIENE_VARIANTS[n] for n in names},
+        "timings": timings,
+        "rows": rows,
+    }
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(doc, indent=1, default=float))
+    print(f"wrote {out_path}")
     return 0
 
 

@@ -11,7 +11,7 @@ def test_influence_scores_and_signs_by_hand():
     k = np.array([[0.5, -1.0, 2.0]])  # one test point, three landmarks
     w = np.array([[3.0, 4.0], [0.0, 1.0], [1.0, 0.0]])  # ‖w‖ = 5, 1, 1
     f = np.array([[1.0, -1.0]])
-    score, sign = influence_scores(k, w, f)
+    score, sign = influence_scores(k, w, f, sign="radial")
     # IS = |k|·‖w_l‖ ; ⟨k w_l, f⟩ = 0.5·(3−4) = −0.5, −1·(0−1) = 1, 2·(1−0) = 2
     assert np.allclose(score, [[2.5, 1.0, 2.0]])
     assert sign.tolist() == [[-1, 1, 1]]

@@ -9,6 +9,15 @@ default just enough to make it positive semi-definite up to rounding,
 max(0, −λ_min) + 10·m·eps·λ_max — and reported; eigenvalues under `rel_tol`·λ_max are dropped
 (the numerical rank). Each eigenvector's sign is fixed so that its largest-magnitude entry
 (first one on ties) is positive: runs are reproducible whatever LAPACK returns.
+
+Rank hygiene (issue #18): near-null eigenpairs (λ/λ_max ≈ 1e-5 on real eNTKs) get weight
+Λ^{-1/2} in Ã0, so the PC point and the fit-mode weights along them are tail noise. `floor`
+keeps only eigenvalues ≥ floor·λ_max; `variance` keeps the fewest leading eigenpairs whose
+eigenvalues sum to that share of the total (both 0/None = off: the numerical rank, as before).
+`centre` eigendecomposes the centred landmark kernel H K_mm H (H = I − 11ᵀ/m): kernel PCA about
+the landmarks' mean in feature space. Its eigenvectors are ⟂ 1, so K_xm Ã0 differs from the
+properly centred coordinates H(k_x − K_mm 1/m) Ã0 only by a constant, which the kernel model's
+γ absorbs; the model f = Ãᵀk_x + γ keeps its form.
 """
 
 from __future__ import annotations
@@ -34,6 +43,9 @@ class NystromBasis:
     dropped: int  # m − r eigenpairs not used (under the tolerance or beyond the requested rank)
     numerical_rank: int = 0  # eigenvalues above rel_tol·λ_max
     rel_tol: float = 1e-6
+    floor: float = 0.0  # kept eigenvalues are ≥ floor·λ_max
+    variance: float | None = None  # kept eigenvalues explain this share of the total (None: off)
+    centred: bool = False  # eigendecomposition of H K_mm H instead of K_mm
 
     def summary(self) -> dict:
         return {
@@ -43,13 +55,25 @@ class NystromBasis:
             "dropped": self.dropped,
             "jitter": self.jitter,
             "rel_tol": self.rel_tol,
+            "floor": self.floor,
+            "variance": self.variance,
+            "centred": self.centred,
             "eigenvalue_max": float(self.eigenvalues[0]),
             "eigenvalue_min_kept": float(self.eigenvalues[-1]),
         }
 
 
-def fit_nystrom(k_mm, rank: int | None = None, rel_tol: float = 1e-6, jitter: float | None = None, landmarks: np.ndarray | None = None) -> NystromBasis:
-    """Eigendecompose the landmark kernel; `rank=None` keeps the numerical rank."""
+def fit_nystrom(
+    k_mm,
+    rank: int | None = None,
+    rel_tol: float = 1e-6,
+    jitter: float | None = None,
+    landmarks: np.ndarray | None = None,
+    floor: float = 0.0,
+    variance: float | None = None,
+    centre: bool = False,
+) -> NystromBasis:
+    """Eigendecompose the landmark kernel; `rank=None` keeps the numerical rank (then `floor` and `variance` may cut it)."""
     k = np.asarray(k_mm.detach().cpu().numpy() if isinstance(k_mm, torch.Tensor) else k_mm, dtype=np.float64)
     if k.ndim != 2 or k.shape[0] != k.shape[1] or k.shape[0] < 1:
         raise UserError(f"the landmark kernel must be a square m×m matrix, got shape {k.shape}")
@@ -61,8 +85,16 @@ def fit_nystrom(k_mm, rank: int | None = None, rel_tol: float = 1e-6, jitter: fl
         raise UserError(f"rel_tol must be in (0, 1), got {rel_tol}")
     if jitter is not None and jitter < 0:
         raise UserError(f"jitter must be ≥ 0, got {jitter}")
+    if not 0 <= floor < 1:
+        raise UserError(f"the Nyström eigenvalue floor must be in [0, 1) (a share of λ_max, e.g. 1e-3), got {floor}")
+    if variance is not None and not 0 < variance <= 1:
+        raise UserError(f"the Nyström explained-variance share must be in (0, 1] (e.g. 0.99), got {variance}")
     m = k.shape[0]
     k = (k + k.T) / 2
+    if centre:
+        k = k - k.mean(0, keepdims=True)
+        k = k - k.mean(1, keepdims=True)
+        k = (k + k.T) / 2
     vals, vecs = np.linalg.eigh(k)
     lmax = float(vals[-1])
     if not lmax > 0:
@@ -75,12 +107,17 @@ def fit_nystrom(k_mm, rank: int | None = None, rel_tol: float = 1e-6, jitter: fl
     vals, vecs = vals[order], vecs[:, order]
     numerical = int((vals > rel_tol * vals[0]).sum())
     r = numerical if rank is None else min(int(rank), numerical)
+    if floor > 0:
+        r = min(r, max(1, int((vals[:numerical] >= floor * vals[0]).sum())))
+    if variance is not None:
+        share = np.cumsum(vals[:numerical]) / vals[:numerical].sum()
+        r = min(r, int(np.searchsorted(share, variance * (1 - 1e-12))) + 1)
     vals, vecs = vals[:r], vecs[:, :r].copy()
     big = np.argmax(np.abs(vecs), axis=0)
     vecs *= np.where(vecs[big, np.arange(r)] < 0, -1.0, 1.0)[None, :]
     a0 = vecs / np.sqrt(vals)[None, :]
     pos = np.arange(m) if landmarks is None else np.asarray(landmarks)
-    return NystromBasis(pos, vals, vecs, a0, float(jitter), r, m - r, numerical, float(rel_tol))
+    return NystromBasis(pos, vals, vecs, a0, float(jitter), r, m - r, numerical, float(rel_tol), float(floor), None if variance is None else float(variance), bool(centre))
 
 
 def nystrom_coordinates(k_block, basis: NystromBasis) -> np.ndarray:

@@ -62,6 +62,30 @@ class KrepesConfig:
     )
     top_k: int = field(default=10, metadata={"parse": number(int, "--top-k", "10", minimum=1), "help": "Representer landmarks kept per test point."})
     rank: int | None = field(default=None, metadata={"parse": number(int, "--rank", "64", minimum=1), "help": "Nyström rank r [default: min(embedding width, numerical rank of K_mm)]."})
+    nystrom_floor: float = field(
+        default=0.0,
+        metadata={
+            "parse": number(float, "--nystrom-floor", "1e-3", minimum=0, maximum=0.999),
+            "metavar": "SHARE",
+            "help": "Keep only Nyström eigenvalues ≥ this share of the largest (near-null ones make the PC point and fit weights tail noise); 0 = off.",
+        },
+    )
+    nystrom_variance: float | None = field(
+        default=None,
+        metadata={
+            "parse": number(float, "--nystrom-variance", "0.99", positive=True, maximum=1),
+            "metavar": "SHARE",
+            "help": "Keep the fewest Nyström eigenpairs whose eigenvalues sum to this share of K_mm's trace [default: off].",
+        },
+    )
+    centre_kmm: bool = field(default=False, metadata={"flag": "--centre-kmm", "help": "Eigendecompose the centred landmark kernel H K_mm H (kernel PCA about the landmarks' mean) instead of K_mm."})
+    sign: str = field(
+        default="radial",
+        metadata={
+            "choices": ("contrastive", "radial"),
+            "help": "Attract/repel sign: contrastive (does the landmark's contribution move the test point's embedding towards the landmark's, to first order in cosine) or radial (⟨c_l, f(x_t)⟩, the older sign).",
+        },
+    )
     lam: float | str = field(
         default="auto",
         metadata={
@@ -174,6 +198,12 @@ class KrepesConfig:
             raise UserError(f"lambda_grid needs one or more positive multiples, got {self.lambda_grid}")
         if self.rank is not None and int(self.rank) < 1:
             raise UserError(f"rank must be ≥ 1, got {self.rank}")
+        if self.sign not in ("contrastive", "radial"):
+            raise UserError(f"sign must be contrastive or radial, got {self.sign!r}")
+        if not 0 <= float(self.nystrom_floor) < 1:
+            raise UserError(f"nystrom_floor must be in [0, 1) (a share of the largest eigenvalue, e.g. 1e-3), got {self.nystrom_floor}")
+        if self.nystrom_variance is not None and not 0 < float(self.nystrom_variance) <= 1:
+            raise UserError(f"nystrom_variance must be in (0, 1] (e.g. 0.99), got {self.nystrom_variance}")
         if self.max_memory is not None:
             parse_size(self.max_memory)
         if self.layer_projection_dim is not None and int(self.layer_projection_dim) < 1:
@@ -291,7 +321,14 @@ class Krepes:
             self.stages["kernel_train"] = "computed" if done else "reused"
         else:
             self.k_train = check_kernel_values(self._stage("kernel_train", self.lm_key, lambda: {"k": self._rows_to_landmarks(train_x, "K(train, landmarks)")})["k"], "K(train, landmarks)")
-        self.basis = fit_nystrom(self.k_mm, rank=d if cfg.rank is None else int(cfg.rank), landmarks=self.landmarks)
+        self.basis = fit_nystrom(
+            self.k_mm,
+            rank=d if cfg.rank is None else int(cfg.rank),
+            landmarks=self.landmarks,
+            floor=float(cfg.nystrom_floor),
+            variance=None if cfg.nystrom_variance is None else float(cfg.nystrom_variance),
+            centre=bool(cfg.centre_kmm),
+        )
         self.pc = pc_model(self.basis.a0, self.k_train, block=self.read_rows)
         self._models: dict[str, KernelModel] = {}
         self.step_result = self.fit_result = None
@@ -573,6 +610,8 @@ class Krepes:
             "dtype": cfg.step_dtype if cfg.step_basis == "eigen" else "float64",
             "heldout_sample": cfg.heldout_sample if use_heldout else None,
         }
+        if self.basis.floor > 0 or self.basis.variance is not None or self.basis.centred:  # keys of older runs unchanged
+            key["nystrom"] = {"floor": self.basis.floor, "variance": self.basis.variance, "centred": self.basis.centred}
 
         def compute():
             loss = KernelSSLLoss(cfg.objective, cfg.objective_params)
@@ -647,7 +686,9 @@ class Krepes:
         if kk < 1:
             raise UserError(f"--top-k must be ≥ 1, got {kk}")
         ranges = block_ranges(len(k_test), 1024) if len(k_test) else []
-        parts = list(engine.map(score_block, ranges, shared={"k_test": k_test, "a": model.a, "gamma": model.gamma, "weights": model.weights, "top_k": kk}, desc="krepes scores"))
+        shared = {"k_test": k_test, "a": model.a, "gamma": model.gamma, "weights": model.weights, "top_k": kk, "sign": self.config.sign}
+        shared["f_landmarks"] = self.landmark_embeddings(model) if self.config.sign == "contrastive" else None
+        parts = list(engine.map(score_block, ranges, shared=shared, desc="krepes scores"))
         if parts:
             f, top, scores, signs = (np.concatenate([p[i] for p in parts]) for i in range(4))
         else:
@@ -665,6 +706,10 @@ class Krepes:
             n_distinct_top1=n_distinct_top1(top),
             model=model,
         )
+
+    def landmark_embeddings(self, model: KernelModel | None = None) -> np.ndarray:
+        """Surrogate embeddings f(x̃_l) of the landmarks (m×r, from K_mm), which the contrastive sign compares with."""
+        return (model or self.model).embed(self.k_mm)
 
     def train_surrogate(self, model: KernelModel | None = None, rows=None) -> np.ndarray:
         """Surrogate representations of the training samples at `rows` (default: all n, n×r — small n only)."""

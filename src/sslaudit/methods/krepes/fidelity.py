@@ -17,6 +17,11 @@
   label; drop = confidence with all landmarks − confidence without the removed ones; top-10 by IS
   against 10 random ones (seeded per test point). confidence_drop_fraction_*: the same with the
   top CONFIDENCE_FRACTION·m landmarks by IS removed (and as many random ones), comparable across m.
+- sign_<contrastive|radial> (with the weights): how well an attract/repel sign separates labels.
+  The attractive ranking orders the landmarks by IS·sign (most attractive first), the repulsive
+  ranking by −IS·sign; a meaningful sign gives the attractive ranking a high precision@1 (its
+  top landmark shares the test point's label), the repulsive one a low one, and removing the top
+  10 attractive landmarks costs more confidence than removing the top 10 repulsive ones.
 - class_coverage: how many landmarks, ranked by ‖w_l‖ (‖ΔÃ_l‖), it takes to cover every class
   present among the landmarks.
 """
@@ -140,6 +145,31 @@ def confidence_drop_dense(sur_test, sur_landmarks, landmark_y, test_y, top, n_re
     return {"confidence_drop_top": float(np.mean(drops_top)), "confidence_drop_random": float(np.mean(drops_rand)), "confidence_k": k, "confidence_removed": n_remove}
 
 
+def sign_fidelity(k_test, weights, sur_test, sur_landmarks, landmark_y, test_y, sign: str, n: int = 10, seed: int = 0) -> dict:
+    """Label agreement of the attractive and repulsive rankings of one sign (see the module docstring)."""
+    from .scores import influence_scores
+
+    score, sgn = influence_scores(k_test, weights, sur_test, sur_landmarks, sign)
+    signed = score * sgn
+    ly, ty = np.asarray(landmark_y), np.asarray(test_y)
+    n = int(min(n, score.shape[1]))
+    attract = np.argsort(-signed, axis=1, kind="stable")[:, :n]
+    repel = np.argsort(signed, axis=1, kind="stable")[:, :n]
+    top_is = np.argsort(-score, axis=1, kind="stable")[:, :n]
+    out = {
+        "sign": sign,
+        "precision_at_1_attract": float((ly[attract[:, 0]] == ty).mean()),
+        "precision_at_1_repel": float((ly[repel[:, 0]] == ty).mean()),
+        f"same_label_top{n}_attract": float((ly[attract] == ty[:, None]).mean()),
+        f"same_label_top{n}_repel": float((ly[repel] == ty[:, None]).mean()),
+        f"attract_share_top{n}_by_is": float((np.take_along_axis(sgn, top_is, 1) > 0).mean()),
+        "attract_share": float((sgn > 0).mean()),
+    }
+    out["confidence_drop_attract"] = confidence_drop(sur_test, sur_landmarks, ly, ty, attract, n_remove=n, seed=seed)["confidence_drop_top"]
+    out["confidence_drop_repel"] = confidence_drop(sur_test, sur_landmarks, ly, ty, repel, n_remove=n, seed=seed)["confidence_drop_top"]
+    return out
+
+
 def class_coverage(landmark_norms, landmark_y) -> int:
     order = np.argsort(-np.asarray(landmark_norms), kind="stable")
     ly = np.asarray(landmark_y)[order]
@@ -177,6 +207,7 @@ def fidelity_report(
     probe_sample: int | None = None,
     net_mean: np.ndarray | None = None,
     k_test: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
 ) -> dict:
     """All diagnostics for one surrogate. `landmark_pos` index the training rows; `top` (T×K) the landmark list.
 
@@ -185,7 +216,8 @@ def fidelity_report(
     training rows (None = all); `net_mean`: the network's mean training embedding if already known.
     `probe=False` skips the linear probes (Δ accuracy), the costly part, e.g. for curves over λ.
     `k_test` (T×m kernel rows of the test points) adds the plain-|k| precision@1 and the confidence
-    drop at a fixed fraction of m.
+    drop at a fixed fraction of m; with `weights` (the surrogate's score weights, m×r) also the
+    label agreement of both attract/repel signs (`sign_fidelity`).
     """
     n = len(net_train)
     ref = reference_rows(n, n_reference, seed)
@@ -225,6 +257,12 @@ def fidelity_report(
                 "confidence_drop_fraction_ratio": frac["confidence_drop_top"] / frac["confidence_drop_random"] if frac["confidence_drop_random"] > 0 else None,
             }
         )
+    if k_test is not None and weights is not None:
+        from .scores import SIGNS
+
+        sur_lm = np.asarray(sur_train[landmark_pos], dtype=np.float64)
+        for sign in SIGNS:
+            out[f"sign_{sign}"] = sign_fidelity(k_test, weights, sur_test, sur_lm, ly, y_test, sign, seed=seed)
     out["class_coverage"] = class_coverage(landmark_norms, ly)
     out["n_classes_among_landmarks"] = int(len(np.unique(ly)))
     out["n_reference"] = int(len(ref))

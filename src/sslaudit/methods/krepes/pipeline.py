@@ -191,6 +191,7 @@ def explain_run(
                     probe_sample=probe_sample,
                     net_mean=net_mean,
                     k_test=k_all[is_test],
+                    weights=model.weights,
                 ),
                 "n_distinct_top1": r.n_distinct_top1,
             }

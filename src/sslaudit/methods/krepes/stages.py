@@ -63,13 +63,13 @@ def view_kernel_block(rng, *, kernel, x, rows, augment, params, landmark_factors
     return out
 
 
-def score_block(rng, *, k_test, a, gamma, weights, top_k) -> tuple:
+def score_block(rng, *, k_test, a, gamma, weights, top_k, f_landmarks=None, sign="radial") -> tuple:
     """Surrogate embeddings, top-K landmark positions, their IS and signs for test rows [s, e) (engine job)."""
     from .scores import influence_scores, top_k as top_positions
 
     s, e = rng
     k = np.asarray(k_test[s:e], dtype=np.float64)
     f = k @ a + gamma
-    score, sign = influence_scores(k, weights, f)
+    score, sign = influence_scores(k, weights, f, f_landmarks, sign)
     top = top_positions(score, top_k)
     return f, top, np.take_along_axis(score, top, 1), np.take_along_axis(sign, top, 1)
