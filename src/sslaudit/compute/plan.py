@@ -155,3 +155,11 @@ def plan_entk(
 
 
 __all__ = ["EncoderCost", "EntkPlan", "encoder_cost", "plan_entk"]
+
+
+BIG_BACKBONE = 2_000_000  # parameters above which the audit sizes the gradient lenses down (ResNet-18: 11.2M; the default ConvNet: 93k)
+
+
+def parameter_count(module: nn.Module) -> int:
+    """How many trainable parameters the module has (what the eNTK and influence differentiate)."""
+    return int(sum(p.numel() for p in module.parameters() if p.requires_grad))

@@ -9,6 +9,8 @@ from ..parsing import number
 from .base import Lens, LensResult
 from .config import nested, opt
 
+BIG_SUBSAMPLE = 2_000  # training examples the audit scores when the encoder is above compute.plan.BIG_BACKBONE parameters
+
 
 def _queries(values) -> tuple[str, ...]:
     out = []
@@ -96,6 +98,18 @@ class InfluenceLens(Lens):
         n_train = len(run.dataset.train)
         if quick:
             return InfluenceLensConfig(influence=InfluenceConfig(draws=1), subsample=min(n_train, 200), check=0), "quick audit: small samples and fixed settings (--quick)"
+        from ..compute.plan import BIG_BACKBONE, parameter_count
+
+        n_params = parameter_count(run.encoder)
+        if n_params > BIG_BACKBONE:  # per-example gradients of every layer cost GBs and hours on a CPU (ResNet-18: 45 MB a view)
+            sub = min(n_train, BIG_SUBSAMPLE)
+            return (
+                InfluenceLensConfig(influence=InfluenceConfig(draws=2, modules="last-stage"), subsample=sub if sub < n_train else None, check=0),
+                f"The encoder has {n_params:,} parameters, so influence was computed for its last stage (`--modules last-stage`: the curvature is "
+                f"block-diagonal per layer, so those layers' factors are exactly the full run's)"
+                + (f" on a seeded subsample of {sub:,} of the {n_train:,} training samples" if sub < n_train else "")
+                + "; `sslaudit influence RUN --modules all` asks for every layer.",
+            )
         if n_train > 20_000:
             return (
                 InfluenceLensConfig(influence=InfluenceConfig(draws=2), subsample=5_000, check=50),
