@@ -1,20 +1,18 @@
 """PeakRSS: the peak resident memory of a block, exact when the block raises the process's high-water mark."""
 
-import resource
-
 import numpy as np
 
-from sslaudit.compute.memory import PeakRSS, rss_bytes
+from sslaudit.compute.memory import PeakRSS, high_water_bytes, rss_bytes
 
 
 def test_a_new_high_water_mark_is_the_kernels_figure():
     base = rss_bytes()
-    n = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024 - base + (300 << 20)  # past the process's peak so far
+    n = high_water_bytes() - base + (300 << 20)  # past the process's peak so far
     with PeakRSS() as mem:
         a = np.ones(n // 8)  # touched, so resident
         del a
     assert mem.exact and mem.peak >= base + n * 0.9
-    assert mem.peak == int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+    assert mem.peak == high_water_bytes()
 
 
 def test_below_the_high_water_mark_the_samples_bound_it():

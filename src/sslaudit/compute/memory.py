@@ -41,10 +41,26 @@ def format_size(n: float) -> str:
     return f"{int(n)} B"
 
 
+def high_water_bytes() -> int:
+    """The largest resident set of this process so far: Linux's VmHWM (this process's own memory;
+    ru_maxrss is not reset by exec, so a process spawned by a big one would report its parent's
+    peak), else ru_maxrss."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux
+
+
 class PeakRSS:
     """The largest resident memory of this process while a `with` block runs, in bytes (`.peak`).
 
-    Exact when the block sets a new high-water mark for the process (the kernel's ru_maxrss rose);
+    Exact when the block sets a new high-water mark for the process (`high_water_bytes` rose);
     otherwise the largest of RSS samples taken every `interval` seconds by a daemon thread (a
     short spike between two samples can be missed: it is a lower bound then)."""
 
@@ -55,9 +71,7 @@ class PeakRSS:
 
     @staticmethod
     def _maxrss() -> int:
-        import resource
-
-        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux
+        return high_water_bytes()
 
     def _sample(self) -> None:
         while not self._stop.wait(self.interval):
