@@ -230,3 +230,30 @@ def test_removal_with_a_retraining_seed(tiny_run):
     assert sslaudit.load(out["arms"]["top"]["run"]).config["train"]["seed"] == 7
     with pytest.raises(UserError, match="removal arms"):
         removal_experiment(run, idx, score, 0.05, arms=("middle",))
+
+
+def test_exact_rescoring_of_duplicates_fits_the_memory_budget(digits_x, tiny_encoder, augment, monkeypatch):
+    """The candidates' whitened gradients are held for the exact rescoring: past the budget only the
+    best candidates (by sketch score) whose rows fit are rescored, with a warning; their scores are the
+    unconstrained ones, and pair_scores' chunked products equal the dense whitened-gradient products."""
+    from sslaudit.methods.influence import analyzer
+    from sslaudit.progress import SslauditWarning
+
+    x = np.concatenate([digits_x[:80], digits_x[[3, 11]]])
+    ia = InfluenceAnalyzer(tiny_encoder, augment, "ekfac", draws=2, batch_size=82, sketch_dim=384).fit(x)
+    full = ia.duplicates(k=20)
+    i, j = full["i"].to_numpy(), full["j"].to_numpy()
+    w = ia.whiten(x).double()
+    dense = (w[i] * w[j]).sum(1) / (w[i].pow(2).sum(1) * w[j].pow(2).sum(1)).sqrt()
+    np.testing.assert_allclose(full["score"], dense.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(full["score_raw"], (w[i] * w[j]).sum(1).numpy(), rtol=1e-10)
+    room = 6 * 2 * 4 * ia.n_parameters  # room for the whitened gradients of 6 examples
+    monkeypatch.setattr(analyzer, "rss_bytes", lambda: 0)
+    ia.config.max_memory = (256 << 20) + room
+    with pytest.warns(SslauditWarning, match="candidate pairs rescored exactly"):
+        small = ia.duplicates(k=20)
+    assert 0 < len(small) < len(full) and len(set(small["i"]) | set(small["j"])) <= 6
+    both = small.merge(full, on=["i", "j"], suffixes=("", "_full"))
+    assert len(both) == len(small)
+    np.testing.assert_allclose(both["score"], both["score_full"], rtol=1e-12)
+    ia.close()

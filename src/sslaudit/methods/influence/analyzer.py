@@ -279,12 +279,14 @@ class InfluenceAnalyzer:
         rows = np.unique(np.concatenate([i, j]))
         if rows.size == 0:
             return np.zeros(0), np.zeros(0)
-        w = self.whiten(x[rows]).double()
+        w = self.whiten(x[rows])  # float32 rows; products in float64, a chunk of pairs at a time
         pos = {int(r): k for k, r in enumerate(rows)}
-        wi = w[[pos[int(r)] for r in i]]
-        wj = w[[pos[int(r)] for r in j]]
-        raw = (wi * wj).sum(1)
-        den = (wi.pow(2).sum(1) * wj.pow(2).sum(1)).sqrt()
+        pi = torch.as_tensor([pos[int(r)] for r in i])
+        pj = torch.as_tensor([pos[int(r)] for r in j])
+        sq = torch.stack([w[r].double().pow(2).sum() for r in range(len(w))])
+        step = max(1, int((64 << 20) // (16 * max(w.shape[1], 1))))  # ≈ 64 MB of float64 rows per chunk
+        raw = torch.cat([(w[pi[a : a + step]].double() * w[pj[a : a + step]].double()).sum(1) for a in range(0, len(pi), step)])
+        den = (sq[pi] * sq[pj]).sqrt()
         norm = torch.where(den > 0, raw / den.clamp(min=1e-300), torch.zeros_like(raw))
         return raw.numpy(), norm.numpy()
 
@@ -298,10 +300,33 @@ class InfluenceAnalyzer:
         k = check_pairs(k)
         sk = self.train_scores().sketch
         cand = nearest_pairs(sk, self.config.neighbours).head(candidates or 4 * k)
+        cand = self._rescorable(cand)
         raw, norm = self.pair_scores(cand["i"].to_numpy(), cand["j"].to_numpy())
         out = pd.DataFrame({"i": cand["i"].to_numpy(), "j": cand["j"].to_numpy(), "score": norm, "score_raw": raw, "score_sketch": cand["score"].to_numpy()})
         out = out.sort_values(["score", "i", "j"], ascending=[False, True, True], kind="mergesort").head(k)
         return out.reset_index(drop=True)
+
+    def _rescorable(self, cand: pd.DataFrame) -> pd.DataFrame:
+        """The best candidate pairs (by sketch score) whose rows' whitened gradients fit the memory
+        budget together (a row holds `n_parameters` float32 numbers: 45 MB for a ResNet-18), so the
+        exact rescoring cannot exhaust memory; a shortfall is said in a warning."""
+        budget = self.config.max_memory if self.config.max_memory is not None else available_budget()
+        free = budget - rss_bytes() - (256 << 20)
+        cap = max(2, int(free // (2 * 4 * max(self.n_parameters, 1))))  # the whitened rows, and as much again while a batch is whitened
+        seen: set[int] = set()
+        keep = 0
+        for i, j in zip(cand["i"].to_numpy(), cand["j"].to_numpy()):
+            new = {int(i), int(j)} - seen
+            if len(seen) + len(new) > cap:
+                break
+            seen |= new
+            keep += 1
+        if keep < len(cand):
+            warn(
+                f"duplicates: {keep} of {len(cand)} candidate pairs rescored exactly — the whitened gradients of more than {cap} examples "
+                f"({self.n_parameters:,} numbers each) would not fit in {format_size(budget)}; use --modules last-stage, fewer --pairs, or raise --max-memory"
+            )
+        return cand.head(keep)
 
     def check_duplicates(self, sample: int = 200, top: int = 20) -> dict:
         """Compare sketched normalised influence with exact pairwise scores on a seeded sample.
