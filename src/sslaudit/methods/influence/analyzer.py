@@ -311,8 +311,9 @@ class InfluenceAnalyzer:
         budget together (a row holds `n_parameters` float32 numbers: 45 MB for a ResNet-18), so the
         exact rescoring cannot exhaust memory; a shortfall is said in a warning."""
         budget = self.config.max_memory if self.config.max_memory is not None else available_budget()
-        free = budget - rss_bytes() - (256 << 20)
-        cap = max(2, int(free // (2 * 4 * max(self.n_parameters, 1))))  # the whitened rows, and as much again while a batch is whitened
+        p = max(self.n_parameters, 1)
+        free = budget - rss_bytes() - (256 << 20) - self.config.batch_size * 3 * 4 * p  # a batch's gradients while it is whitened
+        cap = max(2, int(free // (2 * 4 * p)))  # the whitened rows, twice while they are concatenated
         seen: set[int] = set()
         keep = 0
         for i, j in zip(cand["i"].to_numpy(), cand["j"].to_numpy()):
