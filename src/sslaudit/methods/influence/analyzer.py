@@ -325,7 +325,7 @@ class InfluenceAnalyzer:
         if keep < len(cand):
             warn(
                 f"duplicates: {keep} of {len(cand)} candidate pairs rescored exactly — the whitened gradients of more than {cap} examples "
-                f"({self.n_parameters:,} numbers each) would not fit in {format_size(budget)}; use --modules last-stage, fewer --pairs, or raise --max-memory"
+                f"({self.n_parameters:,} numbers each) would not fit in {format_size(budget)}; use fewer --pairs, fewer --modules, or raise --max-memory"
             )
         return cand.head(keep)
 
