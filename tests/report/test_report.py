@@ -126,8 +126,10 @@ def test_audit_configs_size_lenses_to_the_data_and_say_so():
     from sslaudit import lenses
     from sslaudit.lenses.krepes import AUDIT_STEP_SAMPLE
 
-    def fake(n_train, n_test):
-        return SimpleNamespace(dataset=SimpleNamespace(train=range(n_train), test=range(n_test), kind="image"))
+    from torch import nn
+
+    def fake(n_train, n_test):  # a small encoder: the audit sizes the gradient lenses to it too (tests/lenses/test_audit_sizes.py)
+        return SimpleNamespace(dataset=SimpleNamespace(train=range(n_train), test=range(n_test), kind="image"), encoder=nn.Linear(4, 4))
 
     krepes, influence = lenses.get("krepes"), lenses.get("influence")
     small_k, note = krepes.audit_config(fake(1437, 360), focus=["test:3"], quick=False)
