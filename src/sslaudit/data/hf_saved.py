@@ -34,16 +34,24 @@ def is_saved_hf_dataset(path: Path) -> bool:
     return path.is_dir() and ((path / "dataset_dict.json").is_file() or ((path / "state.json").is_file() and (path / "dataset_info.json").is_file()))
 
 
+_DIGESTS: dict = {}  # (folder, its files' names, sizes and mtimes) → digest: each split of a dataset, and every rerun, reads the Arrow files once
+
+
 def folder_sha256(root: Path) -> str:
-    """One digest over every file below `root` (relative path and bytes, in sorted order)."""
+    """One digest over every file below `root` (relative path and bytes, in sorted order); reused
+    while no file's size or modification time changes."""
     import hashlib
 
     from ..store import sha256_file
 
-    h = hashlib.sha256()
-    for p in sorted(q for q in Path(root).rglob("*") if q.is_file()):
-        h.update(p.relative_to(root).as_posix().encode() + b"\0" + sha256_file(p).encode())
-    return h.hexdigest()
+    files = sorted(q for q in Path(root).rglob("*") if q.is_file())
+    key = (str(root), tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        for p in files:
+            h.update(p.relative_to(root).as_posix().encode() + b"\0" + sha256_file(p).encode())
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]
 
 
 def _load_from_disk(path: Path):

@@ -58,17 +58,6 @@ class LazyImages:
             rows = rows.astype(np.int64).reshape(-1)
         return self.floats(rows)
 
-    def digest(self) -> str:
-        """A content hash of these images (the cache key of the stages that read them). This
-        default hashes the decoded float32 pixels block by block; subclasses hash their encoded
-        sources instead, which is as exact for a cache key and needs no decoding."""
-        import hashlib
-
-        h = hashlib.sha256(str((np.dtype(np.float32), tuple(self.shape))).encode())
-        for s in range(0, len(self), 4096):
-            h.update(memoryview(np.ascontiguousarray(self[s : s + 4096], dtype=np.float32)).cast("B"))
-        return h.hexdigest()
-
     def __array__(self, dtype=None, copy=None):
         out = self[:]
         return out if dtype is None else out.astype(dtype)

@@ -120,7 +120,7 @@ class KrepesLens(Lens):
             k = replace(k, layer_projection_dim=BIG_PROJECTION)
             notes.append(
                 f"The encoder has {n_params:,} parameters, so the eNTK used the per-layer gradient projection k = {BIG_PROJECTION} "
-                f"(on a ResNet-18 it found the full kernel's top-1 landmark for 77% of test points at a third of the time and half the memory: docs/scaling.md); "
+                f"(on a ResNet-18 it found the full kernel's top-1 landmark for 77% of test points in a third of the time and 59% of the memory: docs/scaling.md); "
                 f"`sslaudit krepes RUN` computes the full kernel (if --max-memory holds it)."
             )
         if n_train > 20_000:  # the step's cost grows with its sample (each CG product is a pass over it); the kernel still covers all rows

@@ -35,7 +35,7 @@ from ...compute.memory import available_budget, format_size, parse_size, rss_byt
 from ...parsing import keyword_or, number, number_list
 from ...compute.ooc import DiskMatrix, drop_stale, stored_matrix
 from .stages import _from_json_array, _json_array, fingerprint, module_fingerprint, view_kernel_block
-from .scores import n_distinct_top1
+from .scores import SIGNS, n_distinct_top1
 
 EXACT_MAX = 5000
 MODES = ("step", "fit")
@@ -82,7 +82,7 @@ class KrepesConfig:
     sign: str = field(
         default="radial",
         metadata={
-            "choices": ("contrastive", "radial"),
+            "choices": SIGNS,
             "help": "Attract/repel sign: contrastive (does the landmark's contribution move the test point's embedding towards the landmark's, to first order in cosine) or radial (⟨c_l, f(x_t)⟩, the older sign).",
         },
     )
@@ -198,8 +198,8 @@ class KrepesConfig:
             raise UserError(f"lambda_grid needs one or more positive multiples, got {self.lambda_grid}")
         if self.rank is not None and int(self.rank) < 1:
             raise UserError(f"rank must be ≥ 1, got {self.rank}")
-        if self.sign not in ("contrastive", "radial"):
-            raise UserError(f"sign must be contrastive or radial, got {self.sign!r}")
+        if self.sign not in SIGNS:
+            raise UserError(f"sign must be one of {', '.join(SIGNS)}, got {self.sign!r}")
         if not 0 <= float(self.nystrom_floor) < 1:
             raise UserError(f"nystrom_floor must be in [0, 1) (a share of the largest eigenvalue, e.g. 1e-3), got {self.nystrom_floor}")
         if self.nystrom_variance is not None and not 0 < float(self.nystrom_variance) <= 1:

@@ -13,8 +13,8 @@ from torch import nn
 
 
 def fingerprint(*arrays, block: int = 4096) -> str:
-    """A content hash of arrays. Images read from files (`LazyImages`: a folder, a `.npy`, a saved
-    HF dataset) are hashed by their encoded sources (`digest()`: no decoding); other rows that
+    """A content hash of arrays. Images read from files (a folder, a `.npy`, a saved HF dataset)
+    are hashed by their encoded sources (their `digest()`: no decoding); other rows that
     decode on demand are hashed block by block (same digest as the decoded float32 array), so the
     whole split is never in memory."""
     h = hashlib.sha256()
@@ -70,6 +70,6 @@ def score_block(rng, *, k_test, a, gamma, weights, top_k, f_landmarks=None, sign
     s, e = rng
     k = np.asarray(k_test[s:e], dtype=np.float64)
     f = k @ a + gamma
-    score, sign = influence_scores(k, weights, f, f_landmarks, sign)
+    score, signs = influence_scores(k, weights, f, f_landmarks, sign)
     top = top_positions(score, top_k)
-    return f, top, np.take_along_axis(score, top, 1), np.take_along_axis(sign, top, 1)
+    return f, top, np.take_along_axis(score, top, 1), np.take_along_axis(signs, top, 1)
