@@ -5,7 +5,7 @@ and the Feature Alignment Gap audit on Adult.
 
 Default (reduced): Adult full (32,561 train / 16,281 test), MLP 108-256-256, 5 epochs; digits
 (sklearn's 8×8 digits, the library's split), MLP, 5 epochs; Fashion-MNIST on a seeded 10,000-image training subset (test split
-whole), MLP 784-256-256 (the ConvNet's eNTK costs ~25 ms per sample on this machine), 5 epochs.
+whole), the ConvNet the audit uses (`--fashion-arch mlp`: MLP 784-256-256), 5 epochs.
 KREPES: m = auto, uniform landmarks, cosine-normalised pNTK, r = min(d, rank), step on a seeded
 4,096-sample subset of two views, SSL batch 256, ≤ 50 CG iterations, λ = auto over multiples
 (0.1, 1, 10) of the GN curvature along ∇L, chosen by the held-out SSL loss on a fresh augmentation
@@ -59,6 +59,8 @@ def main() -> int:
     ap.add_argument("--work", default="/tmp/sslaudit_bench_krepes")
     ap.add_argument("--objectives", default="simclr,vicreg,barlow")
     ap.add_argument("--datasets", default="adult,digits,fashion-mnist")
+    ap.add_argument("--fashion-arch", default="convnet", choices=("convnet", "mlp"), help="Fashion-MNIST's encoder: the ConvNet the audit uses (default) or the MLP 784-256-256")
+    ap.add_argument("--epochs", type=int, default=None, help="training epochs of every encoder [default: 5; 2 with --quick]")
     ap.add_argument("--levers", action="store_true", help="Adult/SimCLR only: the fidelity under the levers (raw kernel, m, selection, r) at step_sample 2048")
     ap.add_argument("--hygiene", action="store_true", help="Nyström variants × attract/repel signs (issue #18 items 4, 5); writes bench/results/krepes_hygiene.json")
     ap.add_argument("--variants", default=None, help="--hygiene: comma-separated names of HYGIENE_VARIANTS to run [default: all]")
@@ -90,7 +92,7 @@ def main() -> int:
     t_start = time.time()
     objectives = args.objectives.split(",")
     settings = {
-        "epochs": 2 if args.quick else 5,
+        "epochs": args.epochs or (2 if args.quick else 5),
         "fashion_train_subset": None if args.full else 10000,
         "adult_train_subset": 4000 if args.quick else None,
         "test_points": 300 if args.quick else 1000,
@@ -104,7 +106,7 @@ def main() -> int:
         "step_sample": 131072 if args.full else (2048 if args.quick else 4096),
         "ssl_batch_size": 256,
         "cg_max_iter": 50,
-        "fashion_arch": "mlp",
+        "fashion_arch": args.fashion_arch,
         "adult_arch": "mlp",
         "digits_arch": "mlp",
     }
@@ -121,9 +123,10 @@ def main() -> int:
         for obj in objectives:
             t0 = time.time()
             ds = subset_dataset(load_dataset(dname), sub, 0)
-            out = work / f"{dname}-{obj}-{settings['epochs']}ep-{sub}"
+            arch = settings[f"{dname.split('-')[0]}_arch"]
+            out = work / f"{dname}-{obj}-{arch}-{settings['epochs']}ep-{sub}"
             cfg = TrainConfig(objective=obj, epochs=settings["epochs"], batch_size=256)
-            train_run(data_config(dname), cfg, out, dataset=ds, arch="mlp")
+            train_run(data_config(dname), cfg, out, dataset=ds, arch=arch)
             run = sslaudit.load(out)
             run.__dict__["dataset"] = ds  # the (sub-sampled) data the encoder was trained on
             t_train = time.time() - t0
@@ -220,12 +223,20 @@ def main() -> int:
                 }
             print(json.dumps({k: v for k, v in rows[-1].items() if k != "lambda_curve"}, default=float)[:600], file=sys.stderr, flush=True)
             print(json.dumps({k: v for k, v in rows[-2].items() if k != "lambda_curve"}, default=float)[:600], file=sys.stderr, flush=True)
+            write_table(args.out, start_load, t_start, settings, timings, rows, audits, complete=False)  # a partial run keeps what it measured
+    write_table(args.out, start_load, t_start, settings, timings, rows, audits, complete=True)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def write_table(out, start_load, t_start, settings, timings, rows, audits, complete: bool) -> None:
     doc = {
         "benchmark": "krepes_fidelity",
         "machine": machine(),
         "load_start": start_load,
         "load_end": os.getloadavg(),
         "seconds": time.time() - t_start,
+        "complete": complete,
         "settings": settings,
         "timings": timings,
         "rows": rows,
@@ -237,10 +248,10 @@ def main() -> int:
             "confidence_drop_ratio": 10,
         },
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(doc, indent=1, default=float))
-    print(f"wrote {args.out}")
-    return 0
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(f"{out}.tmp")
+    tmp.write_text(json.dumps(doc, indent=1, default=float))
+    os.replace(tmp, out)
 
 
 def levers(args, settings, work) -> int:

@@ -2,7 +2,7 @@
 time and peak memory of the full eNTK against a parameter subset and the per-layer projection,
 and how far the subset / projection moves the landmarks (top-10 agreement, p@1, Δacc).
 
-    flock /tmp/sslaudit-cpu.lock python bench/krepes_resnet18.py [--n 1000] [--test 200] [--landmarks 64]
+    flock /tmp/sslaudit-cpu.lock python bench/krepes_resnet18.py [--n 1000] [--test 200] [--landmarks 64] [--run RUN]
 
 Every configuration runs in its own process (so its peak RSS is its own) with the same seeded
 sample, landmarks and test points; the parent compares their top-10 landmarks with the full kernel's.
@@ -11,6 +11,10 @@ running statistics calibrated on the 1,000 training images — the kernel-approx
 (does the cheap kernel pick the full kernel's landmarks?) does not need trained weights, but p@1 and
 Δacc are those of an untrained network and say nothing about a trained one.
 Fashion-MNIST 28×28 grey → 32×32 RGB: zero-padded by 2 and the channel repeated.
+
+`--run RUN` (issue 21): the encoder of a run sslaudit trained instead (e.g. bench/resnet18_audit.py's
+ResNet-18 on its 10,000-image folder), on a seeded sample of n training and t test images of that
+run's own data — p@1 and Δacc are then those of a trained network.
 """
 
 from __future__ import annotations
@@ -82,6 +86,22 @@ def data(n: int, t: int):
     return xtr, ytr, xte, yte
 
 
+def run_data(run_dir: str, n: int, t: int):
+    """A seeded sample of n training and t test images of a run's own data, and the run's encoder."""
+    import sslaudit
+
+    run = sslaudit.load(run_dir)
+    rng = np.random.default_rng(0)
+
+    def take(split, k):
+        pos = np.sort(rng.choice(len(split), min(k, len(split)), replace=False))
+        return np.asarray(split.x[pos], dtype=np.float32), np.asarray(split.y[pos], dtype=np.int64)
+
+    xtr, ytr = take(run.dataset.train, n)
+    xte, yte = take(run.dataset.test, t)
+    return xtr, ytr, xte, yte, run.encoder.eval()
+
+
 def calibrate(enc, x):
     import torch
 
@@ -104,8 +124,11 @@ def child(name: str, args) -> None:
     from sslaudit.models.embed import embed
 
     torch.set_num_threads(2)
-    xtr, ytr, xte, yte = data(args.n, args.test)
-    enc = calibrate(resnet18(), xtr)
+    if args.run:
+        xtr, ytr, xte, yte, enc = run_data(args.run, args.n, args.test)
+    else:
+        xtr, ytr, xte, yte = data(args.n, args.test)
+        enc = calibrate(resnet18(), xtr)
     t0 = time.perf_counter()
     net_tr, net_te = embed(enc, xtr), embed(enc, xte)
     k = Krepes(enc, mode="fit", landmarks=args.landmarks, precision="float32", max_memory=args.max_memory, seed=0, **CONFIGS[name])
@@ -148,8 +171,12 @@ def main() -> None:
     ap.add_argument("--max-memory", default="8GB")
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--out", default="krepes_resnet18", help="results file name (bench/results/<out>.json)")
+    ap.add_argument("--run", default=None, help="explain this run's (trained) encoder on its own data instead of the untrained ResNet-18")
     ap.add_argument("--child")
     args = ap.parse_args()
+    global SCRATCH
+    if args.run:
+        SCRATCH = SCRATCH.with_name(SCRATCH.name + "-run")
     if args.child:
         return child(args.child, args)
     out = {
@@ -158,13 +185,17 @@ def main() -> None:
         "n_test": args.test,
         "landmarks": args.landmarks,
         "max_memory": args.max_memory,
-        "encoder": "ResNet-18, CIFAR stem, 11.2M parameters, untrained (seeded init, BN statistics calibrated on the training sample)",
+        "encoder": f"the encoder of {args.run} (trained by sslaudit)"
+        if args.run
+        else "ResNet-18, CIFAR stem, 11.2M parameters, untrained (seeded init, BN statistics calibrated on the training sample)",
+        "run": args.run,
         "mode": "fit",
         "precision": "float32",
         "configs": {},
     }
     for name in args.configs.split(","):
         cmd = [sys.executable, __file__, "--child", name, "--n", str(args.n), "--test", str(args.test), "--landmarks", str(args.landmarks), "--max-memory", args.max_memory]
+        cmd += ["--run", args.run] if args.run else []
         t = time.perf_counter()
         p = subprocess.run(cmd, capture_output=True, text=True)
         if p.returncode != 0:

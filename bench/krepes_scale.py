@@ -70,7 +70,6 @@ def child(spec: dict) -> dict:
         rc = main(["krepes", spec["run"], "--quiet", *spec["args"]])
         out["exit_code"] = rc
         fid = json.loads((Path(spec["run"]) / "krepes" / "fidelity.json").read_text())
-        cfg = json.loads((Path(spec["run"]) / "krepes" / "config.json").read_text())
         out["fidelity"] = {
             k: fid.get(k)
             for k in (
@@ -122,14 +121,28 @@ def child(spec: dict) -> dict:
             agk = Path(spec["run"]) / "krepes" / "alignment_gap_kernel.parquet"
             if agk.exists():
                 out["alignment_gap_kernel"] = pd.read_parquet(agk)[["feature", "gap", "gap_normalised", "ci_low", "ci_high"]].to_dict(orient="records")
-        out["stages"] = cfg["summary"]["stages"]
-        out["memory_plan"] = cfg["summary"].get("memory_plan")
+        summary = json.loads((Path(spec["run"]) / "krepes" / "explainer.json").read_text())["summary"]
+        out["stages"] = summary["stages"]
+        out["memory_plan"] = summary.get("memory_plan")
+        out["stage_s"] = stage_seconds(spec["run"], t0)
     elif spec["kind"] in ("subset", "exact"):
         out.update(subset_run(spec))
     out["wall_s"] = time.time() - t0
     out["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     out["loadavg_end"] = os.getloadavg()
     return out
+
+
+def stage_seconds(run: str, t0: float) -> dict:
+    """Seconds of each KREPES stage of `run`, from the finish times its manifest records (the first from t0)."""
+    st = json.loads((Path(run) / "manifest.json").read_text())["stages"]
+    done = sorted((v["finished"], k.split("/", 1)[1]) for k, v in st.items() if k.startswith("krepes/") and v.get("finished", 0) >= t0)
+    times, prev = {}, t0
+    for finished, name in done:
+        times[name] = finished - prev
+        prev = finished
+    times["after_last_stage"] = time.time() - prev
+    return times
 
 
 def subset_run(spec: dict) -> dict:
@@ -369,7 +382,8 @@ def main() -> None:
         doc["results"]["train"] = run_child({"kind": "train", "run": run}, a.timeout)
         save(doc)
     if not a.skip_full and not a.quick:
-        doc["results"]["full_cli"] = run_child({"kind": "cli", "run": run, "args": ["--test-points", "10000", "--max-memory", a.max_memory]}, a.timeout)
+        copy = without_krepes(run, f"{run}-default")  # every stage computed, also on a rerun
+        doc["results"]["full_cli"] = run_child({"kind": "cli", "run": copy, "args": ["--test-points", "10000", "--max-memory", a.max_memory]}, a.timeout)
         save(doc)
     for sample in [s for s in a.full_step_samples.split(",") if s]:
         copy = without_krepes(run, f"{run}-step{sample}")

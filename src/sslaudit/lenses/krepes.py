@@ -11,6 +11,8 @@ from .config import nested, opt
 
 AUDIT_STEP_SAMPLE = 8_192  # training samples in the audit's KREPES step when the data has more than 20,000
 BIG_PROJECTION = 16  # the audit's per-layer gradient projection for encoders above compute.plan.BIG_BACKBONE parameters
+BIG_STEP_SAMPLE = 2_048  # the audit's KREPES step sample for such encoders: every step row is two eNTK rows (ResNet-18 on 2 cores: ~45 ms each)
+BIG_HELDOUT_SAMPLE = 1_024  # and the step rows whose fresh views score the λ candidates
 
 
 @dataclass
@@ -123,7 +125,14 @@ class KrepesLens(Lens):
                 f"(on a ResNet-18 it found the full kernel's top-1 landmark for 77% of test points in a third of the time and 59% of the memory: docs/scaling.md); "
                 f"`sslaudit krepes RUN` computes the full kernel (if --max-memory holds it)."
             )
-        if n_train > 20_000:  # the step's cost grows with its sample (each CG product is a pass over it); the kernel still covers all rows
+            if n_train > BIG_STEP_SAMPLE:  # a step row costs two gradient passes of the whole network; the default would be 4 n of them
+                k = replace(k, step_sample=BIG_STEP_SAMPLE, heldout_sample=BIG_HELDOUT_SAMPLE)
+                notes.append(
+                    f"The Gauss–Newton step used a seeded subsample of {BIG_STEP_SAMPLE:,} of the {n_train:,} training samples "
+                    f"(two views each; λ scored on fresh views of {BIG_HELDOUT_SAMPLE:,} of them) to fit a CPU budget; landmarks and scores "
+                    f"cover all of them. `sslaudit krepes RUN --step-sample all` uses every sample."
+                )
+        if n_train > 20_000 and k.step_sample > AUDIT_STEP_SAMPLE:  # the step's cost grows with its sample (each CG product is a pass over it); the kernel still covers all rows
             k = replace(k, step_sample=AUDIT_STEP_SAMPLE)
             notes.append(
                 f"The Gauss–Newton step used a seeded subsample of {AUDIT_STEP_SAMPLE:,} of the {n_train:,} training samples "
