@@ -28,7 +28,7 @@ def test_a_big_backbone_gets_the_projection_and_the_last_stage():
     k, note = lenses.get("krepes").audit_config(fake_run(3_000_000, n_train=50_000), focus=[], quick=False)
     assert k.krepes.step_sample == 2_048 and note.count("Gauss–Newton step") == 1
     i, note = lenses.get("influence").audit_config(run, focus=[], quick=False)
-    assert i.influence.modules == "last-stage" and i.subsample == 2_000 and "last stage" in note and "2,000 of the 9,000" in note
+    assert i.influence.modules == "last-stage" and i.subsample == 1_000 and "last stage" in note and "1,000 of the 9,000" in note
     small_data = fake_run(3_000_000, n_train=500)
     i, note = lenses.get("influence").audit_config(small_data, focus=[], quick=False)
     assert i.subsample is None and "subsample" not in note
