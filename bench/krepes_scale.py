@@ -133,6 +133,21 @@ def child(spec: dict) -> dict:
     return out
 
 
+def landmark_agreement(run_a: str, run_b: str) -> dict:
+    """Share of each test point's top-10 (and top-1) landmarks that two KREPES runs of the same test points agree on."""
+    import numpy as np
+    import pandas as pd
+
+    a, b = (pd.read_parquet(Path(r) / "krepes" / "landmarks.parquet") for r in (run_a, run_b))
+    sa, sb = (t.groupby("index")["train_index"].apply(set) for t in (a, b))
+    first_a, first_b = (t[t["rank"] == t["rank"].min()].set_index("index")["train_index"] for t in (a, b))
+    return {
+        "top10": float(np.mean([len(sa[i] & sb[i]) / len(sa[i]) for i in sa.index])),
+        "top1": float((first_a == first_b.loc[first_a.index]).mean()),
+        "test_points": int(len(sa)),
+    }
+
+
 def stage_seconds(run: str, t0: float) -> dict:
     """Seconds of each KREPES stage of `run`, from the finish times its manifest records (the first from t0)."""
     st = json.loads((Path(run) / "manifest.json").read_text())["stages"]
@@ -388,6 +403,8 @@ def main() -> None:
     for sample in [s for s in a.full_step_samples.split(",") if s]:
         copy = without_krepes(run, f"{run}-step{sample}")
         doc["results"][f"full_cli_step_sample_{sample}"] = run_child({"kind": "cli", "run": copy, "args": ["--test-points", "10000", "--max-memory", a.max_memory, "--step-sample", sample]}, a.timeout)
+        if (Path(f"{run}-default") / "krepes" / "landmarks.parquet").exists() and (Path(copy) / "krepes" / "landmarks.parquet").exists():
+            doc["results"][f"full_cli_step_sample_{sample}"]["agreement_with_default"] = landmark_agreement(f"{run}-default", copy)
         save(doc)
     scaling = doc["results"].setdefault("scaling", {})
     for n in sizes:

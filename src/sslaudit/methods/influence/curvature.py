@@ -92,6 +92,21 @@ class Preconditioner:
             parts.append(g.flatten(1))
         return torch.cat(parts, dim=1)
 
+    def whiten_factors(self, factors) -> torch.Tensor:
+        """`whiten` of gradients given as per-layer factors (layer, A, Δ), G = Δᵀ A (`per_sample_factors`):
+        each layer takes the cheaper of (Q_Gᵀ Δᵀ)(A Q_A) and forming G then rotating it. Not for identity."""
+        parts = {}
+        for layer, a, d in factors:
+            f = self.factors[layer.name]
+            qa, qg = f["qa"].to(a.device), f["qg"].to(a.device)
+            r, (rows, cols) = a.shape[1], layer.shape
+            if r * (cols * cols + rows * rows) < rows * cols * (cols + rows):
+                w = torch.matmul(torch.matmul(d, qg).transpose(1, 2), torch.matmul(a, qa))
+            else:
+                w = torch.matmul(qg.t(), torch.matmul(torch.matmul(d.transpose(1, 2), a), qa))
+            parts[layer.name] = (w * self._scale[layer.name].to(w.device)).flatten(1)
+        return torch.cat([parts[layer.name] for layer in self.layers], dim=1)
+
     # ---- storage as plain arrays (for the run store) -------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:
         out = {}

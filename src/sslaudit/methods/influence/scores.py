@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ...engine import block_ranges, get_engine
-from .gradients import per_sample_gradients
+from .gradients import factors_supported, per_sample_factors, per_sample_gradients
 
 
 @dataclass
@@ -24,10 +24,18 @@ class BlockScores:
     pairwise: np.ndarray | None  # (n, Q) float64: w_i · w_q
 
 
+def whitened_gradients(encoder, loss, layers, preconditioner, xb: torch.Tensor) -> torch.Tensor:
+    """(b, D) whitened gradients of a block: from per-layer factors where every layer allows it (never
+    forming the per-sample weight gradients), else from `per_sample_gradients`."""
+    if preconditioner.strategy != "identity" and factors_supported(encoder, layers):
+        return preconditioner.whiten_factors(per_sample_factors(encoder, loss, xb, layers)).detach()
+    return preconditioner.whiten(per_sample_gradients(encoder, loss, xb, layers)).detach()
+
+
 def score_block(rows, *, encoder, loss, layers, preconditioner, x, sketch=None, queries=None, device="cpu"):
     """Scores of the training rows [rows[0], rows[1])."""
     xb = torch.as_tensor(np.asarray(x[rows[0] : rows[1]]), dtype=torch.float32, device=device)
-    w = preconditioner.whiten(per_sample_gradients(encoder, loss, xb, layers)).detach()
+    w = whitened_gradients(encoder, loss, layers, preconditioner, xb)
     out = {"self": w.double().pow(2).sum(1).cpu().numpy()}
     if sketch is not None:
         out["sketch"] = sketch(w).cpu().numpy()
@@ -41,7 +49,7 @@ def whitened(encoder, loss, layers, preconditioner, x, *, batch_size: int = 64, 
     out = []
     for a, b in block_ranges(len(x), batch_size):
         xb = torch.as_tensor(np.asarray(x[a:b]), dtype=torch.float32, device=device)
-        out.append(preconditioner.whiten(per_sample_gradients(encoder, loss, xb, layers)).detach().cpu())
+        out.append(whitened_gradients(encoder, loss, layers, preconditioner, xb).cpu())
     return torch.cat(out) if out else torch.zeros(0, 0)
 
 
