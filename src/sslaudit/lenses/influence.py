@@ -9,7 +9,7 @@ from ..parsing import number
 from .base import Lens, LensResult
 from .config import nested, opt
 
-BIG_SUBSAMPLE = 1_000  # training examples the audit scores when the encoder is above compute.plan.BIG_BACKBONE parameters (ResNet-18, last stage, EK-FAC on 2 cores: ~0.5 s an example, the rotation into the 4,608-wide eigenbasis of each 3×3 conv dominates)
+BIG_SUBSAMPLE = 1_000  # training examples the audit scores when the encoder is above compute.plan.BIG_BACKBONE parameters (ResNet-18, last stage, EK-FAC on 2 cores: ≈ 0.35 s an example, 434 s for the 10,000-image audit: docs/scaling.md)
 
 
 def _queries(values) -> tuple[str, ...]:
