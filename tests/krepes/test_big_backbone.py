@@ -189,3 +189,44 @@ def test_cli_refuses_in_one_line_naming_the_flag(digits_run, capsys, args, flags
     assert main(["krepes", str(digits_run), *args, "-q"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and all(f in err for f in flags), err
+
+
+def test_step_mode_reads_the_stored_training_embeddings_once(digits_run, tmp_path, monkeypatch):
+    """Step mode uses the run's stored training embeddings (the audit's earlier lenses write them) instead of
+    recomputing the network's rows per diagnostic; the fidelity figures are those of the on-demand path."""
+    import shutil
+
+    import sslaudit
+    from sslaudit.methods.krepes import pipeline
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(digits_run, run_dir)
+    r = sslaudit.load(run_dir)
+    r.embeddings("train")
+    net = pipeline.ExplainedNetwork(r)
+    assert net.stored_train_embeddings() and not net.stored_train_embeddings(limit_bytes=0)
+    assert not pipeline.ExplainedNetwork(r, "projector").stored_train_embeddings()
+    opts = dict(test_points=30, mode="step", landmarks=24, step_sample=128, cg_max_iter=5, lam=10.0, seed=2)
+
+    calls = []
+    real = pipeline.NetworkRows
+
+    class CountingRows(real):
+        def __getitem__(self, rows):
+            calls.append(len(np.atleast_1d(rows)))
+            return super().__getitem__(rows)
+
+        def mean(self):
+            calls.append("mean")
+            return super().mean()
+
+    monkeypatch.setattr(pipeline, "NetworkRows", CountingRows)
+    with r.store.lock():
+        stored = pipeline.explain_run(r, **opts).documents["fidelity"]
+    assert calls == []
+    monkeypatch.setattr(pipeline.ExplainedNetwork.stored_train_embeddings, "__defaults__", (0,))  # the size limit: nothing is small enough
+    with r.store.lock():
+        on_demand = pipeline.explain_run(r, **opts).documents["fidelity"]
+    assert calls and "mean" in calls
+    for key in ("delta_accuracy", "kendall_tau", "kendall_tau_raw", "linear_cka", "precision_at_1", "precision_at_1_baseline"):
+        assert stored[key] == pytest.approx(on_demand[key], abs=1e-6), key

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -42,6 +44,7 @@ def choose_test_points(dataset, n_points: int, refs, seed: int) -> list[tuple[st
 
 
 LINEARISE = ("backbone", "projector")
+STORED_EMBEDDINGS_LIMIT = 512 << 20  # step mode reads the run's stored training embeddings up to this size (Adult-1M's, 1 GB, stay on demand)
 
 
 class ExplainedNetwork:
@@ -67,6 +70,18 @@ class ExplainedNetwork:
             p.requires_grad_(True)
         self.encoder_id = f"{run.encoder_id}+projector"
         self._cache: dict = {}
+
+    def stored_train_embeddings(self, limit_bytes: int = STORED_EMBEDDINGS_LIMIT) -> bool:
+        """Whether the run already holds the backbone's training embeddings in a file of at most
+        `limit_bytes` (the audit's earlier lenses store them), so step mode can read them once instead
+        of recomputing the network's rows for every diagnostic (`NetworkRows`)."""
+        if self.linearise != "backbone":
+            return False
+        store, encoder_id = getattr(self.run, "store", None), getattr(self.run, "encoder_id", None)
+        if store is None or encoder_id is None or not store.stage_done("embeddings/train", {"encoder": encoder_id}):
+            return False
+        f = Path(store.root) / "embeddings" / "train.npy"
+        return f.is_file() and f.stat().st_size <= limit_bytes
 
     def embeddings(self, split: str) -> np.ndarray:
         if self.linearise == "backbone":
@@ -141,9 +156,12 @@ def explain_run(
     net = ExplainedNetwork(run, linearise)
     k = Krepes(net.module, objective=run.objective, objective_params=params, engine=engine, cache=run.store, encoder_id=net.encoder_id, **options)
     needs_fit = both_modes or options.get("mode", "step") == "fit"
-    net_train = net.embeddings("train") if needs_fit else NetworkRows(net.module, ds.train.x, options.get("device", "cpu"))
+    # the network's training rows: held when fit mode needs them all or the run already stores them
+    # (a ResNet-18 audit recomputed 9,000 rows twice here, 150 s), else computed per diagnostic
+    held = needs_fit or net.stored_train_embeddings()
+    net_train = net.embeddings("train") if held else NetworkRows(net.module, ds.train.x, options.get("device", "cpu"))
     k.fit(ds.train.x, augment=run.augment, train_embeddings=net_train if needs_fit else None)
-    net_mean = np.asarray(net_train, dtype=np.float64).mean(0) if needs_fit else None
+    net_mean = np.asarray(net_train, dtype=np.float64).mean(0) if held else None
 
     n_sample = min(test_points, len(ds.test))
     sample = np.array([p for _, p in points[:n_sample]], dtype=np.int64)
