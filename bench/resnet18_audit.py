@@ -14,6 +14,8 @@ Steps, each a subprocess timed with its own peak RSS (ru_maxrss from os.wait4):
    (exact when the lens set the process's high-water mark, else sampled every 0.1 s).
 Targets: the whole audit ≤ 45 min and ≤ 8 GB; KREPES and influence ≤ 15 min each (goal: 30 min).
 JSON → bench/results/resnet18_audit.json (resnet18_audit_quick.json with --quick: 1,000 images, 1 epoch).
+`--run RUN --rerun-lens krepes` times one lens of a finished audit again with the current code (its
+command from RUN/audit/status.json, on a copy of RUN without that lens's results) → "reruns".
 """
 
 from __future__ import annotations
@@ -41,7 +43,15 @@ def main() -> None:
     ap.add_argument("--run", default=None, help="where the run is written (kept; a rerun reuses the training) [default: a temporary folder]")
     ap.add_argument("--extra", nargs="*", default=[], help="more arguments for sslaudit audit (e.g. --quick)")
     ap.add_argument("--quick", action="store_true", help="1,000 images, 1 epoch: a check that the script works")
+    ap.add_argument(
+        "--rerun-lens",
+        default=None,
+        metavar="LENS",
+        help="after a finished audit of --run: time that lens again, with the audit's own command, on a copy of the run without its results (the current code); recorded under reruns",
+    )
     a = ap.parse_args()
+    if a.rerun_lens:
+        return rerun_lens(a)
     n, epochs = (1_000, 1) if a.quick else (a.images, a.epochs)
     m = machine()  # before the work: loadavg_start is the load the commands started under
     folder = Path(a.folder) if a.folder else Path(tempfile.mkdtemp(prefix="sslaudit-r18-folder-")) / "images"
@@ -74,6 +84,35 @@ def main() -> None:
         "note": "peak RSS of each command's own process (ru_maxrss from wait4); per lens: RUN/audit/status.json (PeakRSS)",
     }
     print(write("resnet18_audit_quick" if a.quick else "resnet18_audit", payload))
+
+
+def rerun_lens(a) -> None:
+    """The audit's command of one lens, again, on a copy of the audited run without that lens's results."""
+    import shutil
+
+    src = Path(a.run)
+    status = json.loads((src / "audit" / "status.json").read_text())
+    lens = a.rerun_lens
+    cmd = status["lenses"][lens]["command"].split()[1:]  # "sslaudit krepes RUN …" → "krepes RUN …"
+    dest = src.with_name(src.name + f"-rerun-{lens}")
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(src, dest, ignore=lambda folder, names: [lens, "audit", "report.html"] if Path(folder) == src else [])
+    manifest = json.loads((dest / "manifest.json").read_text())
+    for part in ("stages", "artefacts"):
+        manifest[part] = {k: v for k, v in manifest[part].items() if not (k == lens or k.startswith(lens + "/") or k.startswith("audit"))}
+    (dest / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    cmd[cmd.index(str(src))] = str(dest)
+    m = machine()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "SSLAUDIT_QUIET": "1"}
+    result = run([sys.executable, "-m", "sslaudit.cli.main", *cmd, "--quiet"], env)
+    result["machine"] = m
+    result["in_audit"] = status["lenses"][lens]
+    result["fidelity"] = json.loads((dest / "krepes" / "fidelity.json").read_text()) if lens == "krepes" else None
+    out = ROOT / "bench" / "results" / "resnet18_audit.json"
+    doc = json.loads(out.read_text())
+    doc.setdefault("reruns", {})[lens] = result
+    out.write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "fidelity"}, default=str)[:2000])
 
 
 if __name__ == "__main__":

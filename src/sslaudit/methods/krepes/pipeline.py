@@ -6,7 +6,6 @@ concepts. Kernel blocks, landmarks and the step are cached stages of the run's s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
 from pathlib import Path
 
 import numpy as np
