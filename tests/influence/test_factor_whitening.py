@@ -87,3 +87,13 @@ def test_frozen_parameters_and_restricted_layers(digits_x, convnet, augment):
 def test_grouped_convolution_uses_the_reference_path(convnet):
     convnet.c3 = nn.Conv2d(6, 6, 1, groups=2)
     assert not factors_supported(convnet, tracked_layers(convnet))
+
+
+def test_float64_products_by_column_blocks(monkeypatch):
+    from sslaudit.methods.influence import scores
+
+    g = torch.Generator().manual_seed(0)
+    w, q = torch.randn(5, 37, generator=g), torch.randn(3, 37, generator=g)
+    monkeypatch.setattr(scores, "PRODUCT_COLUMNS", 8)  # five blocks, the last one partial
+    torch.testing.assert_close(scores.float64_products(w, q), w.double() @ q.double().t())
+    torch.testing.assert_close(scores.float64_products(w, None), w.double().pow(2).sum(1))

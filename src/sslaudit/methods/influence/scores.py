@@ -36,11 +36,27 @@ def score_block(rows, *, encoder, loss, layers, preconditioner, x, sketch=None, 
     """Scores of the training rows [rows[0], rows[1])."""
     xb = torch.as_tensor(np.asarray(x[rows[0] : rows[1]]), dtype=torch.float32, device=device)
     w = whitened_gradients(encoder, loss, layers, preconditioner, xb)
-    out = {"self": w.double().pow(2).sum(1).cpu().numpy()}
+    out = {"self": float64_products(w, None).cpu().numpy()}
     if sketch is not None:
         out["sketch"] = sketch(w).cpu().numpy()
     if queries is not None:
-        out["pairwise"] = (w.double() @ queries.to(w.device).double().t()).cpu().numpy()
+        out["pairwise"] = float64_products(w, queries).cpu().numpy()
+    return out
+
+
+PRODUCT_COLUMNS = 1 << 20  # columns converted to float64 at a time (a ResNet-18's whitened rows have 11M)
+
+
+def float64_products(w: torch.Tensor, q: torch.Tensor | None) -> torch.Tensor:
+    """w·qᵀ (or the squared row norms of w when q is None) accumulated in float64, a block of columns at a
+    time: float64 copies of whole rows (89 MB each for a ResNet-18, and of every query) are never made."""
+    out = None
+    for s in range(0, w.shape[1], PRODUCT_COLUMNS):
+        wc = w[:, s : s + PRODUCT_COLUMNS].double()
+        part = wc.pow(2).sum(1) if q is None else wc @ q[:, s : s + PRODUCT_COLUMNS].to(w.device).double().t()
+        out = part if out is None else out + part
+    if out is None:
+        return torch.zeros(w.shape[0], dtype=torch.float64) if q is None else torch.zeros(w.shape[0], q.shape[0], dtype=torch.float64)
     return out
 
 
