@@ -58,3 +58,18 @@ def write(name: str, payload: dict) -> Path:
     p.write_text(json.dumps(payload, indent=1, default=str) + "\n")
     print(f"wrote {p}")
     return p
+
+
+def run_child(cmd: list[str]) -> dict:
+    """Run a benchmark's child process and return the JSON object on its last stdout line
+    (or {"error": its last stderr line}), with the wall seconds it took."""
+    import subprocess
+
+    t = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        out = {"error": p.stderr.strip().splitlines()[-1] if p.stderr.strip() else f"exit {p.returncode}"}
+    else:
+        out = json.loads(p.stdout.strip().splitlines()[-1])
+    out["wall_seconds"] = time.perf_counter() - t
+    return out

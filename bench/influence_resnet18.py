@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, peak_rss_mb, write  # noqa: E402
+from common import machine, peak_rss_mb, run_child, write  # noqa: E402
 
 SCRATCH = Path("/tmp/sslaudit-bench-influence-resnet18")
 
@@ -113,13 +113,7 @@ def main() -> None:
     names = args.modules.split(",")
     for name in names:
         cmd = [sys.executable, __file__, args.run, "--child", name, "--n", str(args.n), "--queries", str(args.queries), "--draws", str(args.draws), "--max-memory", args.max_memory]
-        t = time.perf_counter()
-        p = subprocess.run(cmd, capture_output=True, text=True)
-        if p.returncode != 0:
-            out["modules"][name] = {"error": p.stderr.strip().splitlines()[-1] if p.stderr.strip() else f"exit {p.returncode}"}
-        else:
-            out["modules"][name] = json.loads(p.stdout.strip().splitlines()[-1])
-        out["modules"][name]["wall_seconds"] = time.perf_counter() - t
+        out["modules"][name] = run_child(cmd)
         print(name, json.dumps({k: out["modules"][name].get(k) for k in ("seconds_total", "peak_rss_mb", "parameters", "error")}), flush=True)
         write(args.out, out)
     ref_file = SCRATCH / f"{names[0]}.npz"

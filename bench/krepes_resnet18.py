@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, peak_rss_mb, write  # noqa: E402
+from common import machine, peak_rss_mb, run_child, write  # noqa: E402
 
 CONFIGS = {
     "full": {},
@@ -196,13 +196,7 @@ def main() -> None:
     for name in args.configs.split(","):
         cmd = [sys.executable, __file__, "--child", name, "--n", str(args.n), "--test", str(args.test), "--landmarks", str(args.landmarks), "--max-memory", args.max_memory]
         cmd += ["--run", args.run] if args.run else []
-        t = time.perf_counter()
-        p = subprocess.run(cmd, capture_output=True, text=True)
-        if p.returncode != 0:
-            out["configs"][name] = {"error": p.stderr.strip().splitlines()[-1] if p.stderr.strip() else f"exit {p.returncode}"}
-        else:
-            out["configs"][name] = json.loads(p.stdout.strip().splitlines()[-1])
-        out["configs"][name]["wall_seconds"] = time.perf_counter() - t
+        out["configs"][name] = run_child(cmd)
         print(name, json.dumps({k: out["configs"][name].get(k) for k in ("seconds_total", "peak_rss_mb", "precision_at_1", "error")}), flush=True)
     ref = SCRATCH / "full.npz"
     if ref.exists():

@@ -33,7 +33,7 @@ from .curvature import Preconditioner, check_damping, check_strategy
 from .duplicates import check_pairs, nearest_pairs
 from .gradients import Layer, fallback_layers, select_layers, tracked_layers
 from .loss import AugmentationStability
-from .scores import BlockScores, normalise, stream_scores, whitened
+from .scores import BlockScores, float64_products, normalise, stream_scores, whitened
 from .sketch import CountSketch
 
 
@@ -283,7 +283,7 @@ class InfluenceAnalyzer:
         pos = {int(r): k for k, r in enumerate(rows)}
         pi = torch.as_tensor([pos[int(r)] for r in i])
         pj = torch.as_tensor([pos[int(r)] for r in j])
-        sq = torch.stack([w[r].double().pow(2).sum() for r in range(len(w))])
+        sq = float64_products(w, None)
         step = max(1, int((64 << 20) // (16 * max(w.shape[1], 1))))  # ≈ 64 MB of float64 rows per chunk
         raw = torch.cat([(w[pi[a : a + step]].double() * w[pj[a : a + step]].double()).sum(1) for a in range(0, len(pi), step)])
         den = (sq[pi] * sq[pj]).sqrt()
@@ -350,8 +350,8 @@ class InfluenceAnalyzer:
             s = np.diag(exact).copy()
             source = "kronfluence.compute_pairwise_scores"
         else:
-            w = self.whiten(x[rows]).double()
-            exact = (w @ w.t()).numpy()
+            w = self.whiten(x[rows])
+            exact = float64_products(w, w).numpy()
             s = np.diag(exact).copy()
             source = "whitened gradients (no kronfluence layers)"
         exact_n = normalise(exact, s, s)
