@@ -154,3 +154,27 @@ def test_bad_options(mlp):
             EntkKernel(mlp, **kw)
     with pytest.raises(UserError, match="general"):
         EntkKernel(mlp, path="factorised", projection_dim=16)
+
+
+class FunctionalInPlace(nn.Module):
+    """In-place ops no module announces (no `inplace=True` attribute): F.relu_ and a residual `+=`."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(12, 8), nn.Linear(8, 8)
+
+    def forward(self, x):
+        h = nn.functional.relu_(self.a(x))
+        out = self.b(h)
+        out += h
+        return out
+
+
+@pytest.mark.parametrize("kind", ["pntk", "trntk"])
+def test_functional_in_place_ops_keep_the_factorised_kernel_exact(table_x, kind):
+    torch.manual_seed(0)
+    model = FunctionalInPlace().eval()
+    k = EntkKernel(model, kind=kind, normalize=False)
+    got = k(table_x, table_x)
+    assert k.path_used == "factorised"  # the layer outputs are copied, so the hooks' records stay the layers' outputs
+    assert rel_err(got, exact_kernel(model, table_x, table_x, kind=kind, normalize=False)) <= 1e-10

@@ -65,7 +65,6 @@ class FactorisedGrads:
                 b = _join(qual, "bias") in selected and getattr(m, "bias", None) is not None
                 if w or b:
                     self.layers.append((qual, m, w, b))
-        self.clone_outputs = any(getattr(m, "inplace", False) for m in module.modules())
 
     def __call__(self, x: torch.Tensor, signature: str) -> KernelFactors:
         records: dict[str, list] = {q: [] for q, *_ in self.layers}
@@ -96,14 +95,12 @@ class FactorisedGrads:
         return KernelFactors(x.shape[0], diag, terms, signature)
 
     def _hook(self, store: list):
-        clone = self.clone_outputs
-
         def hook(mod, inp, out):
             z = out if out.requires_grad else out.detach().requires_grad_(True)
             store.append((inp[0].detach(), z))
-            if clone:
-                return z.clone()
-            return z if z is not out else None
+            # the network goes on with a copy: an in-place op after the layer (nn.ReLU(inplace=True),
+            # F.relu_, a residual `out += x`) must not rebase z, whether or not a module announces it
+            return z.clone()
 
         return hook
 
