@@ -153,13 +153,20 @@ class Run:
             raise UserError("preprocess applies to tabular runs; image inputs are float32 N×C×H×W in [0, 1]")
         return schema.transform(rows)
 
+    def stored_embeddings(self, split: str) -> Path | None:
+        """The file of a split's backbone representations when this encoder's are already stored, else None."""
+        if not self.store.stage_done(f"embeddings/{split}", {"encoder": self.encoder_id}):
+            return None
+        f = Path(self.store.root) / "embeddings" / f"{split}.npy"
+        return f if f.is_file() else None
+
     def embeddings(self, split: str) -> np.ndarray:
         """Backbone representations of a split (cached in RUN/embeddings/)."""
         from .models.embed import embed
 
         rel = f"embeddings/{split}.npy"
         key = {"encoder": self.encoder_id}
-        if self.store.stage_done(f"embeddings/{split}", key):
+        if self.stored_embeddings(split) is not None:
             return self.store.read_npy(rel)
         emb = embed(self.encoder, self.dataset.split(split).x, device=self.device)
         with self.store.lock():

@@ -49,3 +49,22 @@ def test_max_memory_lowers_the_batch_and_keeps_the_scores(tiny_encoder, augment,
     assert "\n" not in str(e.value) and "--modules last-stage" in str(e.value) and "--max-memory" in str(e.value)
     with pytest.raises(UserError, match="memory size"):
         InfluenceAnalyzer(tiny_encoder, augment, "ekfac", max_memory="lots")
+
+
+def test_the_plan_counts_the_whitened_queries(tiny_encoder, augment, digits_x):
+    from sslaudit.compute.memory import rss_bytes
+
+    x, xq = digits_x[:40], digits_x[40:46]
+    ref = InfluenceAnalyzer(tiny_encoder, augment, "ekfac", batch_size=8).fit(x)
+    raw, norm = ref.pairwise(xq)
+    plan = ref.memory_plan
+    assert plan["held_rows"] == 6 and plan["held_bytes"] >= 6 * 4 * ref.n_parameters
+    # a budget that holds the pass but not the queries' whitened gradients: refused in one line, before any work
+    budget = rss_bytes() + (256 << 20) + 2 * plan["factor_bytes"] + 2 * plan["bytes_per_example"]
+    tight = InfluenceAnalyzer(tiny_encoder, augment, "ekfac", batch_size=8, max_memory=str(budget)).fit(x)
+    many = np.repeat(xq, 400_000 // (4 * ref.n_parameters) + 50, axis=0)
+    with pytest.raises(UserError) as e:
+        tight.pairwise(many)
+    assert "\n" not in str(e.value) and "whitened queries" in str(e.value) and "fewer queries" in str(e.value)
+    raw2, norm2 = InfluenceAnalyzer(tiny_encoder, augment, "ekfac", batch_size=8).fit(x).pairwise(xq)
+    assert np.allclose(raw2, raw, rtol=1e-5, atol=1e-8) and np.allclose(norm2, norm, rtol=1e-5, atol=1e-8)

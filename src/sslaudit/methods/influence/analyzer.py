@@ -33,7 +33,7 @@ from .curvature import Preconditioner, check_damping, check_strategy
 from .duplicates import check_pairs, nearest_pairs
 from .gradients import Layer, fallback_layers, select_layers, tracked_layers
 from .loss import AugmentationStability
-from .scores import BlockScores, float64_products, normalise, stream_scores, whitened
+from .scores import PRODUCT_COLUMNS, BlockScores, float64_products, normalise, stream_scores, whitened
 from .sketch import CountSketch
 
 
@@ -171,9 +171,12 @@ class InfluenceAnalyzer:
             self.preconditioner = Preconditioner.from_kronfluence(self.strategy, self.layers, raw, self.config.damping)
         return self
 
-    def plan_memory(self, x_one) -> dict:
+    def plan_memory(self, x_one, held_rows: int = 0) -> dict:
         """Lower `batch_size` so a batch fits under max_memory (or 90% of the available memory), from the
-        encoder's costs measured on one input; refuse in one line when even one example cannot fit."""
+        encoder's costs measured on one input; refuse in one line when even one example cannot fit.
+
+        `held_rows` whitened gradients (the queries of `pairwise`) stay in memory for the whole pass,
+        with their float64 copies one block of `PRODUCT_COLUMNS` columns at a time."""
         from ...compute.plan import encoder_cost
 
         cfg = self.config
@@ -181,16 +184,19 @@ class InfluenceAnalyzer:
         p = self.n_parameters
         factors = sum(4 * (lay.shape[0] ** 2 + lay.shape[1] ** 2 + lay.numel) for lay in self.layers if lay.kronecker) * (2 if cfg.covariance_dtype == "float64" else 1)
         per_example = 3 * 4 * p + 3 * 4 * 2 * cfg.draws * cost.activation_numbers  # gradients (+ whitened, sketch input); 2K views' activations
+        held = int(held_rows) * (4 * p + 8 * min(p, PRODUCT_COLUMNS))
+        per_example += 8 * min(p, PRODUCT_COLUMNS) if held_rows else 0  # a batch row's float64 block beside the queries'
         budget = cfg.max_memory if cfg.max_memory is not None else available_budget()
         in_use = rss_bytes()
         reserve = 256 << 20
-        fit = (budget - in_use - reserve - 2 * factors) // per_example
+        fit = (budget - in_use - reserve - 2 * factors - held) // per_example
         if fit < 1:
             label = f"--max-memory {format_size(budget)}" if cfg.max_memory is not None else f"the available memory ({format_size(budget)}, no --max-memory given)"
+            queries = f", {format_size(held)} for {held_rows} whitened queries" if held_rows else ""
             raise UserError(
-                f"{label} cannot hold influence on {p:,} parameters (about {format_size(in_use + reserve + 2 * factors + per_example)} for one "
-                f"example: {format_size(per_example)} of gradients and activations, {format_size(factors)} of factors, {format_size(in_use)} in use); "
-                "use --modules last-stage, fewer --draws, or raise --max-memory"
+                f"{label} cannot hold influence on {p:,} parameters (about {format_size(in_use + reserve + 2 * factors + held + per_example)} for one "
+                f"example: {format_size(per_example)} of gradients and activations, {format_size(factors)} of factors{queries}, {format_size(in_use)} in use); "
+                f"use --modules last-stage, fewer --draws{', fewer queries' if held_rows else ''}, or raise --max-memory"
             )
         batch = int(min(cfg.batch_size, fit))
         if batch < cfg.batch_size:
@@ -204,6 +210,8 @@ class InfluenceAnalyzer:
             "rss_at_plan": int(in_use),
             "bytes_per_example": int(per_example),
             "factor_bytes": int(factors),
+            "held_rows": int(held_rows),
+            "held_bytes": int(held),
             "batch_size": batch,
             "parameters": int(p),
             "modules": [layer.name for layer in self.layers],
@@ -229,7 +237,14 @@ class InfluenceAnalyzer:
     def scores(self, x=None, queries=None, sketch: bool = True) -> BlockScores:
         """One streaming pass: self-influence, sketches and (optionally) query scores of `x` (default: train)."""
         x = self._require_fit() if x is None else float32_rows(x, "x")
-        q = None if queries is None else self.whiten(queries)
+        q = None
+        if queries is not None:
+            queries = float32_rows(queries, "queries")
+            self.plan_memory(x[:1], held_rows=len(queries))  # the whitened queries stay for the whole pass
+            q = self.whiten(queries)
+        return self._stream(x, q, sketch)
+
+    def _stream(self, x, q: torch.Tensor | None, sketch: bool) -> BlockScores:
         return stream_scores(
             self.encoder,
             self.loss,
@@ -264,12 +279,11 @@ class InfluenceAnalyzer:
     def pairwise(self, x_query, x_train=None) -> tuple[np.ndarray, np.ndarray]:
         """(raw, normalised) influence I(query, train) = g_trainᵀ P g_query, shapes (q, n)."""
         x_query = float32_rows(x_query, "x_query")  # read once (a DataLoader), used twice
+        x = self._require_fit() if x_train is None else float32_rows(x_train, "x_train")
+        self.plan_memory(x_query[:1], held_rows=len(x_query))  # the whitened queries stay for the whole pass
         wq = self.whiten(x_query)
-        sq = wq.double().pow(2).sum(1).numpy()
-        if x_train is None:
-            res = self.scores(queries=x_query, sketch=False)
-        else:
-            res = self.scores(x_train, queries=x_query, sketch=False)
+        sq = float64_products(wq, None).numpy()
+        res = self._stream(x, wq, sketch=False)
         raw = res.pairwise.T
         return raw, normalise(raw, sq, res.self_influence)
 

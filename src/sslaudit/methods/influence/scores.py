@@ -62,11 +62,15 @@ def float64_products(w: torch.Tensor, q: torch.Tensor | None) -> torch.Tensor:
 
 def whitened(encoder, loss, layers, preconditioner, x, *, batch_size: int = 64, device="cpu") -> torch.Tensor:
     """Whitened gradients (n, D) of a small set of inputs (queries, candidate duplicates)."""
-    out = []
+    out = None  # allocated once the first block gives D: no second copy of all rows while concatenating
     for a, b in block_ranges(len(x), batch_size):
         xb = torch.as_tensor(np.asarray(x[a:b]), dtype=torch.float32, device=device)
-        out.append(whitened_gradients(encoder, loss, layers, preconditioner, xb).cpu())
-    return torch.cat(out) if out else torch.zeros(0, 0)
+        w = whitened_gradients(encoder, loss, layers, preconditioner, xb).cpu()
+        if out is None:
+            out = torch.empty((len(x), w.shape[1]), dtype=w.dtype)
+        out[a:b] = w
+        del w
+    return out if out is not None else torch.zeros(0, 0)
 
 
 def stream_scores(encoder, loss, layers, preconditioner, x, *, batch_size=64, sketch=None, queries=None, device="cpu", engine="local", desc="influence") -> BlockScores:

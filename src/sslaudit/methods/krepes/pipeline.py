@@ -6,7 +6,6 @@ concepts. Kernel blocks, landmarks and the step are cached stages of the run's s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -76,11 +75,9 @@ class ExplainedNetwork:
         of recomputing the network's rows for every diagnostic (`NetworkRows`)."""
         if self.linearise != "backbone":
             return False
-        store, encoder_id = getattr(self.run, "store", None), getattr(self.run, "encoder_id", None)
-        if store is None or encoder_id is None or not store.stage_done("embeddings/train", {"encoder": encoder_id}):
-            return False
-        f = Path(store.root) / "embeddings" / "train.npy"
-        return f.is_file() and f.stat().st_size <= limit_bytes
+        stored = getattr(self.run, "stored_embeddings", None)  # a Run; other run-like objects compute on demand
+        f = stored("train") if stored is not None else None
+        return f is not None and f.stat().st_size <= limit_bytes
 
     def embeddings(self, split: str) -> np.ndarray:
         if self.linearise == "backbone":
