@@ -16,6 +16,9 @@ Targets: the whole audit ≤ 45 min and ≤ 8 GB; KREPES and influence ≤ 15 mi
 JSON → bench/results/resnet18_audit.json (resnet18_audit_quick.json with --quick: 1,000 images, 1 epoch).
 `--run RUN --rerun-lens krepes` times one lens of a finished audit again with the current code (its
 command from RUN/audit/status.json, on a copy of RUN without that lens's results) → "reruns".
+`--run RUN --reaudit --max-memory 4GB` runs the whole audit again with the current code on a copy of
+RUN without any lens's results (the training is reused) → "reaudits" under the --max-memory given,
+with the check that the audit's peak RSS stayed under it.
 """
 
 from __future__ import annotations
@@ -49,9 +52,16 @@ def main() -> None:
         metavar="LENS",
         help="after a finished audit of --run: time that lens again, with the audit's own command, on a copy of the run without its results (the current code); recorded under reruns",
     )
+    ap.add_argument(
+        "--reaudit",
+        action="store_true",
+        help="after a finished audit of --run: the whole audit again with the current code and --max-memory, on a copy of the run without any lens's results; recorded under reaudits",
+    )
     a = ap.parse_args()
     if a.rerun_lens:
         return rerun_lens(a)
+    if a.reaudit:
+        return reaudit(a)
     n, epochs = (1_000, 1) if a.quick else (a.images, a.epochs)
     m = machine()  # before the work: loadavg_start is the load the commands started under
     folder = Path(a.folder) if a.folder else Path(tempfile.mkdtemp(prefix="sslaudit-r18-folder-")) / "images"
@@ -86,21 +96,66 @@ def main() -> None:
     print(write("resnet18_audit_quick" if a.quick else "resnet18_audit", payload))
 
 
-def rerun_lens(a) -> None:
-    """The audit's command of one lens, again, on a copy of the audited run without that lens's results."""
+LENS_RESULTS = ("krepes", "influence", "qscore", "relax", "audit", "report.html")
+
+
+def fresh_copy(src: Path, dest: Path, drop: tuple[str, ...]) -> None:
+    """A copy of a run without the named results, its manifest forgetting their stages and artefacts."""
     import shutil
 
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(src, dest, ignore=lambda folder, names: list(drop) if Path(folder) == src else [])
+    manifest = json.loads((dest / "manifest.json").read_text())
+    for part in ("stages", "artefacts"):
+        manifest[part] = {k: v for k, v in manifest[part].items() if not any(k == d or k.startswith(d + "/") for d in drop)}
+    (dest / "manifest.json").write_text(json.dumps(manifest, indent=1))
+
+
+def record(key: str, name: str, result: dict) -> None:
+    out = ROOT / "bench" / "results" / "resnet18_audit.json"
+    doc = json.loads(out.read_text())
+    doc.setdefault(key, {})[name] = result
+    out.write_text(json.dumps(doc, indent=1, default=str) + "\n")
+
+
+def reaudit(a) -> None:
+    """The whole audit again, with the current code and --max-memory, on a copy of a trained run."""
+    from sslaudit.compute.memory import parse_size
+
+    src = Path(a.run)
+    dest = src.with_name(src.name + f"-reaudit-{a.max_memory}")
+    fresh_copy(src, dest, LENS_RESULTS)
+    m = machine()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "SSLAUDIT_QUIET": "1"}
+    audit = run([sys.executable, "-m", "sslaudit.cli.main", "audit", "--model", str(dest), "--max-memory", a.max_memory, "--quiet", *a.extra], env)
+    status = json.loads((dest / "audit" / "status.json").read_text())
+    lenses = {k: {f: v.get(f) for f in ("state", "seconds", "peak_rss_gb", "peak_rss_exact", "reason", "command")} for k, v in status["lenses"].items()}
+    bound_gb = parse_size(a.max_memory) / 1e9
+    result = {
+        "machine": m,
+        "max_memory": a.max_memory,
+        "audit": audit,
+        "lenses": lenses,
+        "meets": {
+            "peak_rss_under_max_memory": audit["peak_rss_gb"] <= bound_gb,
+            "audit_seconds": audit["seconds"] <= TARGETS["audit_seconds"],
+            "krepes_seconds": (lenses.get("krepes", {}).get("seconds") or 1e9) <= TARGETS["krepes_seconds"],
+            "influence_seconds": (lenses.get("influence", {}).get("seconds") or 1e9) <= TARGETS["influence_seconds"],
+        },
+        "max_memory_gb": bound_gb,
+    }
+    record("reaudits", a.max_memory, result)
+    print(json.dumps(result, default=str)[:3000])
+
+
+def rerun_lens(a) -> None:
+    """The audit's command of one lens, again, on a copy of the audited run without that lens's results."""
     src = Path(a.run)
     status = json.loads((src / "audit" / "status.json").read_text())
     lens = a.rerun_lens
     cmd = status["lenses"][lens]["command"].split()[1:]  # "sslaudit krepes RUN …" → "krepes RUN …"
     dest = src.with_name(src.name + f"-rerun-{lens}")
-    shutil.rmtree(dest, ignore_errors=True)
-    shutil.copytree(src, dest, ignore=lambda folder, names: [lens, "audit", "report.html"] if Path(folder) == src else [])
-    manifest = json.loads((dest / "manifest.json").read_text())
-    for part in ("stages", "artefacts"):
-        manifest[part] = {k: v for k, v in manifest[part].items() if not (k == lens or k.startswith(lens + "/") or k.startswith("audit"))}
-    (dest / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    fresh_copy(src, dest, (lens, "audit", "report.html"))
     cmd[cmd.index(str(src))] = str(dest)
     m = machine()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "SSLAUDIT_QUIET": "1"}
@@ -108,10 +163,7 @@ def rerun_lens(a) -> None:
     result["machine"] = m
     result["in_audit"] = status["lenses"][lens]
     result["fidelity"] = json.loads((dest / "krepes" / "fidelity.json").read_text()) if lens == "krepes" else None
-    out = ROOT / "bench" / "results" / "resnet18_audit.json"
-    doc = json.loads(out.read_text())
-    doc.setdefault("reruns", {})[lens] = result
-    out.write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    record("reruns", lens, result)
     print(json.dumps({k: v for k, v in result.items() if k != "fidelity"}, default=str)[:2000])
 
 
