@@ -157,14 +157,14 @@ class Run:
         """The file of a split's backbone representations when this encoder's are already stored, else None."""
         if not self.store.stage_done(f"embeddings/{split}", {"encoder": self.encoder_id}):
             return None
-        f = Path(self.store.root) / "embeddings" / f"{split}.npy"
+        f = Path(self.store.root) / embeddings_file(split)
         return f if f.is_file() else None
 
     def embeddings(self, split: str) -> np.ndarray:
         """Backbone representations of a split (cached in RUN/embeddings/)."""
         from .models.embed import embed
 
-        rel = f"embeddings/{split}.npy"
+        rel = embeddings_file(split)
         key = {"encoder": self.encoder_id}
         if self.stored_embeddings(split) is not None:
             return self.store.read_npy(rel)
@@ -173,6 +173,11 @@ class Run:
             self.store.write_npy(rel, emb, stage=f"embeddings/{split}")
             self.store.mark_done(f"embeddings/{split}", key, [rel])
         return emb
+
+
+def embeddings_file(split: str) -> str:
+    """Where a run stores a split's backbone representations, relative to the run."""
+    return f"embeddings/{split}.npy"
 
 
 def load(path: str | Path, *, data_dir: str | Path | None = None, device: str = "cpu", trust_code: bool = False) -> Run:
