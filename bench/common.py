@@ -11,6 +11,29 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
+# The per-mode figures the KREPES benchmarks copy from a fidelity report (KrepesExplainer.fidelity_report).
+FIDELITY_KEYS = (
+    "network_accuracy",
+    "surrogate_accuracy",
+    "delta_accuracy",
+    "kendall_tau",
+    "kendall_tau_raw",
+    "kendall_tau_ceiling",
+    "linear_cka",
+    "precision_at_1",
+    "precision_at_1_baseline",
+    "precision_at_1_kernel",
+    "confidence_drop_top",
+    "confidence_drop_random",
+    "confidence_drop_fraction_top",
+    "confidence_drop_fraction_random",
+    "confidence_drop_fraction_removed",
+    "class_coverage",
+    "n_distinct_top1",
+    "n_distinct_top1_baseline",
+    "n_distinct_top1_kernel",
+)
+
 
 def machine() -> dict:
     import torch

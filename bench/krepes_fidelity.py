@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402  (the one machine record of bench/)
+from common import FIDELITY_KEYS, machine  # noqa: E402  (the one machine record and fidelity key list of bench/)
 
 
 def subset_dataset(ds, n, seed):
@@ -159,30 +159,7 @@ def main() -> int:
                         "objective": obj,
                         "mode": mode,
                         "n_train": len(ds.train),
-                        **{
-                            k: rep.get(k)
-                            for k in (
-                                "network_accuracy",
-                                "surrogate_accuracy",
-                                "delta_accuracy",
-                                "kendall_tau",
-                                "kendall_tau_raw",
-                                "kendall_tau_ceiling",
-                                "linear_cka",
-                                "precision_at_1",
-                                "precision_at_1_baseline",
-                                "precision_at_1_kernel",
-                                "confidence_drop_top",
-                                "confidence_drop_random",
-                                "confidence_drop_fraction_top",
-                                "confidence_drop_fraction_random",
-                                "confidence_drop_fraction_removed",
-                                "class_coverage",
-                                "n_distinct_top1",
-                                "n_distinct_top1_baseline",
-                                "n_distinct_top1_kernel",
-                            )
-                        },
+                        **{k: rep.get(k) for k in FIDELITY_KEYS},
                         "trusted": fid["trusted_mode"] == mode,
                     }
                 )
@@ -334,26 +311,7 @@ HYGIENE_VARIANTS = {
     "centred": {**HYGIENE_OFF, "centre_kmm": True},
     "centred + floor 1e-3": {**HYGIENE_OFF, "centre_kmm": True, "nystrom_floor": 1e-3},
 }
-HYGIENE_KEYS = (
-    "network_accuracy",
-    "surrogate_accuracy",
-    "delta_accuracy",
-    "kendall_tau",
-    "kendall_tau_raw",
-    "kendall_tau_ceiling",
-    "linear_cka",
-    "precision_at_1",
-    "precision_at_1_baseline",
-    "precision_at_1_kernel",
-    "confidence_drop_top",
-    "confidence_drop_random",
-    "confidence_drop_fraction_top",
-    "confidence_drop_fraction_random",
-    "class_coverage",
-    "n_distinct_top1",
-    "sign_contrastive",
-    "sign_radial",
-)
+HYGIENE_KEYS = (*FIDELITY_KEYS, "sign_contrastive", "sign_radial")
 
 
 def hygiene(args, settings, work, objectives) -> int:

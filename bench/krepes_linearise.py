@@ -18,21 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, write  # noqa: E402
-
-KEYS = (
-    "network_accuracy",
-    "delta_accuracy",
-    "kendall_tau",
-    "kendall_tau_ceiling",
-    "linear_cka",
-    "precision_at_1",
-    "precision_at_1_baseline",
-    "precision_at_1_kernel",
-    "confidence_drop_top",
-    "confidence_drop_random",
-    "n_distinct_top1",
-)
+from common import FIDELITY_KEYS, machine, write  # noqa: E402
 
 
 def main() -> None:
@@ -71,7 +57,7 @@ def main() -> None:
                             "mode": mode,
                             "width": int(run.embeddings("test").shape[1]) if target == "backbone" else int(run.method.model.projector[-1].out_features),
                             "rank": fid["rank"],
-                            **{k: rep.get(k) for k in KEYS},
+                            **{k: rep.get(k) for k in FIDELITY_KEYS},
                             "trusted": fid["trusted_mode"] == mode,
                             **({"lambda_multiple": fid.get("lambda_multiple"), "loss_before": fid.get("loss_before"), "loss_after": fid.get("loss_after")} if mode == "step" else {}),
                             "seconds": round(time.perf_counter() - t, 1),
