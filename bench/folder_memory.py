@@ -56,8 +56,9 @@ def build_folder(folder: Path, n: int, size: int) -> dict:
     return {"built_s": round(time.perf_counter() - t0, 1), "reused": False}
 
 
-def run(cmd: list[str], env: dict) -> dict:
-    """Wall time and peak RSS of one command: os.wait4 gives that child's own resource usage."""
+def run(cmd: list[str], env: dict, check: bool = True) -> dict:
+    """Wall time and peak RSS of one command: os.wait4 gives that child's own resource usage.
+    A failed command stops the benchmark, unless `check` is False (then its exit code and error are returned)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, text=True)
@@ -66,9 +67,12 @@ def run(cmd: list[str], env: dict) -> dict:
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0), err.seek(0)
         stdout, stderr = out.read(), err.read()
-    if proc.returncode != 0:
+    if proc.returncode != 0 and check:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {stderr.strip()[-2000:]}")
-    return {"command": " ".join(cmd[3:]), "seconds": round(seconds, 1), "peak_rss_gb": round(usage.ru_maxrss / 2**20, 3), "stdout_tail": stdout.strip().splitlines()[-3:]}
+    out = {"command": " ".join(cmd[3:]), "seconds": round(seconds, 1), "peak_rss_gb": round(usage.ru_maxrss / 2**20, 3), "stdout_tail": stdout.strip().splitlines()[-3:]}
+    if proc.returncode != 0:
+        out.update(returncode=proc.returncode, stderr_tail=stderr.strip().splitlines()[-3:])
+    return out
 
 
 def main() -> None:

@@ -25,6 +25,32 @@ def rss_bytes() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
+def release_freed_memory() -> None:
+    """Return memory the process has freed but the C allocator still holds to the OS: a cyclic-garbage
+    pass, then glibc's malloc_trim(0). Blocks below glibc's (dynamic, up to 32 MB) mmap threshold come
+    from heap arenas and stay resident after they are freed, so after one lens of an audit the RSS
+    overstates what is live by GBs (a ResNet-18 audit: 3.3 GB at KREPES's plan, 1.3 GB when run alone).
+    A no-op where the C library has no malloc_trim (macOS, musl)."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim.argtypes = [ctypes.c_size_t]
+    trim(0)
+
+
+def in_use_bytes() -> int:
+    """What a memory plan should count as already in use: the RSS after `release_freed_memory`."""
+    release_freed_memory()
+    return rss_bytes()
+
+
 def available_budget(fraction: float = 0.9) -> int:
     """The budget a memory plan uses when no --max-memory is given: `fraction` of the memory
     available now (so a plan still refuses what would swap or be killed)."""

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ...compute.memory import available_budget, format_size, parse_size, rss_bytes
+from ...compute.memory import available_budget, format_size, in_use_bytes, parse_size
 from ...data.inputs import as_rows, float32_rows
 from ...errors import UserError
 from ...parsing import number
@@ -187,7 +187,7 @@ class InfluenceAnalyzer:
         held = int(held_rows) * (4 * p + 8 * min(p, PRODUCT_COLUMNS))
         per_example += 8 * min(p, PRODUCT_COLUMNS) if held_rows else 0  # a batch row's float64 block beside the queries'
         budget = cfg.max_memory if cfg.max_memory is not None else available_budget()
-        in_use = rss_bytes()
+        in_use = in_use_bytes()
         reserve = 256 << 20
         fit = (budget - in_use - reserve - 2 * factors - held) // per_example
         if fit < 1:
@@ -326,7 +326,7 @@ class InfluenceAnalyzer:
         exact rescoring cannot exhaust memory; a shortfall is said in a warning."""
         budget = self.config.max_memory if self.config.max_memory is not None else available_budget()
         p = max(self.n_parameters, 1)
-        free = budget - rss_bytes() - (256 << 20) - self.config.batch_size * 3 * 4 * p  # a batch's gradients while it is whitened
+        free = budget - in_use_bytes() - (256 << 20) - self.config.batch_size * 3 * 4 * p  # a batch's gradients while it is whitened
         cap = max(2, int(free // (2 * 4 * p)))  # the whitened rows, twice while they are concatenated
         seen: set[int] = set()
         keep = 0

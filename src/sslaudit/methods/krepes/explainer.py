@@ -31,7 +31,7 @@ from .gauss_newton import KernelLossProblem, StepConfig, ViewBatches, gauss_newt
 from .kernel_model import KernelModel, check_kernel_values, pc_model
 from .losses import KernelSSLLoss
 from .result import KrepesResult
-from ...compute.memory import available_budget, format_size, parse_size, rss_bytes
+from ...compute.memory import available_budget, format_size, in_use_bytes, parse_size
 from ...parsing import keyword_or, number, number_list
 from ...compute.ooc import DiskMatrix, drop_stale, stored_matrix
 from .stages import _from_json_array, _json_array, fingerprint, module_fingerprint, view_kernel_block
@@ -390,7 +390,7 @@ class Krepes:
             m=m,
             itemsize=kern.dtype.itemsize,
             budget=budget,
-            in_use=rss_bytes(),
+            in_use=in_use_bytes(),
             reserve=MEMORY_RESERVE,
             block_size=cfg.block_size,
             budget_label=None if cfg.max_memory is not None else f"the available memory ({format_size(budget)}, no --max-memory given)",
@@ -424,7 +424,7 @@ class Krepes:
             return
         budget = parse_size(cfg.max_memory)
         reserve = MEMORY_RESERVE
-        now = rss_bytes()
+        now = in_use_bytes()
         avail = budget - now - reserve
         cap = cfg.block_size if self.kernel is None else min(cfg.block_size, self.kernel.block_size)  # never above the cost plan's rows
         rows = int(min(cap, avail // per_row)) if avail > 0 else 0
@@ -648,7 +648,7 @@ class Krepes:
         (and the plan's reserve); if not, each product recomputes them."""
         if self.config.max_memory is None:
             return True
-        return rss_bytes() + nbytes + MEMORY_RESERVE <= parse_size(self.config.max_memory)
+        return in_use_bytes() + nbytes + MEMORY_RESERVE <= parse_size(self.config.max_memory)
 
     def step_model_for(self, delta: np.ndarray) -> KernelModel:
         """The step-mode surrogate Ã0 + ΔÃ (γ fixed) for a given ΔÃ (e.g. another λ candidate)."""
