@@ -247,8 +247,8 @@ def test_exact_rescoring_of_duplicates_fits_the_memory_budget(digits_x, tiny_enc
     dense = (w[i] * w[j]).sum(1) / (w[i].pow(2).sum(1) * w[j].pow(2).sum(1)).sqrt()
     np.testing.assert_allclose(full["score"], dense.numpy(), rtol=1e-10)
     np.testing.assert_allclose(full["score_raw"], (w[i] * w[j]).sum(1).numpy(), rtol=1e-10)
-    room = (6 * 2 * 4 + ia.config.batch_size * 3 * 4) * ia.n_parameters  # room for the whitened gradients of 6 examples beside a batch
-    monkeypatch.setattr(analyzer, "rss_bytes", lambda: 0)
+    room = (6 * 4 + ia.config.batch_size * 3 * 4) * ia.n_parameters  # room for the whitened gradients of 6 examples beside a batch
+    monkeypatch.setattr(analyzer, "in_use_bytes", lambda: 0)
     ia.config.max_memory = (256 << 20) + room
     with pytest.warns(SslauditWarning, match="candidate pairs rescored exactly"):
         small = ia.duplicates(k=20)

@@ -327,7 +327,7 @@ class InfluenceAnalyzer:
         budget = self.config.max_memory if self.config.max_memory is not None else available_budget()
         p = max(self.n_parameters, 1)
         free = budget - in_use_bytes() - (256 << 20) - self.config.batch_size * 3 * 4 * p  # a batch's gradients while it is whitened
-        cap = max(2, int(free // (2 * 4 * p)))  # the whitened rows, twice while they are concatenated
+        cap = max(2, int(free // (4 * p)))  # the whitened rows, filled into one array (scores.whitened)
         seen: set[int] = set()
         keep = 0
         for i, j in zip(cand["i"].to_numpy(), cand["j"].to_numpy()):
