@@ -98,9 +98,6 @@ def main() -> None:
     print(write("resnet18_audit_quick" if a.quick else "resnet18_audit", payload))
 
 
-LENS_RESULTS = ("krepes", "influence", "qscore", "relax", "audit", "report.html")
-
-
 def fresh_copy(src: Path, dest: Path, drop: tuple[str, ...]) -> None:
     """A copy of a run without the named results, its manifest forgetting their stages and artefacts."""
     import shutil
@@ -127,7 +124,9 @@ def reaudit(a) -> None:
     src = Path(a.run)
     keep = tuple(k for k in a.keep.split(",") if k)
     dest = src.with_name(src.name + f"-reaudit-{a.max_memory}" + "".join(f"-keep-{k}" for k in keep))
-    fresh_copy(src, dest, tuple(r for r in LENS_RESULTS if r not in keep))
+    from sslaudit import lenses
+
+    fresh_copy(src, dest, tuple(r for r in (*lenses.names(), "audit", "report.html") if r not in keep))  # every lens's results, the audit's status and report
     m = machine()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "SSLAUDIT_QUIET": "1"}
     audit = run([sys.executable, "-m", "sslaudit.cli.main", "audit", "--model", str(dest), "--max-memory", a.max_memory, "--quiet", *a.extra], env, check=False)  # a failed lens is a result

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from . import lenses
-from .compute.memory import PeakRSS, release_freed_memory
+from .compute.memory import PeakRSS
 from .errors import UserError
 from .lenses import config as lens_config
 from .lenses.context import Context
@@ -58,7 +58,6 @@ class Audit:
         cfg = lens_config.with_context(cfg, seed=self.ctx.seed, device=self.ctx.device, max_memory=self.ctx.max_memory)
         command = lens_config.command_line(name, self.path, cfg, {"seed": self.ctx.seed, "max_memory": self.ctx.max_memory, "trust_code": self.ctx.trust_code})
         info(f"[audit] {name} …")
-        release_freed_memory()  # what the lenses before freed must not count against this one's --max-memory plan
         t = time.perf_counter()
         try:
             with PeakRSS() as mem:

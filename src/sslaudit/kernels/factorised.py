@@ -47,6 +47,20 @@ def unsupported_reason(module: nn.Module, selected: set[str]) -> str | None:
     return None
 
 
+def recording_hook(store: list):
+    """A forward hook that appends (layer input, layer output z) to `store`, z a point the output can be
+    differentiated at (frozen parameters too), and hands the network a copy of z: an in-place op after
+    the layer (nn.ReLU(inplace=True), F.relu_, a residual `out += x`) must not rebase z, whether or not
+    a module announces it. Shared by the eNTK factors and influence's per-sample factors."""
+
+    def hook(mod, inp, out):
+        z = out if out.requires_grad else out.detach().requires_grad_(True)
+        store.append((inp[0].detach(), z))
+        return z.clone()
+
+    return hook
+
+
 def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
@@ -68,7 +82,7 @@ class FactorisedGrads:
 
     def __call__(self, x: torch.Tensor, signature: str) -> KernelFactors:
         records: dict[str, list] = {q: [] for q, *_ in self.layers}
-        handles = [m.register_forward_hook(self._hook(records[q])) for q, m, *_ in self.layers]
+        handles = [m.register_forward_hook(recording_hook(records[q])) for q, m, *_ in self.layers]
         try:
             with torch.enable_grad():
                 f = self.module(x).flatten(1)
@@ -93,16 +107,6 @@ class FactorisedGrads:
             terms.append(DenseTerm(torch.cat(dense, dim=1)))
         diag = sum(t.sq_norms() for t in terms) if terms else torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
         return KernelFactors(x.shape[0], diag, terms, signature)
-
-    def _hook(self, store: list):
-        def hook(mod, inp, out):
-            z = out if out.requires_grad else out.detach().requires_grad_(True)
-            store.append((inp[0].detach(), z))
-            # the network goes on with a copy: an in-place op after the layer (nn.ReLU(inplace=True),
-            # F.relu_, a residual `out += x`) must not rebase z, whether or not a module announces it
-            return z.clone()
-
-        return hook
 
     def _backward(self, f: torch.Tensor, zs: list[torch.Tensor]) -> list[torch.Tensor]:
         """δ = ∂g/∂z per sample: (n, …) for pNTK, (n, d, …) for trNTK."""

@@ -237,12 +237,13 @@ class InfluenceAnalyzer:
     def scores(self, x=None, queries=None, sketch: bool = True) -> BlockScores:
         """One streaming pass: self-influence, sketches and (optionally) query scores of `x` (default: train)."""
         x = self._require_fit() if x is None else float32_rows(x, "x")
-        q = None
-        if queries is not None:
-            queries = float32_rows(queries, "queries")
-            self.plan_memory(x[:1], held_rows=len(queries))  # the whitened queries stay for the whole pass
-            q = self.whiten(queries)
+        q = None if queries is None else self._held_queries(float32_rows(queries, "queries"))
         return self._stream(x, q, sketch)
+
+    def _held_queries(self, xq) -> torch.Tensor:
+        """The queries' whitened gradients, which stay in memory for a whole pass: planned for first."""
+        self.plan_memory(xq[:1], held_rows=len(xq))
+        return self.whiten(xq)
 
     def _stream(self, x, q: torch.Tensor | None, sketch: bool) -> BlockScores:
         return stream_scores(
@@ -280,8 +281,7 @@ class InfluenceAnalyzer:
         """(raw, normalised) influence I(query, train) = g_trainᵀ P g_query, shapes (q, n)."""
         x_query = float32_rows(x_query, "x_query")  # read once (a DataLoader), used twice
         x = self._require_fit() if x_train is None else float32_rows(x_train, "x_train")
-        self.plan_memory(x_query[:1], held_rows=len(x_query))  # the whitened queries stay for the whole pass
-        wq = self.whiten(x_query)
+        wq = self._held_queries(x_query)
         sq = float64_products(wq, None).numpy()
         res = self._stream(x, wq, sketch=False)
         raw = res.pairwise.T

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from ...kernels.factorised import recording_hook
 from .loss import AugmentationStability, stability_distance
 
 SUPPORTED = (nn.Linear, nn.Conv2d)
@@ -131,15 +132,7 @@ def per_sample_factors(encoder: nn.Module, loss: AugmentationStability, x: torch
     mods = dict(encoder.named_modules())
     records: dict[str, list] = {layer.name: [] for layer in layers}
 
-    def hook_for(store):
-        def hook(mod, inp, out):
-            z = out if out.requires_grad else out.detach().requires_grad_(True)  # frozen parameters: still a point to differentiate at
-            store.append((inp[0].detach(), z))
-            return z.clone()  # the network goes on with a copy: an in-place op after the layer (nn.ReLU(inplace=True), F.relu_) must not rebase z
-
-        return hook
-
-    handles = [mods[layer.name].register_forward_hook(hook_for(records[layer.name])) for layer in layers]
+    handles = [mods[layer.name].register_forward_hook(recording_hook(records[layer.name])) for layer in layers]
     try:
         with torch.enable_grad():
             z = encoder(views.flatten(0, 1)).reshape(b, v, -1)
